@@ -1,0 +1,43 @@
+# The targets README tells users to run. `make serve` and `make test` are the two set-up
+# commands: each builds its own virtual environment on first use.
+PYTHON ?= python3
+VENV ?= .venv
+SERVE_VENV ?= .venv-serve
+UV = $(VENV)/bin/uv
+
+.PHONY: serve test install install-serve lint pipeline benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade uv
+	$(UV) pip install --python $(VENV)/bin/python -e ".[serve,train,loadtest,dev]"
+	touch $@
+
+# Serve-only: bentoml + onnxruntime + numpy + pillow + pydantic, no torch.
+$(SERVE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q --upgrade uv
+	$(SERVE_VENV)/bin/uv pip install --python $(SERVE_VENV)/bin/python -e ".[serve]"
+	touch $@
+
+install: $(VENV)/.installed
+install-serve: $(SERVE_VENV)/.installed
+
+## Serve the model that models/served.json names on http://localhost:3000
+serve: install-serve
+	$(SERVE_VENV)/bin/bentoml serve
+
+## Lint and run the whole test suite (MNIST from $$MNIST_DATA_DIR)
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+## Retrain mnist-cnn, export, evaluate and promote it (ARGS="--epochs 5 ...")
+pipeline: install
+	$(VENV)/bin/mnist pipeline $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .ruff_cache build *.egg-info
