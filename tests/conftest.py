@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.server import running_service
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,3 +24,13 @@ def mnist_data_dir() -> Path:
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
         pytest.fail(f"MNIST not found under {root}/MNIST/raw; set MNIST_DATA_DIR", pytrace=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def service_url() -> Iterator[str]:
+    """Base URL of the service under test: MNIST_SERVICE_URL, else one local `bentoml serve`."""
+    if url := os.environ.get("MNIST_SERVICE_URL"):
+        yield url.rstrip("/")
+        return
+    with running_service() as url:
+        yield url
