@@ -1,0 +1,1 @@
+"""Guards for a deployment: realistic uploads, locust users and the load-test runner."""

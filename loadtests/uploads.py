@@ -1,0 +1,264 @@
+"""MNIST test digits as the uploads people really send: photos, pen on paper, canvas exports.
+
+numpy + Pillow only, so the load tests, the deployed-model tests and the service's own
+tests can share one set of realistic inputs without importing torch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
+_ORIENTATION_TAG = 0x0112
+
+# Every kind below must stay something a person reads at a glance: these are realistic
+# uploads, not adversarial ones.
+RENDERINGS: tuple[str, ...] = (
+    "png28",  # MNIST as-is: 28x28 greyscale PNG, white digit on black
+    "photo",  # phone photo of ink on paper: 200-800 px RGB JPEG, uneven light, sensor noise
+    "pen_rgb",  # coloured pen on white paper, RGB PNG
+    "canvas_rgba",  # HTML canvas export: black strokes on a transparent background
+    "jpeg_lowq",  # heavily compressed JPEG (messaging apps)
+    "gif_palette",  # palette GIF with a handful of colours
+    "bmp",  # MS Paint style 24-bit BMP
+    "webp",  # lossy WebP from a browser
+    "tiff",  # greyscale scan, LZW-compressed TIFF
+    "exif_rotated",  # phone JPEG whose pixels are stored rotated, with an EXIF orientation tag
+    "small_offcentre",  # small digit somewhere off-centre on a big sheet
+    "large_fill",  # digit cropped tight so that it fills the frame
+)
+PHOTO_LIKE: tuple[str, ...] = tuple(k for k in RENDERINGS if k != "png28")
+
+_PEN_COLOURS = ((20, 40, 160), (170, 20, 30), (20, 110, 40), (60, 20, 120), (10, 10, 10))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One rendered test digit: what a client would POST and what the answer must be."""
+
+    data: bytes
+    content_type: str
+    label: int
+    kind: str
+    index: int  # position in the MNIST split
+
+
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    """Parse one idx file (big-endian header, then uint8 payload), gzipped or not."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise ValueError(f"{path}: magic {found}, expected {magic}: not an idx file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(raw_dir: Path, name: str) -> Path:
+    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"MNIST file {name}(.gz) not found in {raw_dir}; point MNIST_DATA_DIR (or --data-dir) "
+        "at the folder that holds MNIST/raw"
+    )
+
+
+def load_mnist(data_dir: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Read MNIST from torchvision's raw layout without torch: (N, 28, 28) uint8, (N,) int64."""
+    if split not in _IDX_FILES:
+        raise ValueError(f"split must be one of {sorted(_IDX_FILES)}, not {split!r}")
+    raw_dir = Path(data_dir) / "MNIST" / "raw"
+    images_name, labels_name = _IDX_FILES[split]
+    images = _read_idx(_find(raw_dir, images_name), _IMAGES_MAGIC)  # (N, 28, 28) uint8
+    labels = _read_idx(_find(raw_dir, labels_name), _LABELS_MAGIC).astype(np.int64)  # (N,)
+    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
+        raise ValueError(f"{raw_dir}: images {images.shape} do not match labels {labels.shape}")
+    return images, labels
+
+
+# --- drawing helpers: everything is "ink coverage" in [0, 1] on a canvas, then composited ---
+
+
+def _ink(
+    digit28: np.ndarray,
+    canvas_hw: tuple[int, int],
+    frame: int,
+    top_left: tuple[int, int],
+    angle: float = 0.0,
+) -> np.ndarray:
+    """Ink coverage (H, W) float32 in [0, 1]: the 28x28 frame scaled to `frame` px and placed."""
+    big = Image.fromarray(digit28, mode="L").resize((frame, frame), Image.Resampling.BICUBIC)
+    if angle:
+        big = big.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=0)
+    layer = Image.new("L", (canvas_hw[1], canvas_hw[0]), 0)
+    layer.paste(big, (top_left[1], top_left[0]))
+    ink = np.asarray(layer, dtype=np.float32) / 255.0
+    # Upscaled MNIST strokes are soft; real pen strokes have firmer edges.
+    return np.clip((ink - 0.1) / 0.6, 0.0, 1.0)
+
+
+def _centred(digit28: np.ndarray, size: int, fill: float, rng: np.random.Generator, jitter: float,
+             angle_max: float = 0.0) -> np.ndarray:
+    """Ink for a square `size` canvas whose 28-px frame covers `fill` of it, shifted a little."""
+    frame = max(28, int(size * fill))
+    slack = size - frame
+    dy, dx = (rng.uniform(-jitter, jitter, 2) * slack / 2).astype(int)
+    angle = float(rng.uniform(-angle_max, angle_max)) if angle_max else 0.0
+    return _ink(digit28, (size, size), frame, (slack // 2 + dy, slack // 2 + dx), angle)
+
+
+def _lighting(hw: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A soft light gradient plus vignette (H, W) in [1 - strength, 1], like a desk lamp."""
+    h, w = hw
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = yy / max(h - 1, 1), xx / max(w - 1, 1)
+    theta = rng.uniform(0, 2 * np.pi)
+    ramp = (xx - 0.5) * np.cos(theta) + (yy - 0.5) * np.sin(theta)  # in about [-0.7, 0.7]
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    vignette = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 2  # 0 centre .. 1 corners
+    return 1.0 - strength * (0.7 * ramp + 0.3 * vignette)
+
+
+def _on_paper(
+    ink: np.ndarray,
+    rng: np.random.Generator,
+    ink_rgb: Sequence[int] = (25, 25, 30),
+    paper_rgb: Sequence[int] | None = None,
+    light: float = 0.0,
+    noise: float = 0.0,
+) -> np.ndarray:
+    """Composite ink onto paper: (H, W, 3) uint8, with optional uneven light and sensor noise."""
+    if paper_rgb is None:
+        base = rng.uniform(215, 250)
+        paper_rgb = (base, base - rng.uniform(0, 8), base - rng.uniform(0, 18))  # warm white
+    paper = np.asarray(paper_rgb, np.float32)
+    pen = np.asarray(ink_rgb, np.float32)
+    img = paper * (1.0 - ink[..., None]) + pen * ink[..., None]  # (H, W, 3)
+    if light:
+        img *= _lighting(ink.shape, rng, light)[..., None]
+    if noise:
+        img += rng.normal(0.0, noise, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _encode(img: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def _photo(digit28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A phone photo of a digit on paper: (H, W, 3) uint8, 200-800 px, a little tilted."""
+    size = int(rng.integers(200, 801))
+    ink = _centred(digit28, size, rng.uniform(0.6, 0.85), rng, jitter=0.5, angle_max=5.0)
+    return _on_paper(ink, rng, light=rng.uniform(0.1, 0.3), noise=rng.uniform(2.0, 6.0))
+
+
+def render(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Turn one MNIST digit into the file bytes and content type of a realistic upload."""
+    if digit28.shape != (28, 28) or digit28.dtype != np.uint8:
+        raise ValueError(f"expected a (28, 28) uint8 digit, got {digit28.shape} {digit28.dtype}")
+    if kind == "png28":
+        return _encode(Image.fromarray(digit28, mode="L"), "PNG"), "image/png"
+    if kind == "photo":
+        img = Image.fromarray(_photo(digit28, rng))
+        return _encode(img, "JPEG", quality=int(rng.integers(80, 93))), "image/jpeg"
+    if kind == "pen_rgb":
+        size = int(rng.integers(150, 401))
+        ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
+        pen = _PEN_COLOURS[int(rng.integers(len(_PEN_COLOURS)))]
+        rgb = _on_paper(ink, rng, pen, (255, 255, 255))
+        return _encode(Image.fromarray(rgb), "PNG"), "image/png"
+    if kind == "canvas_rgba":
+        size = int(rng.choice([200, 280, 300, 400]))
+        ink = _centred(digit28, size, rng.uniform(0.75, 0.95), rng, jitter=0.3)
+        rgba = np.zeros((size, size, 4), np.uint8)  # transparent pixels are (0, 0, 0, 0)
+        rgba[..., 3] = np.round(ink * 255).astype(np.uint8)  # black strokes, alpha = coverage
+        return _encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), "image/png"
+    if kind == "jpeg_lowq":
+        size = int(rng.integers(120, 321))
+        ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
+        img = Image.fromarray(_on_paper(ink, rng, light=0.1, noise=3.0))
+        return _encode(img, "JPEG", quality=int(rng.integers(25, 46))), "image/jpeg"
+    if kind == "gif_palette":
+        size = int(rng.integers(100, 301))
+        ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
+        pen = _PEN_COLOURS[int(rng.integers(len(_PEN_COLOURS)))]
+        rgb = Image.fromarray(_on_paper(ink, rng, pen, (250, 250, 245)))
+        colours = int(rng.choice([4, 8, 16]))
+        img = rgb.quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+        return _encode(img, "GIF"), "image/gif"
+    if kind == "bmp":
+        size = int(rng.integers(100, 301))
+        ink = _centred(digit28, size, rng.uniform(0.75, 0.95), rng, jitter=0.3)
+        rgb = _on_paper(ink, rng, (0, 0, 0), (255, 255, 255))
+        return _encode(Image.fromarray(rgb), "BMP"), "image/bmp"
+    if kind == "webp":
+        img = Image.fromarray(_photo(digit28, rng))
+        return _encode(img, "WEBP", quality=int(rng.integers(60, 91))), "image/webp"
+    if kind == "tiff":
+        size = int(rng.integers(200, 601))
+        ink = _centred(digit28, size, rng.uniform(0.6, 0.85), rng, jitter=0.5)
+        grey = _on_paper(ink, rng, (20, 20, 20), (240, 240, 240), noise=2.0)[..., 0]
+        img = Image.fromarray(grey, mode="L")
+        return _encode(img, "TIFF", compression="tiff_lzw"), "image/tiff"
+    if kind == "exif_rotated":
+        upright = Image.fromarray(_photo(digit28, rng))
+        # Stored pixels are the upright picture turned; the tag says how to turn it back.
+        orientation = int(rng.choice([3, 6, 8]))
+        stored = upright.transpose(
+            {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+             8: Image.Transpose.ROTATE_270}[orientation]
+        )
+        exif = Image.Exif()
+        exif[_ORIENTATION_TAG] = orientation
+        return _encode(stored, "JPEG", quality=90, exif=exif.tobytes()), "image/jpeg"
+    if kind == "small_offcentre":
+        h, w = int(rng.integers(400, 641)), int(rng.integers(400, 641))
+        frame = int(rng.integers(70, 111))
+        corner = (int(rng.integers(10, h - frame - 10)), int(rng.integers(10, w - frame - 10)))
+        ink = _ink(digit28, (h, w), frame, corner)
+        img = Image.fromarray(_on_paper(ink, rng, light=0.1, noise=2.0))
+        return _encode(img, "PNG"), "image/png"
+    if kind == "large_fill":
+        ys, xs = np.nonzero(digit28 > 30)
+        if ys.size == 0:
+            raise ValueError("large_fill needs a digit with ink in it")
+        crop = digit28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        side = round(max(crop.shape) * 1.08)  # a thin margin so no stroke is cut
+        square = np.zeros((side, side), np.uint8)
+        oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+        square[oy : oy + crop.shape[0], ox : ox + crop.shape[1]] = crop
+        size = int(rng.integers(200, 501))
+        big = Image.fromarray(square, mode="L").resize((size, size), Image.Resampling.BICUBIC)
+        ink = np.clip((np.asarray(big, np.float32) / 255.0 - 0.1) / 0.6, 0.0, 1.0)
+        img = Image.fromarray(_on_paper(ink, rng, light=0.15, noise=3.0))
+        return _encode(img, "JPEG", quality=90), "image/jpeg"
+    raise ValueError(f"unknown rendering {kind!r}; known: {', '.join(RENDERINGS)}")
+
+
+def sample_uploads(
+    images: np.ndarray,
+    labels: np.ndarray,
+    kinds: Sequence[str] = PHOTO_LIKE,
+    per_kind: int = 100,
+    seed: int = 0,
+) -> Iterator[Upload]:
+    """A fixed, seeded set of uploads: `per_kind` different test digits rendered as each kind."""
+    rng = np.random.default_rng(seed)
+    for kind in kinds:
+        for index in rng.choice(len(images), size=per_kind, replace=False):
+            data, content_type = render(images[index], kind, rng)
+            yield Upload(data, content_type, int(labels[index]), kind, int(index))
