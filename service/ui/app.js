@@ -1,0 +1,333 @@
+// The draw-a-digit page: pointer drawing on a canvas, uploads and drops, and the service's
+// answer (/predict), the 28x28 image it saw (/preprocess) and its model (/model).
+// Plain browser JavaScript, no dependencies, so the page works offline from `bentoml serve`.
+"use strict";
+
+// The page lives at <base>/ui/ and the API at <base>/, whether opened as /ui or /ui/.
+const API = new URL("../", document.baseURI);
+const LIVE_DELAY_MS = 150; // debounce while drawing: wait for a short pause in the stroke...
+const LIVE_MAX_WAIT_MS = 500; // ...but refresh at least this often during a long stroke
+const PAD_BACKGROUND = "#000"; // white ink on black, MNIST's polarity
+const PAD_INK = "#fff";
+
+const $ = (id) => document.getElementById(id);
+const pad = $("pad");
+const ctx = pad.getContext("2d");
+const result = $("result");
+
+let drawing = false; // a pointer is down on the pad
+let last = null; // previous point of the current stroke, in canvas pixels
+let upload = null; // the uploaded File while it is what is shown, else null (the pad is)
+let inflight = null; // AbortController of the request whose answer we wait for
+let seq = 0; // request counter: only the newest request's answer is shown
+let liveTimer = null;
+let liveSince = 0;
+let seenUrl = null;
+let photoUrl = null;
+
+// --- drawing -------------------------------------------------------------------------------
+
+function resetPad() {
+  ctx.fillStyle = PAD_BACKGROUND;
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  // A 280 px pad gives a 20 px pen: about 2 px at 28x28, MNIST's stroke width.
+  ctx.lineWidth = pad.width / 14;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = PAD_INK;
+  ctx.fillStyle = PAD_INK;
+}
+
+function toPad(event) {
+  const box = pad.getBoundingClientRect();
+  return {
+    x: ((event.clientX - box.left) * pad.width) / box.width,
+    y: ((event.clientY - box.top) * pad.height) / box.height,
+  };
+}
+
+function dot(p) {
+  ctx.beginPath();
+  ctx.arc(p.x, p.y, ctx.lineWidth / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+function segment(from, to) {
+  ctx.beginPath();
+  ctx.moveTo(from.x, from.y);
+  ctx.lineTo(to.x, to.y);
+  ctx.stroke();
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  event.preventDefault();
+  pad.setPointerCapture(event.pointerId);
+  if (upload) {
+    // Drawing after an upload starts a fresh drawing.
+    showPhoto(null);
+    resetPad();
+  }
+  drawing = true;
+  last = toPad(event);
+  dot(last);
+  scheduleLive();
+});
+
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  // Coalesced events keep fast strokes smooth when the browser batches pointer moves.
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const e of events.length ? events : [event]) {
+    const p = toPad(e);
+    segment(last, p);
+    last = p;
+  }
+  scheduleLive();
+});
+
+function endStroke() {
+  if (!drawing) return;
+  drawing = false;
+  last = null;
+  classifyNow();
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function scheduleLive() {
+  const now = performance.now();
+  if (liveTimer === null) liveSince = now;
+  clearTimeout(liveTimer);
+  const wait = Math.max(0, Math.min(LIVE_DELAY_MS, liveSince + LIVE_MAX_WAIT_MS - now));
+  liveTimer = setTimeout(() => {
+    liveTimer = null;
+    classify();
+  }, wait);
+}
+
+function cancelLive() {
+  clearTimeout(liveTimer);
+  liveTimer = null;
+}
+
+function classifyNow() {
+  cancelLive();
+  classify();
+}
+
+// --- uploads and drops ---------------------------------------------------------------------
+
+function showPhoto(file) {
+  const photo = $("photo");
+  if (photoUrl) URL.revokeObjectURL(photoUrl);
+  photoUrl = file ? URL.createObjectURL(file) : null;
+  upload = file;
+  photo.hidden = !file;
+  if (file) photo.src = photoUrl;
+  else photo.removeAttribute("src");
+}
+
+function useFile(file) {
+  if (!file) return;
+  cancelLive();
+  resetPad();
+  showPhoto(file); // the service judges the file: a non-image gets its 4xx, shown as an error
+  classify();
+}
+
+$("photo").addEventListener("error", () => {
+  $("photo").hidden = true; // not an image the browser can show; the service will say why
+});
+
+$("upload").addEventListener("change", (event) => {
+  useFile(event.target.files[0]);
+  event.target.value = ""; // choosing the same file again still triggers a change
+});
+
+// Drops anywhere on the page count, so that a near miss never navigates away to the file.
+const dropzone = $("dropzone");
+let dragDepth = 0;
+document.addEventListener("dragenter", (event) => {
+  event.preventDefault();
+  dragDepth += 1;
+  dropzone.classList.add("dragging");
+});
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) dropzone.classList.remove("dragging");
+});
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dragDepth = 0;
+  dropzone.classList.remove("dragging");
+  useFile(event.dataTransfer && event.dataTransfer.files[0]);
+});
+
+// --- talking to the service ----------------------------------------------------------------
+
+function padPng() {
+  return new Promise((resolve, reject) => {
+    pad.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("could not encode the drawing"))), "image/png");
+  });
+}
+
+async function post(path, blob, name, signal) {
+  const body = new FormData();
+  body.append("image", blob, name);
+  let response;
+  try {
+    response = await fetch(new URL(path, API), { method: "POST", body, signal });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new Error(`Could not reach the service at ${API.origin}: ${err.message}. Is it running?`);
+  }
+  if (!response.ok) throw new Error(await describeFailure(response, path));
+  return response;
+}
+
+async function describeFailure(response, path) {
+  const status = `${response.status} ${response.statusText}`.trim();
+  const text = await response.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: fall through and show the start of the text
+  }
+  if (body && typeof body.error === "string") {
+    const accepted = body.accepted ? `\nAccepted: ${body.accepted}` : "";
+    return `The service could not use this image: ${body.error}${accepted}`;
+  }
+  const detail = (text || "no details").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+  return `The service failed on /${path} (HTTP ${status}): ${detail.slice(0, 300)}`;
+}
+
+async function classify() {
+  const mine = ++seq;
+  if (inflight) inflight.abort();
+  const controller = new AbortController();
+  inflight = controller;
+  result.dataset.state = "busy";
+  result.setAttribute("aria-busy", "true");
+  try {
+    const [blob, name] = upload ? [upload, upload.name || "upload"] : [await padPng(), "drawing.png"];
+    const started = performance.now();
+    const predicting = post("predict", blob, name, controller.signal).then(async (r) => {
+      const prediction = await r.json();
+      return { prediction, rttMs: performance.now() - started };
+    });
+    const preprocessing = post("preprocess", blob, name, controller.signal).then((r) => r.blob());
+    const [{ prediction, rttMs }, seen] = await Promise.all([predicting, preprocessing]);
+    if (mine === seq) showPrediction(prediction, seen, rttMs);
+  } catch (err) {
+    if (err.name === "AbortError" || mine !== seq) return; // a newer request replaced this one
+    controller.abort(); // stop the sibling request too
+    showError(err.message || String(err));
+  } finally {
+    if (mine === seq) {
+      inflight = null;
+      result.setAttribute("aria-busy", "false");
+    }
+  }
+}
+
+async function loadModel() {
+  const out = $("model-version");
+  try {
+    const response = await fetch(new URL("model", API));
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const model = await response.json();
+    const accuracy = typeof model.test_accuracy === "number"
+      ? ` (test accuracy ${(model.test_accuracy * 100).toFixed(2)}%)` : "";
+    if (out.textContent === "–") out.textContent = `${model.version}${accuracy}`;
+  } catch (err) {
+    out.textContent = `unknown (GET /model failed: ${err.message})`;
+  }
+}
+
+// --- showing answers -----------------------------------------------------------------------
+
+function buildBars() {
+  const list = $("bars");
+  for (let digit = 0; digit < 10; digit += 1) {
+    const row = document.createElement("li");
+    row.dataset.digit = String(digit);
+    row.innerHTML =
+      `<span class="d">${digit}</span>` +
+      '<span class="track" aria-hidden="true"><span class="fill"></span></span>' +
+      '<span class="p">–</span>';
+    list.append(row);
+  }
+}
+
+function setBars(probabilities) {
+  const best = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+  for (const row of $("bars").children) {
+    const digit = Number(row.dataset.digit);
+    const p = probabilities ? probabilities[digit] : 0;
+    row.querySelector(".fill").style.width = `${(p * 100).toFixed(1)}%`;
+    row.querySelector(".p").textContent = probabilities ? `${(p * 100).toFixed(1)}%` : "–";
+    row.classList.toggle("best", digit === best);
+  }
+}
+
+function setSeen(blob) {
+  if (seenUrl) URL.revokeObjectURL(seenUrl);
+  seenUrl = blob ? URL.createObjectURL(blob) : null;
+  if (seenUrl) $("seen").src = seenUrl;
+  else $("seen").removeAttribute("src");
+}
+
+function showPrediction(prediction, seen, rttMs) {
+  $("error").hidden = true;
+  $("placeholder").hidden = true;
+  $("digit").textContent = String(prediction.digit);
+  $("confidence").textContent = `${(prediction.confidence * 100).toFixed(1)}% confident`;
+  setBars(prediction.probabilities);
+  setSeen(seen);
+  $("model-version").textContent = prediction.model_version;
+  $("rtt").textContent = `${rttMs.toFixed(0)} ms (POST /predict)`;
+  result.dataset.source = upload ? "upload" : "drawing";
+  result.dataset.state = "done";
+}
+
+function showEmpty() {
+  $("digit").textContent = "–";
+  $("confidence").textContent = "";
+  setBars(null);
+  setSeen(null);
+  $("rtt").textContent = "–";
+  $("placeholder").hidden = false;
+  delete result.dataset.source;
+}
+
+function showError(message) {
+  showEmpty();
+  $("placeholder").hidden = true;
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+  result.dataset.state = "error";
+}
+
+function clearAll() {
+  cancelLive();
+  seq += 1; // answers still on their way are for the old drawing
+  if (inflight) inflight.abort();
+  inflight = null;
+  showPhoto(null);
+  resetPad();
+  showEmpty();
+  $("error").hidden = true;
+  result.setAttribute("aria-busy", "false");
+  result.dataset.state = "empty";
+}
+
+$("clear").addEventListener("click", clearAll);
+$("predict").addEventListener("click", classifyNow);
+
+resetPad();
+buildBars();
+loadModel();
