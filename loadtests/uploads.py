@@ -35,7 +35,7 @@ RENDERINGS: tuple[str, ...] = (
     "webp",  # lossy WebP from a browser
     "tiff",  # greyscale scan, LZW-compressed TIFF
     "exif_rotated",  # phone JPEG whose pixels are stored rotated, with an EXIF orientation tag
-    "small_offcentre",  # small digit somewhere off-centre on a big sheet
+    "small_offcentre",  # photo of a big sheet with a small digit somewhere off-centre
     "large_fill",  # digit cropped tight so that it fills the frame
 )
 PHOTO_LIKE: tuple[str, ...] = tuple(k for k in RENDERINGS if k != "png28")
@@ -230,8 +230,8 @@ def render(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[by
         frame = int(rng.integers(70, 111))
         corner = (int(rng.integers(10, h - frame - 10)), int(rng.integers(10, w - frame - 10)))
         ink = _ink(digit28, (h, w), frame, corner)
-        img = Image.fromarray(_on_paper(ink, rng, light=0.1, noise=2.0))
-        return _encode(img, "PNG"), "image/png"
+        img = Image.fromarray(_on_paper(ink, rng, light=0.15, noise=3.0))
+        return _encode(img, "JPEG", quality=int(rng.integers(80, 93))), "image/jpeg"
     if kind == "large_fill":
         ys, xs = np.nonzero(digit28 > 30)
         if ys.size == 0:

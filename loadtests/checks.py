@@ -1,0 +1,171 @@
+"""What counts as a good answer and a passing run, kept apart from locust so tests import it freely.
+
+The locustfile imports locust (which monkey-patches gevent on import); these are the pure
+rules it applies, unit-tested without starting anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# z for a one-sided 99% bound: a run fails only when accuracy is clearly too low, not by chance.
+Z_ONE_SIDED_99 = 2.326
+
+
+class MalformedAnswer(ValueError):
+    """The service answered 2xx with something that is not the contract's Prediction JSON."""
+
+
+class WrongDigit(AssertionError):
+    """A well-formed answer naming the wrong digit: its own failure type in locust's report."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"wrong digit: {expected} read as {got}")
+
+
+def check_prediction(answer: Any, model_version: str | None = None) -> int:
+    """Return the predicted digit of one `Prediction`, or raise MalformedAnswer saying why."""
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(f"expected a JSON object, got {type(answer).__name__}")
+    missing = {"digit", "confidence", "probabilities", "model_version"} - answer.keys()
+    if missing:
+        raise MalformedAnswer(f"missing keys {sorted(missing)}")
+    digit, confidence, probs = answer["digit"], answer["confidence"], answer["probabilities"]
+    if not isinstance(digit, int) or isinstance(digit, bool) or not 0 <= digit <= 9:
+        raise MalformedAnswer(f"digit {digit!r} is not an int in 0..9")
+    if not isinstance(probs, list) or len(probs) != 10:
+        raise MalformedAnswer("probabilities is not a list of 10 numbers")
+    if not all(isinstance(p, int | float) and 0.0 <= p <= 1.0 for p in probs):
+        raise MalformedAnswer("probabilities are not all numbers in [0, 1]")
+    if abs(sum(probs) - 1.0) > 1e-3:
+        raise MalformedAnswer(f"probabilities sum to {sum(probs):.4f}, not 1")
+    if probs[digit] < max(probs) - 1e-6:
+        raise MalformedAnswer(f"digit {digit} is not the most probable class")
+    if not isinstance(confidence, int | float) or abs(confidence - probs[digit]) > 1e-4:
+        raise MalformedAnswer(f"confidence {confidence!r} is not probabilities[{digit}]")
+    if model_version is not None and answer["model_version"] != model_version:
+        raise MalformedAnswer(
+            f"answered by model {answer['model_version']!r}, GET /model says {model_version!r}"
+        )
+    return digit
+
+
+def check_batch(answers: Any, n: int, model_version: str | None = None) -> list[int]:
+    """Digits of a batch answer, which must be a list of n Predictions in input order."""
+    if not isinstance(answers, list):
+        raise MalformedAnswer(f"expected a JSON list, got {type(answers).__name__}")
+    if len(answers) != n:
+        raise MalformedAnswer(f"sent {n} images, got {len(answers)} answers")
+    return [check_prediction(a, model_version) for a in answers]
+
+
+def accuracy_upper_bound(correct: int, n: int, population: int | None = None) -> float:
+    """One-sided 99% upper bound on accuracy (Wilson), tightened when n covers a finite set.
+
+    population: size of the set the images were drawn from without replacement (the
+    10,000 test digits); when n reaches it the measured accuracy is exact.
+    """
+    if n == 0:
+        return 1.0
+    p = correct / n
+    fpc = 1.0 if population is None else max(population - n, 0) / max(population - 1, 1)
+    if fpc == 0.0:
+        return p
+    z2 = Z_ONE_SIDED_99**2 * fpc
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = math.sqrt(z2) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return min(1.0, centre + half)
+
+
+@dataclass
+class Tally:
+    """First answer per distinct image: repeats of an image do not count twice."""
+
+    population: int | None = None
+    answers: dict[Any, bool] = field(default_factory=dict)
+
+    def record(self, key: Any, correct: bool) -> None:
+        self.answers.setdefault(key, correct)
+
+    @property
+    def n(self) -> int:
+        return len(self.answers)
+
+    @property
+    def correct(self) -> int:
+        return sum(self.answers.values())
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    @property
+    def upper_bound(self) -> float:
+        return accuracy_upper_bound(self.correct, self.n, self.population)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """What a run must meet; defaults pass with room to spare on a 2-core machine."""
+
+    p99_ms: float = 1500.0
+    max_accuracy_drop_pp: float = 0.2
+    min_photo_accuracy: float = 0.99
+    max_failures: int = 0
+
+
+def verdict(
+    budgets: Budgets,
+    *,
+    http_requests: int,
+    http_failures: int,
+    p99_ms: float,
+    recorded_accuracy: float | None,
+    clean: Tally,
+    photo: Tally,
+) -> list[str]:
+    """Reasons the run fails; an empty list means it passed."""
+    reasons = []
+    if http_requests == 0:
+        reasons.append("no requests were answered")
+    if http_failures > budgets.max_failures:
+        reasons.append(f"{http_failures} requests failed (allowed {budgets.max_failures})")
+    if p99_ms > budgets.p99_ms:
+        reasons.append(f"p99 {p99_ms:.0f} ms over the {budgets.p99_ms:.0f} ms budget")
+    if recorded_accuracy is None:
+        reasons.append("GET /model gave no test_accuracy to compare with")
+    elif clean.n == 0:
+        reasons.append("no MNIST test digits were answered")
+    else:
+        floor = recorded_accuracy - budgets.max_accuracy_drop_pp / 100
+        if clean.upper_bound < floor:
+            reasons.append(
+                f"accuracy under load {100 * clean.accuracy:.2f}% on {clean.n} digits is more than "
+                f"{budgets.max_accuracy_drop_pp} pp under the recorded {100 * recorded_accuracy:.2f}%"
+            )
+    if photo.n and photo.upper_bound < budgets.min_photo_accuracy:
+        reasons.append(
+            f"photo-like accuracy {100 * photo.accuracy:.2f}% on {photo.n} uploads is under "
+            f"{100 * budgets.min_photo_accuracy:.1f}%"
+        )
+    return reasons
+
+
+def memory_growth(samples: Sequence[tuple[float, int]], warmup_s: float) -> tuple[int, int, float]:
+    """(start RSS, end RSS, growth fraction) of a soak: start after warm-up, end = last samples.
+
+    Memory right after start-up is not a fair baseline: the first requests allocate
+    onnxruntime arenas and per-batch-size buffers once. Start is the first sample taken after
+    `warmup_s`; end is the median of the last three samples so that one GC pause does not decide.
+    """
+    if not samples:
+        raise ValueError("no memory samples were taken")
+    t0 = samples[0][0]
+    after = [rss for t, rss in samples if t - t0 >= warmup_s] or [samples[-1][1]]
+    start = after[0]
+    tail = sorted(rss for _, rss in samples[-3:])
+    end = tail[len(tail) // 2]
+    return start, end, (end - start) / start
