@@ -1,0 +1,129 @@
+"""MNIST through torchvision, a seeded train/validation split, and on-device augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+DEFAULT_DATA_DIR = Path("data")
+
+
+class DataNotFoundError(RuntimeError):
+    """MNIST is missing or unreadable; the message says where we looked and how to get it."""
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> tuple[Path, bool]:
+    """--data-dir, else $MNIST_DATA_DIR, else ./data; the flag says whether it was the default."""
+    if data_dir:
+        return Path(data_dir), False
+    if os.environ.get("MNIST_DATA_DIR"):
+        return Path(os.environ["MNIST_DATA_DIR"]), False
+    return DEFAULT_DATA_DIR, True
+
+
+def _how_to_get(root: Path) -> str:
+    return (
+        f"MNIST was not found or is incomplete in {root.resolve()}/MNIST/raw "
+        f"(expected {', '.join(RAW_FILES)}). Point --data-dir or MNIST_DATA_DIR at a folder "
+        "in torchvision's layout (<root>/MNIST/raw/...), or run with --download while online "
+        "to let torchvision fetch it."
+    )
+
+
+def load_split(root: Path, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of MNIST's train or test split."""
+    from torchvision.datasets import MNIST
+
+    try:
+        ds = MNIST(str(root), train=train, download=download)
+        images, labels = ds.data, ds.targets
+    except Exception as exc:  # torchvision raises RuntimeError, OSError, URLError, ... here
+        raise DataNotFoundError(f"{_how_to_get(root)} ({type(exc).__name__}: {exc})") from None
+    expected = 60000 if train else 10000
+    if images.shape != (expected, 28, 28) or labels.shape != (expected,):
+        raise DataNotFoundError(f"{_how_to_get(root)} (read {tuple(images.shape)} images)")
+    return images, labels.long()
+
+
+def file_checksums(root: Path) -> dict[str, str]:
+    """sha256 of each raw file, recorded in metadata so a model names the exact data it saw."""
+    sums = {}
+    for name in RAW_FILES:
+        path = root / "MNIST" / "raw" / name
+        if path.exists():
+            sums[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
+
+
+@dataclass
+class MnistSplits:
+    """Train/validation from the 60,000 training images; test only for final evaluation."""
+
+    train_x: torch.Tensor  # (N, 28, 28) uint8
+    train_y: torch.Tensor  # (N,) int64
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+
+
+def train_val_split(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    val_size: int,
+    split_seed: int = 0,
+    limit_train: int | None = None,
+) -> MnistSplits:
+    """A seeded held-out validation split; limit_train keeps only the first N training images."""
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = perm[:val_size], perm[val_size:]
+    if limit_train:
+        train_idx = train_idx[:limit_train]
+        val_idx = val_idx[: max(limit_train // 5, 100)]
+    return MnistSplits(images[train_idx], labels[train_idx], images[val_idx], labels[val_idx])
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], the exported graph's input."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 12.0,
+    translate: float = 0.1,
+    scale: tuple[float, float] = (0.85, 1.15),
+    shear: float = 8.0,
+) -> torch.Tensor:
+    """A different small random affine per image, on x's device in one grid_sample.
+
+    torchvision's RandomAffine draws one transform per call; per-sample draws on the device keep
+    the CPU free for the model (and the GPU fed) without DataLoader workers.
+    """
+    n = x.shape[0]  # x: (N, 1, 28, 28) float32 in [0, 1]
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (hi - lo) + lo
+
+    angle = uniform(-degrees, degrees) * (math.pi / 180)
+    sh = uniform(-shear, shear) * (math.pi / 180)
+    s = uniform(*scale)
+    tx, ty = uniform(-2 * translate, 2 * translate), uniform(-2 * translate, 2 * translate)
+    # Inverse map (output -> input coordinates) of rotate(angle) . shear_x(sh) . scale(s).
+    cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(sh)
+    a, b = cos / s, (sin + cos * tan) / s
+    c, d = -sin / s, (cos - sin * tan) / s
+    theta = torch.stack([torch.stack([a, b, tx], 1), torch.stack([c, d, ty], 1)], 1).to(x.device, x.dtype)  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

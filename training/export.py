@@ -1,0 +1,147 @@
+"""ONNX export that checks itself against PyTorch, and the metadata.json that travels with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from training.checkpoint import model_from_checkpoint
+from training.data import load_split
+from training.evaluate import evaluate_onnx
+from training.models import count_parameters
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "pixels"
+OUTPUT_NAMES = ("logits", "probabilities")
+DEFAULT_OPSET = 18
+PARITY_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """The exported graph is invalid or disagrees with PyTorch: nothing is written to models/."""
+
+
+class WithProbabilities(nn.Module):
+    """Adds softmax probabilities beside the logits, so clients need no post-processing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(pixels)  # (N, 10)
+        return logits, torch.softmax(logits, dim=1)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def code_revision() -> str:
+    """git commit of the code that exported the model, '+dirty' when uncommitted changes exist."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "training"], capture_output=True, text=True).stdout
+        return rev + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def export_onnx(model: nn.Module, path: Path, opset: int = DEFAULT_OPSET) -> None:
+    """Export with a dynamic batch dimension: input (N, 1, 28, 28) -> logits, probabilities (N, 10)."""
+    wrapped = WithProbabilities(model.eval())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapped,
+            (torch.zeros(2, 1, 28, 28),),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes={"pixels": {0: torch.export.Dim("N")}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+
+
+def check_export(model: nn.Module, path: Path, images: np.ndarray) -> float:
+    """onnx.checker plus PyTorch-vs-onnxruntime parity on a fixed batch; raises ExportError on failure."""
+    try:
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    except Exception as exc:
+        raise ExportError(f"onnx.checker rejected {path}: {exc}") from None
+    x = images.astype(np.float32)[:, None] / 255.0  # (N, 1, 28, 28) in [0, 1]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (ort_probs,) = session.run([OUTPUT_NAMES[1]], {INPUT_NAME: x})
+    with torch.no_grad():
+        _, torch_probs = WithProbabilities(model.eval())(torch.from_numpy(x))
+    diff = float(np.abs(ort_probs - torch_probs.numpy()).max())
+    if not diff < PARITY_TOLERANCE:
+        raise ExportError(f"onnxruntime and PyTorch disagree on {path}: max |dp| = {diff:.2e} >= {PARITY_TOLERANCE}")
+    return diff
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET) -> dict:
+    """Checkpoint -> out_dir/model.onnx + out_dir/metadata.json (with full test-set metrics)."""
+    model, mc, tc, state = model_from_checkpoint(checkpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    export_onnx(model, onnx_path, opset)
+    test_x, test_y = (t.numpy() for t in load_split(data_root, train=False))
+    parity = check_export(model, onnx_path, test_x[:256])  # a fixed batch: the first 256 test digits
+    report = evaluate_onnx(onnx_path, test_x, test_y, measure_speed=False)
+    digest = sha256_file(onnx_path)
+    history = state.get("history", [])
+    metadata = {
+        "version": f"{mc.arch}-{digest[:8]}",
+        "architecture": mc.arch,
+        "parameters": count_parameters(model),
+        "opset": opset,
+        "sha256": digest,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["N", 1, 28, 28],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "polarity": "white-on-black",
+            "preprocessing": "MNIST-style: digit fit in 20x20 keeping aspect ratio, centred by mass in 28x28",
+        },
+        "outputs": {
+            "logits": {"name": OUTPUT_NAMES[0], "shape": ["N", 10]},
+            "probabilities": {"name": OUTPUT_NAMES[1], "shape": ["N", 10]},
+        },
+        "labels": [str(d) for d in range(10)],
+        "test_accuracy": report["accuracy"],
+        "test_errors": report["errors"],
+        "per_class_recall": report["per_class_recall"],
+        "per_class_precision": report["per_class_precision"],
+        "misclassified_test_indices": [m["index"] for m in report["misclassified"]],
+        "parity_max_abs_diff": parity,
+        "model_config": mc.to_dict(),
+        "train_config": tc.to_dict(),
+        "epochs_trained": state.get("epoch"),
+        "best_val_accuracy": state.get("best_val_acc"),
+        "epoch_seconds": [h["epoch_seconds"] for h in history],
+        "train_device": history[-1]["device"] if history else None,
+        "dataset": state.get("data", {}),
+        "code_revision": code_revision(),
+        "trained_at": dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.UTC).isoformat(timespec="seconds"),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+    }
+    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    return metadata
