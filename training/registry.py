@@ -87,6 +87,7 @@ def promote(
     else:
         models_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=".incoming-"))
+        tmp.chmod(0o755)  # mkdtemp makes it private; servers may run as another user
         for name in ("model.onnx", "metadata.json"):
             shutil.copy2(export_dir / name, tmp / name)
         tmp.rename(dest)  # atomic: a half-copied version is never visible
