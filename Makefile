@@ -5,7 +5,7 @@ VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 UV = $(VENV)/bin/uv
 
-.PHONY: serve test install install-serve lint pipeline benchmark clean
+.PHONY: serve test install install-serve lint pipeline benchmark clean loadtest soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ lint: install
 ## Retrain mnist-cnn, export, evaluate and promote it (ARGS="--epochs 5 ...")
 pipeline: install
 	$(VENV)/bin/mnist pipeline $(ARGS)
+
+## Load-test the service (starts one locally unless MNIST_SERVICE_URL is set; ARGS="--users 16 ...")
+loadtest: install
+	$(VENV)/bin/python -m loadtests.run $(ARGS)
+
+## Soak: 10 minutes of load, and the local server's memory must not grow by more than 10%
+soak: install
+	$(VENV)/bin/python -m loadtests.run --soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,142 @@
+"""loadtests.checks: the rules a load test judges answers and runs by, without starting locust."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.checks import (
+    Budgets,
+    MalformedAnswer,
+    Tally,
+    WrongDigit,
+    accuracy_upper_bound,
+    check_batch,
+    check_prediction,
+    memory_growth,
+    verdict,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def _prediction(digit: int = 3, version: str = "mnist-cnn-1234abcd") -> dict:
+    probs = [0.01] * 10
+    probs[digit] = 0.91
+    return {"digit": digit, "confidence": 0.91, "probabilities": probs, "model_version": version}
+
+
+class TestAnswers:
+    def test_good_prediction_gives_its_digit(self) -> None:
+        assert check_prediction(_prediction(7), "mnist-cnn-1234abcd") == 7
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"digit": 10}, "digit"),
+            ({"digit": "3"}, "digit"),
+            ({"digit": True}, "digit"),
+            ({"probabilities": [0.1] * 9}, "10 numbers"),
+            ({"probabilities": [0.5] * 10}, "sum"),
+            ({"confidence": 0.5}, "confidence"),
+            ({"model_version": "other"}, "GET /model says"),
+        ],
+    )
+    def test_malformed_predictions_say_why(self, change: dict, message: str) -> None:
+        with pytest.raises(MalformedAnswer, match=message):
+            check_prediction({**_prediction(), **change}, "mnist-cnn-1234abcd")
+
+    def test_digit_must_be_the_most_probable(self) -> None:
+        answer = _prediction(3)
+        answer["digit"], answer["confidence"] = 4, 0.01
+        with pytest.raises(MalformedAnswer, match="most probable"):
+            check_prediction(answer)
+
+    def test_missing_keys_and_non_objects(self) -> None:
+        with pytest.raises(MalformedAnswer, match="missing keys"):
+            check_prediction({"digit": 1})
+        with pytest.raises(MalformedAnswer, match="JSON object"):
+            check_prediction([_prediction()])
+
+    def test_batch_keeps_order_and_length(self) -> None:
+        assert check_batch([_prediction(1), _prediction(2)], 2) == [1, 2]
+        with pytest.raises(MalformedAnswer, match="sent 3 images, got 2"):
+            check_batch([_prediction(1), _prediction(2)], 3)
+        with pytest.raises(MalformedAnswer, match="JSON list"):
+            check_batch(_prediction(1), 1)
+
+    def test_wrong_digit_names_both_digits(self) -> None:
+        assert str(WrongDigit(4, 9)) == "wrong digit: 4 read as 9"
+
+
+class TestAccuracyBound:
+    def test_bound_is_above_the_estimate_and_shrinks_with_n(self) -> None:
+        small = accuracy_upper_bound(99, 100)
+        large = accuracy_upper_bound(9900, 10_000)
+        assert 0.99 < large < small <= 1.0
+
+    def test_whole_population_is_exact(self) -> None:
+        assert accuracy_upper_bound(9_950, 10_000, population=10_000) == pytest.approx(0.995)
+
+    def test_tally_counts_each_image_once(self) -> None:
+        tally = Tally(population=10)
+        tally.record(1, True)
+        tally.record(1, False)  # a repeat does not change the first answer
+        tally.record(2, False)
+        assert (tally.n, tally.correct, tally.accuracy) == (2, 1, 0.5)
+
+
+class TestVerdict:
+    def _clean(self, correct: int, n: int = 10_000) -> Tally:
+        tally = Tally(population=10_000)
+        for i in range(n):
+            tally.record(i, i >= n - correct)
+        return tally
+
+    def _judge(self, **overrides: object) -> list[str]:
+        kwargs = {"http_requests": 500, "http_failures": 0, "p99_ms": 200.0,
+                  "recorded_accuracy": 0.995, "clean": self._clean(9_950), "photo": Tally()}
+        kwargs.update(overrides)
+        return verdict(Budgets(), **kwargs)
+
+    def test_a_good_run_passes(self) -> None:
+        assert self._judge() == []
+
+    def test_any_failed_request_fails(self) -> None:
+        assert any("1 requests failed" in r for r in self._judge(http_failures=1))
+
+    def test_p99_over_budget_fails(self) -> None:
+        assert any("p99" in r for r in self._judge(p99_ms=Budgets().p99_ms + 1))
+
+    def test_accuracy_drop_over_budget_fails(self) -> None:
+        assert self._judge(clean=self._clean(9_931)) == []  # 0.19 pp under
+        reasons = self._judge(clean=self._clean(9_920))  # 0.3 pp under, whole test set
+        assert any("accuracy under load 99.20%" in r for r in reasons)
+
+    def test_few_digits_are_not_judged_harshly(self) -> None:
+        # 2 wrong out of 300 is 99.33%, but 300 digits cannot show a 0.2 pp drop
+        assert self._judge(clean=self._clean(298, n=300)) == []
+
+    def test_photo_like_floor(self) -> None:
+        photo = Tally()
+        for i in range(1000):
+            photo.record(("photo", i), i >= 50)  # 95%
+        assert any("photo-like" in r for r in self._judge(photo=photo))
+
+    def test_nothing_answered_fails(self) -> None:
+        reasons = self._judge(http_requests=0, clean=Tally(population=10_000),
+                              recorded_accuracy=None)
+        assert len(reasons) == 2
+
+
+class TestMemoryGrowth:
+    def test_start_is_taken_after_warm_up(self) -> None:
+        mib = 2**20
+        samples = [(0.0, 100 * mib), (30.0, 300 * mib), (60.0, 310 * mib), (90.0, 320 * mib),
+                   (120.0, 320 * mib), (150.0, 330 * mib)]
+        start, end, growth = memory_growth(samples, warmup_s=30)
+        assert (start, end) == (300 * mib, 320 * mib)
+        assert growth == pytest.approx(20 / 300)
+
+    def test_no_samples_is_an_error(self) -> None:
+        with pytest.raises(ValueError, match="no memory samples"):
+            memory_growth([], warmup_s=10)
