@@ -5,7 +5,7 @@ VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 UV = $(VENV)/bin/uv
 
-.PHONY: serve test install install-serve lint pipeline benchmark clean loadtest soak
+.PHONY: serve test install install-serve lint pipeline benchmark-models loadtest soak clean loadtest soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+## In-process onnxruntime throughput of every architecture, side by side -> BENCHMARKS.md
+benchmark-models: install
+	$(VENV)/bin/python benchmarks/bench_models.py
 
 ## Retrain mnist-cnn, export, evaluate and promote it (ARGS="--epochs 5 ...")
 pipeline: install

@@ -92,7 +92,8 @@ def evaluate_onnx(
         report["images_per_second"] = throughput(session)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        name = onnx_path.parent.name
+        meta_path = onnx_path.with_name("metadata.json")
+        name = json.loads(meta_path.read_text())["version"] if meta_path.exists() else onnx_path.parent.name
         plot_confusion_matrix(
             np.array(report["confusion_matrix"]),
             out_dir / "confusion_matrix.png",
