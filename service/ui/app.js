@@ -3,7 +3,7 @@
 // Plain browser JavaScript, no dependencies, so the page works offline from `bentoml serve`.
 "use strict";
 
-// The page lives at <base>/ui/ and the API at <base>/, whether opened as /ui or /ui/.
+// index.html pins <base href="/ui/">, so the API is one level up, at the root.
 const API = new URL("../", document.baseURI);
 const LIVE_DELAY_MS = 150; // debounce while drawing: wait for a short pause in the stroke...
 const LIVE_MAX_WAIT_MS = 500; // ...but refresh at least this often during a long stroke
@@ -196,11 +196,13 @@ async function describeFailure(response, path) {
   } catch {
     // not JSON: fall through and show the start of the text
   }
-  if (body && typeof body.error === "string") {
+  if (response.status < 500 && body && typeof body.error === "string") {
     const accepted = body.accepted ? `\nAccepted: ${body.accepted}` : "";
     return `The service could not use this image: ${body.error}${accepted}`;
   }
-  const detail = (text || "no details").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
+  // A 5xx is the service's own failure, not the image's: say so, with whatever it told us.
+  const said = body && typeof body.error === "string" ? body.error : text;
+  const detail = (said || "no details").replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
   return `The service failed on /${path} (HTTP ${status}): ${detail.slice(0, 300)}`;
 }
 
