@@ -86,11 +86,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 
 class PageLog:
-    """What the page did that it should not: requests leaving the service, script errors."""
+    """What the page did that it should not: requests leaving the service, script errors, 404s."""
 
     def __init__(self) -> None:
         self.off_origin: list[str] = []
         self.errors: list[str] = []
+        self.failed: list[str] = []  # "<status> <url>" of every 4xx/5xx the page received
 
 
 @pytest.fixture
@@ -122,6 +123,10 @@ def page(
     context.route("**/*", only_the_service)
     page = context.new_page()
     page.on("pageerror", lambda exc: page_log.errors.append(str(exc)))
+    page.on(
+        "response",
+        lambda resp: page_log.failed.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None,
+    )
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

@@ -163,12 +163,14 @@ def _png(array: np.ndarray) -> bytes:
 
 
 class TestPage:
+    @pytest.mark.parametrize("path", ["/ui", "/ui/"])
     def test_served_offline_with_the_served_model(
-        self, page: Page, ui_url: str, service_url: str, page_log
+        self, page: Page, service_url: str, page_log, path: str
     ) -> None:
-        page.goto(ui_url)
+        page.goto(service_url + path)
         expect(page.get_by_role("heading", name="Draw a digit")).to_be_visible()
         expect(page.locator("#bars li")).to_have_count(10)  # app.js ran
+        expect(page.locator("html")).to_have_css("background-color", "rgb(245, 246, 248)")  # style.css
         assert page.locator("#pad").evaluate("c => getComputedStyle(c).touchAction") == "none"
         version = page.request.get(f"{service_url}/model").json()["version"]
         expect(page.locator("#model-version")).to_contain_text(version, timeout=WAIT_MS)
@@ -177,6 +179,7 @@ class TestPage:
         expect(page.get_by_alt_text("The photo you uploaded")).to_be_hidden()
         assert page_log.off_origin == [], "the page must work offline (no CDN, no fonts)"
         assert page_log.errors == []
+        assert page_log.failed == []
 
     def test_controls_are_labelled_and_reachable_by_keyboard(self, page: Page, ui_url: str) -> None:
         page.goto(ui_url)
