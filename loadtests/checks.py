@@ -111,7 +111,7 @@ class Tally:
 class Budgets:
     """What a run must meet; defaults pass with room to spare on a 2-core machine."""
 
-    p99_ms: float = 1500.0
+    p99_ms: float = 1000.0
     max_accuracy_drop_pp: float = 0.2
     min_photo_accuracy: float = 0.99
     max_failures: int = 0

@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--host", default=os.environ.get("MNIST_SERVICE_URL"),
                    help="deployment to test ($MNIST_SERVICE_URL); none: start one locally")
-    p.add_argument("--users", type=int, default=8, help="concurrent simulated clients")
+    p.add_argument("--users", type=int, default=10, help="concurrent simulated clients")
     p.add_argument("--spawn-rate", type=float, default=2.0, help="users started per second")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of load (default 60, or 600 with --soak)")
