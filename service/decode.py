@@ -1,0 +1,66 @@
+"""Bytes -> upright PIL image, refusing what is not a supported, sane, complete image."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from service.errors import IMAGE_FORMATS, BadInput, too_large
+
+# A truncated file is an error, never a half-grey image that the model would guess at.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Big photos are decoded at reduced size when the codec can (JPEG DCT scaling): the digit
+# needs a few hundred pixels at most, and a 12 MP decode costs ~50x more.
+DECODE_LONG_SIDE = 512
+
+
+def open_image(data: bytes, *, max_pixels: int, accepted: str) -> Image.Image:
+    """Decode one upload fully and turn it upright by its EXIF orientation."""
+    if not data:
+        raise BadInput("the image is empty (0 bytes)", accepted)
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and above 2x raises) for huge images; our own limit decides first.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=None)
+    except UnidentifiedImageError:
+        raise BadInput("the bytes are not an image that could be read", accepted) from None
+    except Image.DecompressionBombError:
+        raise _bomb(max_pixels, accepted) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadInput(f"the image header could not be read ({exc})", accepted) from None
+    if img.format not in IMAGE_FORMATS:
+        raise BadInput(f"image format {img.format} is not supported", accepted, 415)
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise BadInput(f"the image has no pixels ({width}x{height})", accepted)
+    if width * height > max_pixels:
+        raise _bomb(max_pixels, accepted, f"{width}x{height}")
+    if img.format == "JPEG" and max(width, height) > 2 * DECODE_LONG_SIDE:
+        scale = DECODE_LONG_SIDE / max(width, height)
+        img.draft(img.mode, (int(width * scale) + 1, int(height * scale) + 1))
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError:
+        raise _bomb(max_pixels, accepted) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise BadInput(f"the image is truncated or corrupt ({exc})", accepted) from None
+    return img
+
+
+def _bomb(max_pixels: int, accepted: str, size: str = "") -> BadInput:
+    """413 for a decompression bomb: a small file that would decode to huge pixel counts."""
+    what = f"the image ({size})" if size else "the image"
+    return BadInput(
+        f"{what} has more than the {max_pixels:,} pixel limit", accepted, 413
+    )
+
+
+def check_size(n_bytes: int, limit: int, accepted: str) -> None:
+    """Refuse a body over the byte limit before reading or decoding it."""
+    if n_bytes > limit:
+        raise too_large("the request body", limit, accepted)

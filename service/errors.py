@@ -1,0 +1,45 @@
+"""Bad input is the caller's error: a 4xx with JSON saying what was wrong and what is accepted."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+
+ACCEPTED_IMAGE = (
+    "one image (PNG, JPEG, BMP, GIF, WebP or TIFF) as multipart field 'image', "
+    "or as the raw request body with an image/* Content-Type"
+)
+ACCEPTED_IMAGES = (
+    "images (PNG, JPEG, BMP, GIF, WebP or TIFF) as repeated multipart field 'images', "
+    "at most {max_images} per request"
+)
+ACCEPTED_PIXELS = (
+    'JSON {{"images": [...]}}: 1 to {max_images} arrays of 28x28 numbers, '
+    "either integers 0-255 or floats 0.0-1.0, white digit on black"
+)
+
+
+@dataclass
+class BadInput(Exception):
+    """A request we refuse: HTTP status, what was wrong, and what we would accept instead."""
+
+    error: str
+    accepted: str
+    status: int = 400
+
+    def __str__(self) -> str:
+        return self.error
+
+    def body(self) -> dict[str, str]:
+        """The JSON body every 4xx of this service carries."""
+        return {"error": self.error, "accepted": self.accepted}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.body()).encode()
+
+
+def too_large(what: str, limit: int, accepted: str) -> BadInput:
+    """413 for a body or an image over a configured byte limit."""
+    return BadInput(f"{what} is larger than the {limit:,} byte limit", accepted, 413)

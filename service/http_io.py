@@ -1,0 +1,227 @@
+"""HTTP in and out of the image endpoints, read by us rather than by BentoML's default parser.
+
+Why: /predict takes multipart *or* a raw image body, limits must hold while the body streams
+in, and every refusal must be our 4xx JSON (BentoML's parser answers bad bodies in its own
+shape, and fetches URLs given in place of files). A refused request still reaches the API
+function as a BadInput item, so that it can answer it without an exception or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio.to_thread
+import bentoml
+import numpy as np
+from bentoml.validators import ContentType
+from pydantic import Field, ValidationError
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.decode import check_size, open_image
+from service.errors import ACCEPTED_IMAGE, ACCEPTED_IMAGES, ACCEPTED_PIXELS, BadInput, too_large
+from service.preprocess import to_mnist
+from service.schemas import PixelsRequest, Prediction
+from service.settings import Settings, get_settings
+
+INLINE_BYTES = 4096  # uploads this small (a 28x28 PNG is ~300 B) are decoded on the event loop
+RAW_TYPES = ("application/octet-stream",)
+
+
+def media_type(request: Request) -> str:
+    """The request's media type without parameters, lower-case."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int, accepted: str) -> bytes:
+    """The whole body, refused with a 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit():
+        check_size(int(declared), limit, accepted)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large("the request body", limit, accepted)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _form(request: Request, body: bytes, max_files: int, accepted: str) -> FormData:
+    """Parse an already-read multipart body (Starlette's parser, fed from memory)."""
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form(max_files=max_files, max_fields=100)
+    except MultiPartException as exc:
+        if "Too many files" in str(exc):
+            raise BadInput(f"more than {max_files - 1} images in one request", accepted, 413) from None
+        raise BadInput(f"malformed multipart body ({exc})", accepted) from None
+
+
+async def _files(form: FormData, field: str, accepted: str) -> list[UploadFile]:
+    """The uploads under `field`; a wrong field name or a text value is named in the error."""
+    values = form.getlist(field)
+    if not values:
+        got = ", ".join(repr(k) for k in form) or "none"
+        raise BadInput(f"no multipart field {field!r} (fields sent: {got})", accepted)
+    if not all(isinstance(v, UploadFile) for v in values):
+        raise BadInput(f"multipart field {field!r} must be a file upload, not text", accepted)
+    return values
+
+
+async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> list[bytes]:
+    """Image bytes from multipart field image/images, or (single only) the raw body."""
+    accepted = ACCEPTED_IMAGES.format(max_images=settings.max_images_per_request) if many else (
+        ACCEPTED_IMAGE
+    )
+    kind = media_type(request)
+    body = await read_body(request, settings.max_upload_bytes, accepted)
+    if kind == "multipart/form-data":
+        max_files = settings.max_images_per_request if many else 1
+        form = await _form(request, body, max_files + 1, accepted)
+        try:
+            files = await _files(form, "images" if many else "image", accepted)
+            if len(files) > max_files:
+                raise BadInput(
+                    f"{len(files)} images in one request, the limit is {max_files}", accepted, 413
+                )
+            return [await f.read() for f in files]
+        finally:
+            await form.close()
+    if not many and (kind.startswith("image/") or kind in RAW_TYPES):
+        return [body]
+    sent = kind or "no Content-Type"
+    raise BadInput(f"unsupported request content type ({sent})", accepted, 415)
+
+
+def pixels_of(data: bytes, settings: Settings, accepted: str) -> np.ndarray:
+    """One upload -> (28, 28) float32 the model sees; BadInput if it is not a usable image."""
+    img = open_image(data, max_pixels=settings.max_image_pixels, accepted=accepted)
+    return to_mnist(img)
+
+
+async def pixels_async(data: bytes, settings: Settings, accepted: str) -> np.ndarray:
+    """Decode small uploads in place and big ones in a worker thread, off the event loop."""
+    if len(data) <= INLINE_BYTES:
+        return pixels_of(data, settings, accepted)
+    return await anyio.to_thread.run_sync(pixels_of, data, settings, accepted)
+
+
+def _many_pixels(blobs: Sequence[bytes], settings: Settings, accepted: str) -> np.ndarray:
+    """(N, 28, 28) float32; a bad image fails the request and is named by its position."""
+    out = np.empty((len(blobs), 28, 28), np.float32)
+    for i, data in enumerate(blobs):
+        try:
+            out[i] = pixels_of(data, settings, accepted)
+        except BadInput as exc:
+            raise BadInput(f"images[{i}]: {exc.error}", exc.accepted, exc.status) from None
+    return out
+
+
+ImageFile = Annotated[Path, ContentType("image/*")]
+
+
+class ImageInput(bentoml.IODescriptor):
+    """One image: multipart field `image`, or the raw body with an image/* Content-Type."""
+
+    image: ImageFile = Field(description="the image: PNG, JPEG, BMP, GIF, WebP or TIFF")
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> ImageInput:
+        """-> image=[(28, 28) float32 pixels] or image=[BadInput]."""
+        settings = get_settings()
+        try:
+            (data,) = await upload_bytes(request, settings, many=False)
+            item: np.ndarray | BadInput = await pixels_async(data, settings, ACCEPTED_IMAGE)
+        except BadInput as exc:
+            item = exc
+        return cls.model_construct(image=[item])
+
+
+class ImagesInput(bentoml.IODescriptor):
+    """Many images: the multipart field `images`, repeated."""
+
+    images: list[ImageFile] = Field(description="the images, answered in the same order")
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> ImagesInput:
+        """-> images=(N, 28, 28) float32 pixels, or images=BadInput."""
+        settings = get_settings()
+        accepted = ACCEPTED_IMAGES.format(max_images=settings.max_images_per_request)
+        try:
+            blobs = await upload_bytes(request, settings, many=True)
+            value: np.ndarray | BadInput = await anyio.to_thread.run_sync(
+                _many_pixels, blobs, settings, accepted
+            )
+        except BadInput as exc:
+            value = exc
+        return cls.model_construct(images=value)
+
+
+class PixelsInput(PixelsRequest, bentoml.IODescriptor):
+    """JSON {"images": [28x28 arrays]}, validated by pydantic; errors become BadInput."""
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> PixelsInput:
+        """-> images=(N, 28, 28) float32 pixels, or images=BadInput."""
+        settings = get_settings()
+        limit = settings.max_images_per_request
+        accepted = ACCEPTED_PIXELS.format(max_images=limit)
+        try:
+            body = await read_body(request, settings.max_upload_bytes, accepted)
+            value: np.ndarray | BadInput = _parse_pixels(body, limit, accepted)
+        except BadInput as exc:
+            value = exc
+        return cls.model_construct(images=value)
+
+
+def _parse_pixels(body: bytes, limit: int, accepted: str) -> np.ndarray:
+    """Validate a /predict_pixels body into (N, 28, 28) float32 in [0, 1]."""
+    if not body.strip():
+        raise BadInput("the request body is empty", accepted)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"the body is not valid JSON ({exc})", accepted) from None
+    images = payload.get("images") if isinstance(payload, dict) else None
+    if isinstance(images, list) and len(images) > limit:
+        raise BadInput(f"{len(images)} images in one request, the limit is {limit}", accepted, 413)
+    try:
+        return PixelsRequest.model_validate(payload).stack()
+    except ValidationError as exc:
+        raise BadInput(validation_message(exc), accepted, 422) from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's first complaint, as one line a person can act on."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if message.startswith(f"{where}["):  # our validators already name the image
+        return f"{message}{more}"
+    return f"{where}: {message}{more}"
+
+
+class PredictionOutput(Prediction, bentoml.IODescriptor):
+    """/predict's answer: one Prediction, or the request's 4xx if its upload was refused."""
+
+    @classmethod
+    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+        (item,) = obj  # the batch is split back per request: a list of one
+        if isinstance(item, BadInput):
+            return error_response(item)
+        return Response(item.model_dump_json(), media_type="application/json")
+
+
+def error_response(exc: BadInput) -> Response:
+    """Our 4xx: {"error": ..., "accepted": ...}."""
+    return Response(exc.to_json(), status_code=exc.status, media_type="application/json")

@@ -1,0 +1,64 @@
+"""The GET routes BentoML's POST-only APIs cannot carry: /model and the /ui page."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from service.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MNIST digit reader</title></head>
+<body><h1>MNIST digit reader</h1>
+<p>The drawing page is not installed (no <code>service/ui/index.html</code>).
+POST an image to <code>/predict</code> instead, or see the API docs at <a href="/">/</a>.</p>
+</body></html>
+"""
+
+
+def model_info(metadata: dict[str, Any], provider: str, threads: int) -> dict[str, Any]:
+    """What GET /model tells: the served model's own metadata plus how it runs here."""
+    return {**metadata, "runtime": {"provider": provider, "intra_op_threads": threads}}
+
+
+async def model(_: Request) -> Response:
+    """GET /model: the served model's metadata (version, sha256, accuracy, input spec...)."""
+    svc = bentoml.get_current_service()
+    if svc is None:
+        return JSONResponse({"error": "model not loaded yet", "accepted": "retry"}, 503)
+    return JSONResponse(svc.model_info())
+
+
+def _ui_index(ui_dir: Path) -> Any:
+    async def index(_: Request) -> Response:
+        """GET /ui: the draw-a-digit page, or a placeholder until it is installed."""
+        page = ui_dir / "index.html"
+        if page.is_file():
+            return FileResponse(page, media_type="text/html")
+        return HTMLResponse(PLACEHOLDER)
+
+    return index
+
+
+def build_app(ui_dir: Path | None = None) -> Starlette:
+    """A small Starlette app mounted beside BentoML's routes."""
+    ui_dir = ui_dir or get_settings().ui_dir
+    index = _ui_index(ui_dir)
+    return Starlette(
+        routes=[
+            Route("/model", model, methods=["GET"]),
+            Route("/ui", index, methods=["GET"]),
+            Route("/ui/", index, methods=["GET"]),
+            Mount("/ui", StaticFiles(directory=ui_dir, check_dir=False), name="ui"),
+        ]
+    )

@@ -1,0 +1,176 @@
+"""Any upright image -> the 28x28 white-on-black frame MNIST was made with.
+
+MNIST's recipe: find the ink, crop to it, fit it into 20x20 keeping the aspect ratio, and
+place it in 28x28 with its centre of mass at the centre. Before that, a photo is turned
+into "ink": alpha flattened, polarity found, colour pens and uneven light evened out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from service.errors import BadInput
+
+SIDE = 28  # MNIST frame
+BOX = 20  # the digit's longer side inside the frame
+CENTRE = 14.0  # MNIST test digits have their centre of mass at (14, 14), +-0.5 px
+WORK_LONG_SIDE = 384  # enough pixels for a 20x20 digit even when it is small in a big photo
+BACKGROUND_LONG_SIDE = 32  # lighting is smooth: estimate it on a coarse grid
+MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (fraction of full scale)
+
+NO_INK = "no ink found: the image is blank or has too little contrast to show a digit"
+ACCEPTED_INK = "an image of one handwritten digit, darker or lighter than its background"
+
+
+def to_mnist(img: Image.Image) -> np.ndarray:
+    """(28, 28) float32 in [0, 1], white digit on black, as the model was trained on."""
+    rgb = _as_float(img)  # (H, W, C) float32 in [0, 1], C = 1 or 3
+    if rgb.shape[:2] == (SIDE, SIDE):
+        ready = _already_mnist(rgb)
+        if ready is not None:
+            return ready
+    rgb = _shrink(rgb)
+    ink = ink_map(rgb)  # (h, w) float32 >= 0, 0 = background
+    return frame(ink)
+
+
+def _as_float(img: Image.Image) -> np.ndarray:
+    """Pixels as (H, W, C) float32 in [0, 1], C = 1 (grey) or 3 (colour), alpha flattened."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img.convert("F") if img.mode != "F" else img, dtype=np.float32)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if img.mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        return np.clip(arr / top, 0.0, 1.0)[..., None]
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    elif img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in img.mode else "RGB")
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if arr.ndim == 2:
+        return arr[..., None]
+    if img.mode in ("LA", "RGBA"):
+        return _flatten_alpha(arr[..., :-1], arr[..., -1])
+    return arr
+
+
+def _flatten_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite onto whichever of white or black the visible strokes contrast with."""
+    if alpha.min() > 0.98:
+        return colour
+    weight = alpha.sum()
+    visible = float((colour.mean(-1) * alpha).sum() / weight) if weight > 0 else 0.0
+    paper = 1.0 if visible < 0.5 else 0.0  # black strokes on a transparent canvas -> white paper
+    a = alpha[..., None]
+    return colour * a + paper * (1.0 - a)
+
+
+def _already_mnist(pixels: np.ndarray) -> np.ndarray | None:
+    """A 28x28 digit already framed like MNIST, used as is: resampling would only blur it."""
+    grey = pixels.mean(-1)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 0.5:
+        grey = 1.0 - grey  # dark on light: same frame, other polarity
+    if float(np.median(border if np.median(border) <= 0.5 else 1.0 - border)) > 0.1:
+        return None  # no clean black surround: not an MNIST frame
+    mask = grey > 0.1
+    if not mask.any():
+        raise BadInput(NO_INK, ACCEPTED_INK, 422)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > BOX + 2:
+        return None
+    cy, cx = centre_of_mass(grey)
+    if abs(cy - CENTRE) > 1.0 or abs(cx - CENTRE) > 1.0:
+        return None
+    return np.ascontiguousarray(grey, dtype=np.float32)
+
+
+def _shrink(pixels: np.ndarray) -> np.ndarray:
+    """Box-average big images down to a working size: cheaper, and it averages out noise."""
+    h, w = pixels.shape[:2]
+    factor = int(np.ceil(max(h, w) / WORK_LONG_SIDE))
+    if factor <= 1:
+        return pixels
+    h2, w2 = h // factor * factor, w // factor * factor
+    blocks = pixels[:h2, :w2].reshape(h2 // factor, factor, w2 // factor, factor, -1)
+    return blocks.mean(axis=(1, 3))
+
+
+def _resize(channel: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """Resize one float channel (size is (width, height), as Pillow has it)."""
+    return np.asarray(Image.fromarray(channel, mode="F").resize(size, resample), np.float32)
+
+
+def _background(pixels: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """The paper without the ink, lighting included: a coarse max (or min) filter, smoothed."""
+    h, w = pixels.shape[:2]
+    scale = BACKGROUND_LONG_SIDE / max(h, w)
+    small = (max(1, round(w * scale)), max(1, round(h * scale)))
+    rank = ImageFilter.MaxFilter(7) if dark_ink else ImageFilter.MinFilter(7)
+    planes = []
+    for c in range(pixels.shape[-1]):
+        coarse = Image.fromarray(_resize(pixels[..., c], small, Image.Resampling.BOX), "F")
+        coarse = coarse.filter(rank).filter(ImageFilter.BoxBlur(2))
+        planes.append(_resize(np.asarray(coarse, np.float32), (w, h), Image.Resampling.BILINEAR))
+    return np.stack(planes, axis=-1)
+
+
+def ink_map(pixels: np.ndarray) -> np.ndarray:
+    """How far each pixel is from the local paper colour, towards the ink: (H, W) float32."""
+    grey = pixels.mean(-1)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    paper = float(np.median(border))
+    low, high = np.percentile(grey, [0.5, 99.5])
+    dark_ink = (paper - low) >= (high - paper)  # ink lies on the far side of the paper
+    background = _background(pixels, dark_ink)
+    diff = background - pixels if dark_ink else pixels - background
+    ink = np.clip(diff, 0.0, None).max(-1)  # a coloured pen shows most in one channel
+    if float(np.percentile(ink, 99.9)) < MIN_CONTRAST:
+        raise BadInput(NO_INK, ACCEPTED_INK, 422)
+    return ink
+
+
+def frame(ink: np.ndarray) -> np.ndarray:
+    """Crop to the ink, fit 20x20 keeping aspect, centre by mass in 28x28: (28, 28) float32."""
+    peak = float(np.percentile(ink, 99.9))
+    mask = ink > 0.35 * peak
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    # Strokes keep their soft edges: level the crop between the paper's noise and the ink.
+    strokes = ink[mask]
+    floor, top = 0.2 * peak, float(np.percentile(strokes, 90))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0)
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    shrinking = scale < 1.0
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    digit = np.clip(_resize(crop.astype(np.float32), size, resample), 0.0, 1.0)
+    if digit.max() <= 0.0:
+        raise BadInput(NO_INK, ACCEPTED_INK, 422)
+    digit /= digit.max()
+    return place(digit)
+
+
+def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    """(row, col) of the intensity-weighted centre, in pixel-index coordinates."""
+    total = float(img.sum())
+    if total <= 0:
+        return (img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2
+    rows = float((img.sum(1) * np.arange(img.shape[0])).sum()) / total
+    cols = float((img.sum(0) * np.arange(img.shape[1])).sum()) / total
+    return rows, cols
+
+
+def place(digit: np.ndarray) -> np.ndarray:
+    """Put a digit (h, w <= 28) into 28x28 with its centre of mass at (14, 14), kept inside."""
+    h, w = digit.shape
+    cy, cx = centre_of_mass(digit)
+    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
+    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
+    out = np.zeros((SIDE, SIDE), np.float32)
+    out[top : top + h, left : left + w] = digit
+    return out

@@ -1,0 +1,121 @@
+"""The BentoML service: glue between HTTP (http_io), images (preprocess) and the model."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import anyio.to_thread
+import bentoml
+import numpy as np
+from PIL import Image
+from pydantic import TypeAdapter
+from starlette.responses import Response
+
+from service import metrics, pages
+from service.errors import BadInput
+from service.http_io import (
+    ImageInput,
+    ImagesInput,
+    PixelsInput,
+    PredictionOutput,
+    error_response,
+)
+from service.model import Classifier, resolve
+from service.schemas import Prediction, predictions
+from service.settings import get_settings
+
+logger = logging.getLogger("service")
+settings = get_settings()
+PREDICTIONS_JSON = TypeAdapter(list[Prediction])
+
+
+@bentoml.service(
+    name="mnist",
+    workers=settings.workers,
+    threads=1,  # batched predictions run one at a time per worker, on the model's own threads
+    traffic={"timeout": settings.timeout_s},
+    logging={"access": {"enabled": settings.access_log}},
+)
+@bentoml.asgi_app(pages.build_app(), path="/")
+class MnistService:
+    """Reads handwritten digits: one ONNX model per worker, loaded and checked once."""
+
+    def __init__(self) -> None:
+        files = resolve(settings.models_dir, settings.model_version, settings.model_path)
+        self.threads = settings.threads_per_worker
+        self.classifier = Classifier(files, settings.provider, self.threads)
+        self.classifier.warm_up()
+        logger.info(
+            "serving %s on %s; draw a digit at /ui, API docs at /",
+            self.classifier.version, self.classifier.provider,
+        )
+
+    def __is_ready__(self) -> bool:
+        """/readyz: only once __init__ has loaded, checked and warmed up the model."""
+        return self.classifier is not None
+
+    def model_info(self) -> dict[str, Any]:
+        return pages.model_info(self.classifier.metadata, self.classifier.provider, self.threads)
+
+    def _predict(self, pixels: np.ndarray) -> list[Prediction]:
+        """(N, 28, 28) float32 -> N Predictions, counted into the drift metrics."""
+        probs = self.classifier.probabilities(pixels)  # (N, 10)
+        metrics.record(probs, settings.low_confidence)
+        return predictions(probs, self.classifier.labels, self.classifier.version)
+
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=settings.max_batch_size,
+        max_latency_ms=settings.max_latency_ms,
+        input_spec=ImageInput,
+        output_spec=PredictionOutput,
+    )
+    def predict(self, image: list[Any]) -> list[Any]:
+        """Read the digit in one image. Concurrent calls share one onnxruntime run."""
+        good = [i for i, item in enumerate(image) if not isinstance(item, BadInput)]
+        answers: list[Any] = list(image)  # refused uploads answer with their own BadInput
+        if good:
+            batch = np.stack([image[i] for i in good])  # (n, 28, 28) float32
+            for i, prediction in zip(good, self._predict(batch), strict=True):
+                answers[i] = prediction
+        for item in image:
+            if isinstance(item, BadInput):
+                metrics.rejected("predict", item.status)
+        return answers
+
+    @bentoml.api(input_spec=ImagesInput)
+    async def predict_batch(self, images: Any) -> list[Prediction]:
+        """Read many images in one request; answers come in the same order."""
+        if isinstance(images, BadInput):
+            metrics.rejected("predict_batch", images.status)
+            return error_response(images)
+        return await self._answer(images)
+
+    @bentoml.api(input_spec=PixelsInput)
+    async def predict_pixels(self, images: Any) -> list[Prediction]:
+        """Read 28x28 pixel arrays sent as JSON (ints 0-255 or floats 0-1, white on black)."""
+        if isinstance(images, BadInput):
+            metrics.rejected("predict_pixels", images.status)
+            return error_response(images)
+        return await self._answer(images)
+
+    async def _answer(self, pixels: np.ndarray) -> Response:
+        """Run a whole request's batch off the event loop, in max_batch_size chunks."""
+        chunk = settings.max_batch_size
+        answers: list[Prediction] = []
+        for start in range(0, len(pixels), chunk):
+            answers += await anyio.to_thread.run_sync(self._predict, pixels[start : start + chunk])
+        return Response(PREDICTIONS_JSON.dump_json(answers), media_type="application/json")
+
+    @bentoml.api(input_spec=ImageInput)
+    async def preprocess(self, image: list[Any]) -> Image.Image:
+        """The 28x28 image the model sees for an upload, as PNG: why was my photo misread?"""
+        (item,) = image
+        if isinstance(item, BadInput):
+            metrics.rejected("preprocess", item.status)
+            return error_response(item)
+        png = io.BytesIO()
+        Image.fromarray(np.round(item * 255).astype(np.uint8), mode="L").save(png, "PNG")
+        return Response(png.getvalue(), media_type="image/png")

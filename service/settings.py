@@ -1,0 +1,84 @@
+"""Every knob of the service, from MNIST_* environment variables, read once at start-up."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PositiveInt, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_DIR = Path(__file__).resolve().parent
+# models/ sits beside service/ in the repo and inside a built bento alike.
+DEFAULT_MODELS_DIR = SERVICE_DIR.parent / "models"
+
+
+def cpu_count() -> int:
+    """Cores this process may use (cgroup/affinity aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """What an operator may change without touching code (README lists each)."""
+
+    model_config = SettingsConfigDict(env_prefix="MNIST_", extra="ignore", frozen=True)
+
+    # Which model: served.json's choice in models_dir, unless a version or a path is given.
+    models_dir: Path = DEFAULT_MODELS_DIR
+    model_version: str | None = None
+    model_path: Path | None = Field(
+        default=None, description="a model.onnx file or a version folder; wins over version"
+    )
+
+    # Where it runs.
+    provider: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: PositiveInt = 1
+    intra_op_threads: PositiveInt | None = Field(
+        default=None, description="onnxruntime threads per worker; default cores // workers"
+    )
+
+    # Adaptive batching of concurrent /predict calls, and chunking of big batches.
+    max_batch_size: int = Field(default=64, ge=2)
+    max_latency_ms: PositiveInt = 1000
+
+    # Request limits: bad or hostile input is refused with a 4xx before it costs much.
+    max_images_per_request: PositiveInt = 1024
+    max_upload_bytes: PositiveInt = 20 * 1024 * 1024
+    max_image_pixels: PositiveInt = 40_000_000
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    # Observability.
+    low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    access_log: bool = False
+
+    ui_dir: Path = SERVICE_DIR / "ui"
+
+    @model_validator(mode="after")
+    def _threads_fit_cores(self) -> Settings:
+        """Refuse a thread count that would oversubscribe the cores (workers x threads)."""
+        if self.intra_op_threads is not None and self.threads_per_worker * self.workers > max(
+            cpu_count(), self.workers
+        ):
+            raise ValueError(
+                f"MNIST_WORKERS ({self.workers}) x MNIST_INTRA_OP_THREADS "
+                f"({self.intra_op_threads}) exceeds the {cpu_count()} cores available"
+            )
+        return self
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Intra-op threads for each worker's onnxruntime session: workers x threads <= cores."""
+        if self.intra_op_threads is not None:
+            return self.intra_op_threads
+        return max(1, cpu_count() // self.workers)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The one Settings instance: the environment is read once per process."""
+    return Settings()
