@@ -8,7 +8,7 @@ into "ink": alpha flattened, polarity found, colour pens and uneven light evened
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from service.errors import BadInput
 
@@ -18,6 +18,9 @@ CENTRE = 14.0  # MNIST test digits have their centre of mass at (14, 14), +-0.5 
 WORK_LONG_SIDE = 384  # enough pixels for a 20x20 digit even when it is small in a big photo
 BACKGROUND_LONG_SIDE = 32  # lighting is smooth: estimate it on a coarse grid
 MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (fraction of full scale)
+INK_THRESHOLD = 0.35  # of the peak: what counts as ink when finding the digit's box
+FLOOR = 0.2  # of the peak: below this is paper texture, noise or JPEG ringing
+TOP_PERCENTILE = 90  # ink at or above this percentile of the strokes is solid (1.0)
 
 NO_INK = "no ink found: the image is blank or has too little contrast to show a digit"
 ACCEPTED_INK = "an image of one handwritten digit, darker or lighter than its background"
@@ -104,50 +107,77 @@ def _resize(channel: np.ndarray, size: tuple[int, int], resample: Image.Resampli
     return np.asarray(Image.fromarray(channel, mode="F").resize(size, resample), np.float32)
 
 
-def _background(pixels: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """The paper without the ink, lighting included: a coarse max (or min) filter, smoothed."""
+def _window(a: np.ndarray, k: int, reduce: str) -> np.ndarray:
+    """k x k sliding max/min/mean/median of a small 2-D array, edges padded by repetition."""
+    padded = np.pad(a, k // 2, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k))  # (h, w, k, k)
+    return getattr(np, reduce)(windows, axis=(-2, -1))
+
+
+def _background(pixels: np.ndarray, how: str) -> np.ndarray:
+    """The paper without the ink, lighting included, from a coarse rank filter, smoothed.
+
+    how: "max" (dark ink on light paper: the filter erases thinner dark strokes) or "min".
+    """
     h, w = pixels.shape[:2]
     scale = BACKGROUND_LONG_SIDE / max(h, w)
     small = (max(1, round(w * scale)), max(1, round(h * scale)))
-    rank = ImageFilter.MaxFilter(7) if dark_ink else ImageFilter.MinFilter(7)
     planes = []
     for c in range(pixels.shape[-1]):
-        coarse = Image.fromarray(_resize(pixels[..., c], small, Image.Resampling.BOX), "F")
-        coarse = coarse.filter(rank).filter(ImageFilter.BoxBlur(2))
-        planes.append(_resize(np.asarray(coarse, np.float32), (w, h), Image.Resampling.BILINEAR))
+        coarse = _resize(pixels[..., c], small, Image.Resampling.BOX)
+        coarse = _window(coarse, 7, how)
+        coarse = _window(coarse, 5, "mean")
+        planes.append(_resize(coarse, (w, h), Image.Resampling.BILINEAR))
     return np.stack(planes, axis=-1)
+
+
+def _blocks(a: np.ndarray) -> np.ndarray:
+    """2x2 block means: a lone noisy pixel cannot pass for ink."""
+    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    if h == 0 or w == 0:
+        return a
+    return a[:h, :w].reshape(h // 2, 2, w // 2, 2, *a.shape[2:]).mean(axis=(1, 3))
+
+
+def _peak(a: np.ndarray) -> float:
+    """The strongest value that is not a lone noisy pixel."""
+    return float(_blocks(a).max())
+
+
+def is_dark_ink(pixels: np.ndarray) -> bool:
+    """Polarity: is the ink darker than the paper? The paper is most of the pixels, so the
+    ink is whichever extreme lies farther from the median (per channel, for coloured pens)."""
+    blocks = _blocks(pixels).reshape(-1, pixels.shape[-1])  # (n, C)
+    paper = np.median(blocks, axis=0)
+    darker = float((paper - blocks.min(axis=0)).max())
+    lighter = float((blocks.max(axis=0) - paper).max())
+    return darker >= lighter
 
 
 def ink_map(pixels: np.ndarray) -> np.ndarray:
     """How far each pixel is from the local paper colour, towards the ink: (H, W) float32."""
-    grey = pixels.mean(-1)
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    paper = float(np.median(border))
-    low, high = np.percentile(grey, [0.5, 99.5])
-    dark_ink = (paper - low) >= (high - paper)  # ink lies on the far side of the paper
-    background = _background(pixels, dark_ink)
+    dark_ink = is_dark_ink(pixels)
+    background = _background(pixels, "max" if dark_ink else "min")
     diff = background - pixels if dark_ink else pixels - background
-    ink = np.clip(diff, 0.0, None).max(-1)  # a coloured pen shows most in one channel
-    if float(np.percentile(ink, 99.9)) < MIN_CONTRAST:
+    ink = np.clip(diff, 0.0, None).max(-1)  # (H, W): a coloured pen shows most in one channel
+    if _peak(ink) < MIN_CONTRAST:
         raise BadInput(NO_INK, ACCEPTED_INK, 422)
     return ink
 
 
 def frame(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, fit 20x20 keeping aspect, centre by mass in 28x28: (28, 28) float32."""
-    peak = float(np.percentile(ink, 99.9))
-    mask = ink > 0.35 * peak
+    peak = _peak(ink)
+    mask = ink > INK_THRESHOLD * peak
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    # Strokes keep their soft edges: level the crop between the paper's noise and the ink.
-    strokes = ink[mask]
-    floor, top = 0.2 * peak, float(np.percentile(strokes, 90))
+    # Level strokes between the paper's noise and solid ink, keeping their soft edges.
+    floor, top = FLOOR * peak, float(np.percentile(ink[mask], TOP_PERCENTILE))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     crop = np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0)
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    shrinking = scale < 1.0
-    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BILINEAR
     digit = np.clip(_resize(crop.astype(np.float32), size, resample), 0.0, 1.0)
     if digit.max() <= 0.0:
         raise BadInput(NO_INK, ACCEPTED_INK, 422)

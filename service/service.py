@@ -22,12 +22,17 @@ from service.http_io import (
     PredictionOutput,
     error_response,
 )
-from service.model import Classifier, resolve
+from service.model import Classifier, load_metadata, resolve
 from service.schemas import Prediction, predictions
 from service.settings import get_settings
 
 logger = logging.getLogger("service")
 settings = get_settings()
+# Checked when `bentoml serve` (or build) imports this module, before any worker starts: a
+# missing or corrupt model stops start-up here with one clear error instead of workers
+# failing and being restarted forever.
+MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
+load_metadata(MODEL_FILES)
 PREDICTIONS_JSON = TypeAdapter(list[Prediction])
 
 
@@ -43,9 +48,8 @@ class MnistService:
     """Reads handwritten digits: one ONNX model per worker, loaded and checked once."""
 
     def __init__(self) -> None:
-        files = resolve(settings.models_dir, settings.model_version, settings.model_path)
         self.threads = settings.threads_per_worker
-        self.classifier = Classifier(files, settings.provider, self.threads)
+        self.classifier = Classifier(MODEL_FILES, settings.provider, self.threads)
         self.classifier.warm_up()
         logger.info(
             "serving %s on %s; draw a digit at /ui, API docs at /",
