@@ -5,7 +5,7 @@ VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 UV = $(VENV)/bin/uv
 
-.PHONY: serve test install install-serve lint pipeline benchmark-models loadtest soak clean loadtest soak
+.PHONY: serve test install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+## Build the serving bento (service/ + the served model only); then `bentoml containerize mnist:latest`
+bento: install-serve
+	$(SERVE_VENV)/bin/python -m service.bento
+
+## /predict and /predict_batch under locust vs in-process onnxruntime and a plain Starlette baseline
+benchmark-service: install
+	$(VENV)/bin/python benchmarks/bench_service.py $(ARGS)
 
 ## In-process onnxruntime throughput of every architecture, side by side -> BENCHMARKS.md
 benchmark-models: install
