@@ -203,7 +203,9 @@ def _parse_pixels(body: bytes, limit: int, accepted: str) -> np.ndarray:
 def validation_message(exc: ValidationError) -> str:
     """pydantic's first complaint, as one line a person can act on."""
     first = exc.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
+    if not first["loc"]:
+        return 'the body must be a JSON object with an "images" list'
+    where = ".".join(str(p) for p in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     if message.startswith(f"{where}["):  # our validators already name the image

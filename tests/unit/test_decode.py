@@ -1,0 +1,87 @@
+"""service.decode: bytes -> an upright image, or a 4xx that says why not."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.decode import open_image
+from service.errors import BadInput
+
+pytestmark = pytest.mark.unit
+
+LIMIT = 1_000_000
+
+
+def _encode(img: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def _open(data: bytes, max_pixels: int = LIMIT) -> Image.Image:
+    return open_image(data, max_pixels=max_pixels, accepted="an image")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"),
+     ("WEBP", "RGB"), ("TIFF", "L"), ("PNG", "1"), ("PNG", "P")],
+)
+def test_supported_formats_decode(fmt: str, mode: str) -> None:
+    img = Image.new(mode, (40, 30))
+    out = _open(_encode(img, fmt))
+    assert out.size == (40, 30)
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = Image.new("RGB", (60, 20), "white")  # stored landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": the viewer sees portrait
+    out = _open(_encode(img, "JPEG", exif=exif.tobytes()))
+    assert out.size == (20, 60)
+
+
+def test_big_jpeg_is_decoded_at_reduced_size() -> None:
+    big = Image.new("RGB", (4000, 3000), "white")
+    out = _open(_encode(big, "JPEG"), max_pixels=20_000_000)
+    assert max(out.size) < 4000 and max(out.size) >= 500
+
+
+class TestRefused:
+    def _refused(self, data: bytes, max_pixels: int = LIMIT) -> BadInput:
+        with pytest.raises(BadInput) as info:
+            _open(data, max_pixels)
+        assert info.value.accepted == "an image"
+        return info.value
+
+    def test_empty(self) -> None:
+        assert "empty" in self._refused(b"").error
+
+    def test_not_an_image(self) -> None:
+        exc = self._refused(b"%PDF-1.4 definitely not pixels" * 10)
+        assert exc.status == 400 and "not an image" in exc.error
+
+    def test_truncated_png(self) -> None:
+        data = _encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)), "PNG")
+        exc = self._refused(data[: len(data) // 2])
+        assert exc.status == 400 and "truncated" in exc.error
+
+    def test_truncated_jpeg(self) -> None:
+        rng = np.random.default_rng(1)
+        data = _encode(Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)), "JPEG")
+        exc = self._refused(data[: len(data) // 3])
+        assert exc.status == 400
+
+    def test_decompression_bomb_is_refused_from_its_header(self) -> None:
+        bomb = _encode(Image.new("1", (12_000, 12_000)), "PNG")  # ~20 kB file, 144 Mpx
+        assert len(bomb) < 100_000
+        exc = self._refused(bomb, max_pixels=40_000_000)
+        assert exc.status == 413 and "pixel limit" in exc.error
+
+    def test_unsupported_format(self) -> None:
+        exc = self._refused(_encode(Image.new("RGB", (32, 32)), "ICO"))
+        assert exc.status == 415 and "ICO" in exc.error

@@ -1,0 +1,91 @@
+"""service.schemas / http_io: the /predict_pixels JSON rules and the Prediction shape."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from service.errors import BadInput
+from service.http_io import _parse_pixels
+from service.schemas import pixels_to_array, predictions
+
+pytestmark = pytest.mark.unit
+
+
+def _body(images: object) -> bytes:
+    return json.dumps({"images": images}).encode()
+
+
+class TestPixelValues:
+    def test_integers_are_read_as_0_to_255(self) -> None:
+        img = np.full((28, 28), 255, dtype=int).tolist()
+        assert pixels_to_array(img).max() == pytest.approx(1.0)
+
+    def test_floats_are_read_as_0_to_1(self) -> None:
+        img = np.full((28, 28), 0.5).tolist()
+        out = pixels_to_array(img)
+        assert out.dtype == np.float32 and out.max() == pytest.approx(0.5)
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            (np.zeros((27, 28)).tolist(), "shape [27, 28]"),
+            (np.zeros((28, 28, 1)).tolist(), "shape [28, 28, 1]"),
+            ([[0] * 28] * 27 + [[0] * 27], "rows of different lengths"),
+            ([["a"] * 28] * 28, "must be numbers"),
+            ([[True] * 28] * 28, "must be numbers"),
+            (np.full((28, 28), 1.5).tolist(), "[0.0, 1.0]"),
+            (np.full((28, 28), -0.1).tolist(), "[0.0, 1.0]"),
+            (np.full((28, 28), 256, dtype=int).tolist(), "[0, 255]"),
+            (np.full((28, 28), -1, dtype=int).tolist(), "[0, 255]"),
+        ],
+    )
+    def test_bad_values_are_named(self, value: object, message: str) -> None:
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            pixels_to_array(value)
+
+
+class TestRequestBody:
+    def test_many_images_stack_in_order(self) -> None:
+        imgs = [np.full((28, 28), i, dtype=int).tolist() for i in range(3)]
+        out = _parse_pixels(_body(imgs), limit=10, accepted="x")
+        assert out.shape == (3, 28, 28)
+        np.testing.assert_allclose(out[:, 0, 0], np.arange(3) / 255.0)
+
+    @pytest.mark.parametrize(
+        ("body", "status", "message"),
+        [
+            (b"", 400, "empty"),
+            (b"{not json", 400, "not valid JSON"),
+            (b"[1, 2, 3]", 422, "JSON object"),
+            (b'{"pixels": []}', 422, "images: Field required"),
+            (b'{"images": []}', 422, "at least 1"),
+            (b'{"images": "abc"}', 422, "images"),
+            (_body([np.zeros((28, 28)).tolist(), np.zeros((3, 3)).tolist()]), 422, "images[1]"),
+            (json.dumps({"images": [[[float("nan")] * 28] * 28]}).encode(), 422, "NaN"),
+        ],
+    )
+    def test_bad_bodies_are_refused_with_what_was_wrong(
+        self, body: bytes, status: int, message: str
+    ) -> None:
+        with pytest.raises(BadInput) as info:
+            _parse_pixels(body, limit=10, accepted="28x28 arrays")
+        assert info.value.status == status
+        assert message in info.value.error
+        assert info.value.body() == {"error": info.value.error, "accepted": "28x28 arrays"}
+
+    def test_too_many_images(self) -> None:
+        imgs = [np.zeros((28, 28), dtype=int).tolist()] * 4
+        with pytest.raises(BadInput) as info:
+            _parse_pixels(_body(imgs), limit=3, accepted="x")
+        assert info.value.status == 413 and "limit is 3" in info.value.error
+
+
+def test_predictions_follow_the_probabilities() -> None:
+    probs = np.eye(10, dtype=np.float32)[[3, 7]] * 0.9 + 0.01  # (2, 10)
+    out = predictions(probs, list(range(10)), "v1")
+    assert [p.digit for p in out] == [3, 7]
+    assert out[0].confidence == pytest.approx(0.91)
+    assert len(out[1].probabilities) == 10 and out[1].model_version == "v1"

@@ -1,0 +1,159 @@
+"""service.preprocess: photos and drawings -> the 28x28 frame MNIST was made with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loadtests.uploads import load_mnist
+from service import preprocess as pp
+from service.errors import BadInput
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_data_dir) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = load_mnist(mnist_data_dir, "test")
+    return images[:50], labels[:50]
+
+
+def _big(digit28: np.ndarray, size: int = 300, fill: float = 0.7) -> np.ndarray:
+    """An MNIST digit scaled up into a bigger black canvas: (size, size) float32, white ink."""
+    frame = int(size * fill)
+    big = Image.fromarray(digit28).resize((frame, frame), Image.Resampling.BICUBIC)
+    canvas = Image.new("L", (size, size), 0)
+    canvas.paste(big, ((size - frame) // 2, (size - frame) // 3))
+    return np.asarray(canvas, np.float32) / 255.0
+
+
+def _bbox(img: np.ndarray, thr: float = 0.1) -> tuple[int, int]:
+    rows, cols = np.flatnonzero((img > thr).any(1)), np.flatnonzero((img > thr).any(0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two 28x28 images: 1.0 is identical up to scale."""
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+class TestAlreadyMnist:
+    def test_mnist_digit_passes_through_untouched(self, digits) -> None:
+        for digit in digits[0]:
+            out = pp.to_mnist(Image.fromarray(digit))
+            np.testing.assert_array_equal(out, digit.astype(np.float32) / 255.0)
+
+    def test_inverted_mnist_digit_is_inverted_back_without_resampling(self, digits) -> None:
+        digit = digits[0][0]
+        out = pp.to_mnist(Image.fromarray(255 - digit))
+        np.testing.assert_allclose(out, digit / 255.0, atol=1e-6)
+
+    def test_off_centre_28x28_is_reframed(self, digits) -> None:
+        shifted = np.roll(digits[0][0], (6, -5), axis=(0, 1))
+        out = pp.to_mnist(Image.fromarray(shifted))
+        cy, cx = pp.centre_of_mass(out)
+        assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
+
+
+class TestFraming:
+    def test_big_digit_is_fitted_into_20x20_and_centred_by_mass(self, digits) -> None:
+        for digit in digits[0][:10]:
+            out = pp.to_mnist(Image.fromarray((_big(digit) * 255).astype(np.uint8)))
+            assert out.shape == (28, 28) and out.dtype == np.float32
+            assert out.min() >= 0.0 and out.max() == pytest.approx(1.0)
+            assert max(_bbox(out)) in (19, 20, 21)
+            cy, cx = pp.centre_of_mass(out)
+            assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
+            assert _agreement(out, digit / 255.0) > 0.8
+
+    def test_wide_digit_keeps_its_aspect_ratio(self) -> None:
+        bar = np.zeros((200, 300), np.uint8)
+        bar[90:110, 30:270] = 255  # a 240 x 20 stroke: 12:1
+        out = pp.to_mnist(Image.fromarray(bar))
+        h, w = _bbox(out, 0.3)
+        assert w == 20 and h <= 3
+
+    def test_place_keeps_a_lopsided_digit_inside_the_frame(self) -> None:
+        digit = np.zeros((20, 20), np.float32)
+        digit[:, :2] = 1.0  # all mass at the left edge
+        out = pp.place(digit)
+        assert out.sum() == pytest.approx(digit.sum())
+
+    def test_tiny_digit_is_scaled_up(self, digits) -> None:
+        small = Image.fromarray(digits[0][1]).resize((10, 10), Image.Resampling.BOX)
+        canvas = Image.new("L", (64, 64), 0)
+        canvas.paste(small, (40, 5))
+        out = pp.to_mnist(canvas)
+        assert max(_bbox(out)) >= 19
+
+
+class TestPhotos:
+    def test_dark_ink_on_paper_reads_like_white_on_black(self, digits) -> None:
+        digit = digits[0][2]
+        paper = 1.0 - 0.85 * _big(digit)  # dark ink on white paper
+        out = pp.to_mnist(Image.fromarray((paper * 255).astype(np.uint8)))
+        assert _agreement(out, pp.to_mnist(Image.fromarray((_big(digit) * 255).astype(np.uint8)))) > 0.95
+
+    def test_uneven_lighting_does_not_become_ink(self, digits) -> None:
+        digit = digits[0][3]
+        ink = _big(digit)
+        ramp = np.linspace(0.55, 1.0, ink.shape[1], dtype=np.float32)[None, :]  # lamp on the right
+        photo = (0.95 - 0.8 * ink) * ramp
+        out = pp.to_mnist(Image.fromarray((photo * 255).astype(np.uint8)))
+        reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
+        assert _agreement(out, reference) > 0.9
+
+    @pytest.mark.parametrize("pen", [(20, 40, 160), (170, 20, 30), (230, 200, 20)])
+    def test_coloured_pen_on_white(self, digits, pen) -> None:
+        ink = _big(digits[0][4])[..., None]
+        rgb = 255 * (1 - ink) + np.asarray(pen, np.float32) * ink
+        out = pp.to_mnist(Image.fromarray(rgb.astype(np.uint8), "RGB"))
+        reference = pp.to_mnist(Image.fromarray((ink[..., 0] * 255).astype(np.uint8)))
+        assert _agreement(out, reference) > 0.9
+
+    @pytest.mark.parametrize("stroke", [0, 255])
+    def test_strokes_on_a_transparent_canvas(self, digits, stroke) -> None:
+        ink = _big(digits[0][5])
+        rgba = np.zeros((*ink.shape, 4), np.uint8)
+        rgba[..., :3] = stroke  # black (or white) strokes; transparent pixels are (0, 0, 0, 0)
+        rgba[..., 3] = (ink * 255).astype(np.uint8)
+        out = pp.to_mnist(Image.fromarray(rgba, "RGBA"))
+        reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
+        assert _agreement(out, reference) > 0.95
+
+    def test_palette_image(self, digits) -> None:
+        ink = _big(digits[0][6])
+        paper = Image.fromarray(((1 - 0.9 * ink) * 255).astype(np.uint8)).convert("RGB")
+        out = pp.to_mnist(paper.quantize(colors=4))
+        reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
+        assert _agreement(out, reference) > 0.9
+
+    def test_sixteen_bit_greyscale(self, digits) -> None:
+        ink = _big(digits[0][7])
+        img = Image.fromarray((ink * 65535).astype(np.uint16))
+        out = pp.to_mnist(img)
+        reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
+        assert _agreement(out, reference) > 0.95
+
+
+class TestNoInk:
+    @pytest.mark.parametrize("level", [0, 128, 255])
+    def test_blank_image_is_refused(self, level) -> None:
+        with pytest.raises(BadInput) as info:
+            pp.to_mnist(Image.new("L", (100, 80), level))
+        assert info.value.status == 422 and "no ink" in info.value.error
+
+    def test_blank_28x28_is_refused(self) -> None:
+        with pytest.raises(BadInput):
+            pp.to_mnist(Image.new("L", (28, 28), 0))
+
+    def test_noise_alone_is_not_ink(self) -> None:
+        rng = np.random.default_rng(0)
+        paper = np.clip(rng.normal(230, 2, (200, 200)), 0, 255).astype(np.uint8)
+        with pytest.raises(BadInput):
+            pp.to_mnist(Image.fromarray(paper))
+
+    def test_fully_transparent_canvas_is_refused(self) -> None:
+        with pytest.raises(BadInput):
+            pp.to_mnist(Image.new("RGBA", (280, 280), (0, 0, 0, 0)))

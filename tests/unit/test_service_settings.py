@@ -1,0 +1,49 @@
+"""service.settings: MNIST_* variables, validated once, threads that fit the cores."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings, cpu_count
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_serve_the_repo_models(monkeypatch) -> None:
+    for key in ("MNIST_MODELS_DIR", "MNIST_MODEL_VERSION", "MNIST_MAX_BATCH_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    s = Settings()
+    assert s.models_dir.name == "models" and s.model_version is None
+    assert s.max_images_per_request == 1024 and s.provider == "auto"
+
+
+def test_environment_overrides(monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_MAX_BATCH_SIZE", "16")
+    monkeypatch.setenv("MNIST_PROVIDER", "cpu")
+    monkeypatch.setenv("MNIST_MAX_LATENCY_MS", "25")
+    s = Settings()
+    assert (s.max_batch_size, s.provider, s.max_latency_ms) == (16, "cpu", 25)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("MNIST_PROVIDER", "tpu"), ("MNIST_MAX_BATCH_SIZE", "1"), ("MNIST_WORKERS", "0"),
+     ("MNIST_LOW_CONFIDENCE", "2")],
+)
+def test_invalid_values_stop_start_up(monkeypatch, key, value) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_threads_default_to_cores_per_worker(monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_WORKERS", "1")
+    assert Settings().threads_per_worker == cpu_count()
+
+
+def test_oversubscribed_threads_are_refused(monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_WORKERS", str(cpu_count()))
+    monkeypatch.setenv("MNIST_INTRA_OP_THREADS", "2")
+    with pytest.raises(ValidationError, match="exceeds"):
+        Settings()
