@@ -7,6 +7,7 @@ rules it applies, unit-tested without starting anything.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,18 +155,21 @@ def verdict(
     return reasons
 
 
-def memory_growth(samples: Sequence[tuple[float, int]], warmup_s: float) -> tuple[int, int, float]:
-    """(start RSS, end RSS, growth fraction) of a soak: start after warm-up, end = last samples.
+def memory_growth(
+    samples: Sequence[tuple[float, int]], warmup_s: float, window_s: float = 60.0
+) -> tuple[int, int, float]:
+    """(start RSS, end RSS, growth fraction) of a soak, from medians of two windows.
 
     Memory right after start-up is not a fair baseline: the first requests allocate
-    onnxruntime arenas and per-batch-size buffers once. Start is the first sample taken after
-    `warmup_s`; end is the median of the last three samples so that one GC pause does not decide.
+    onnxruntime arenas and per-batch-size buffers once. Start is the median of the samples in
+    the `window_s` after `warmup_s`; end is the median of the last `window_s`. Single samples
+    swing by a few percent with allocation bursts, medians do not.
     """
     if not samples:
         raise ValueError("no memory samples were taken")
-    t0 = samples[0][0]
-    after = [rss for t, rss in samples if t - t0 >= warmup_s] or [samples[-1][1]]
-    start = after[0]
-    tail = sorted(rss for _, rss in samples[-3:])
-    end = tail[len(tail) // 2]
+    t0, t_end = samples[0][0], samples[-1][0]
+    first = [rss for t, rss in samples if warmup_s <= t - t0 <= warmup_s + window_s]
+    last = [rss for t, rss in samples if t >= t_end - window_s]
+    start = int(statistics.median(first or [samples[-1][1]]))
+    end = int(statistics.median(last))
     return start, end, (end - start) / start

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = json.loads(guard_path.read_text())
     if watch_memory:
         _write_memory(samples, args.results / "memory.csv")
-        start, end, growth = memory_growth(samples, warmup_s=min(60.0, args.duration / 5))
+        window = min(60.0, args.duration / 5)
+        start, end, growth = memory_growth(samples, warmup_s=window, window_s=window)
         summary["memory"] = {"start_rss_mb": round(start / 2**20, 1),
                              "end_rss_mb": round(end / 2**20, 1), "growth": round(growth, 4)}
         logger.info("server RSS %.0f MiB after warm-up -> %.0f MiB at the end (%+.1f%%)",

@@ -129,13 +129,18 @@ class TestVerdict:
 
 
 class TestMemoryGrowth:
-    def test_start_is_taken_after_warm_up(self) -> None:
-        mib = 2**20
-        samples = [(0.0, 100 * mib), (30.0, 300 * mib), (60.0, 310 * mib), (90.0, 320 * mib),
-                   (120.0, 320 * mib), (150.0, 330 * mib)]
-        start, end, growth = memory_growth(samples, warmup_s=30)
-        assert (start, end) == (300 * mib, 320 * mib)
-        assert growth == pytest.approx(20 / 300)
+    MIB = 2**20
+
+    def test_start_and_end_are_window_medians_after_warm_up(self) -> None:
+        rss = [100, 300, 310, 400, 305, 320, 330, 900, 335, 340]  # MiB every 10 s, two spikes
+        samples = [(10.0 * i, r * self.MIB) for i, r in enumerate(rss)]
+        start, end, growth = memory_growth(samples, warmup_s=10, window_s=20)
+        assert (start, end) == (310 * self.MIB, 340 * self.MIB)  # spikes do not decide
+        assert growth == pytest.approx(30 / 310)
+
+    def test_steady_growth_is_caught(self) -> None:
+        samples = [(10.0 * i, (300 + 5 * i) * self.MIB) for i, _ in enumerate(range(60))]
+        assert memory_growth(samples, warmup_s=60, window_s=60)[2] > 0.5
 
     def test_no_samples_is_an_error(self) -> None:
         with pytest.raises(ValueError, match="no memory samples"):
