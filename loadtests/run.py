@@ -37,29 +37,31 @@ logger = logging.getLogger("loadtests.run")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Options with defaults that pass with room to spare on a 2-core machine."""
     b = Budgets()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--host", default=os.environ.get("MNIST_SERVICE_URL"),
                    help="deployment to test ($MNIST_SERVICE_URL); none: start one locally")
-    p.add_argument("--users", type=int, default=10, help="concurrent simulated clients")
-    p.add_argument("--spawn-rate", type=float, default=2.0, help="users started per second")
+    p.add_argument("--users", type=int, default=10, help="concurrent simulated clients (default %(default)s)")
+    p.add_argument("--spawn-rate", type=float, default=2.0, help="users started per second (default %(default)s)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of load (default 60, or 600 with --soak)")
     p.add_argument("--soak", action="store_true",
                    help="long run that also checks the server's memory (local service only)")
-    p.add_argument("--p99-ms", type=float, default=b.p99_ms, help="p99 latency budget")
+    p.add_argument("--p99-ms", type=float, default=b.p99_ms, help="p99 latency budget in ms (default %(default)s)")
     p.add_argument("--max-accuracy-drop-pp", type=float, default=b.max_accuracy_drop_pp,
-                   help="allowed drop under the model's recorded test accuracy, in points")
+                   help="allowed drop under the model's recorded test accuracy, in points "
+                   "(default %(default)s)")
     p.add_argument("--min-photo-accuracy", type=float, default=b.min_photo_accuracy,
-                   help="floor for photo-like uploads")
+                   help="floor for photo-like uploads (default %(default)s)")
     p.add_argument("--max-memory-growth", type=float, default=0.10,
-                   help="soak: allowed growth of server RSS from after warm-up to the end")
+                   help="soak: allowed growth of server RSS from after warm-up to the end "
+                   "(default %(default)s)")
     p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR",
                                                         str(REPO.parent / "shared" / "data")),
-                   help="folder holding MNIST/raw ($MNIST_DATA_DIR)")
+                   help="folder holding MNIST/raw (default $MNIST_DATA_DIR or %(default)s)")
     p.add_argument("--results", type=Path, default=None,
                    help="output folder (default results/<loadtest|soak>-<timestamp>)")
-    p.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+    p.add_argument("--progress-every", type=float, default=10.0,
+                   help="seconds between progress lines (default %(default)s)")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 600.0 if args.soak else 60.0
