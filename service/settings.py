@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     workers: PositiveInt = 1
     intra_op_threads: PositiveInt | None = Field(
-        default=None, description="onnxruntime threads per worker; default cores // workers"
+        default=None,
+        description="onnxruntime threads per worker; default (cores - workers) // workers, >= 1",
     )
 
     # Adaptive batching of concurrent /predict calls, and chunking of big batches.
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     # Observability.
     low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
     access_log: bool = False
+    tracing: bool = Field(
+        default=False, description="OpenTelemetry spans per request (configure BentoML's exporter)"
+    )
 
     ui_dir: Path = SERVICE_DIR / "ui"
 
@@ -72,10 +76,12 @@ class Settings(BaseSettings):
 
     @property
     def threads_per_worker(self) -> int:
-        """Intra-op threads for each worker's onnxruntime session: workers x threads <= cores."""
+        """Intra-op threads per worker's session: workers x threads <= cores, and by default one
+        core per worker stays free for its event loop (HTTP, decoding), which small models
+        need more than a second inference thread (measured: BENCHMARKS.md)."""
         if self.intra_op_threads is not None:
             return self.intra_op_threads
-        return max(1, cpu_count() // self.workers)
+        return max(1, (cpu_count() - self.workers) // self.workers)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,326 @@
+"""How fast the service answers, next to what the model and a plain endpoint can do.
+
+    python benchmarks/bench_service.py          # or: make benchmark-service (ARGS="--users 16")
+
+One run on this machine, all against 127.0.0.1, with locust (headless, FastHttpUser, no wait)
+at a fixed concurrency:
+  1. the served model in-process with onnxruntime: images/s at max_batch_size (the ceiling);
+  2. `bentoml serve` (this repo's service): /predict requests/s, p50, p99; /predict_batch images/s;
+  3. a minimal hand-written Starlette + onnxruntime /predict doing the same decode, MNIST
+     framing and predict per request (service.decode + service.preprocess): the baseline a user
+     would otherwise write.
+Uploads are MNIST test digits as 28x28 PNGs in multipart field `image` (`images` for batches),
+so the numbers measure the serving stack rather than JPEG decoding. Results go to stdout and to
+BENCHMARKS.md between the bench_service markers. Benchmarks run on request, never in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from support.server import free_port, running_service  # noqa: E402
+
+from loadtests.uploads import load_mnist  # noqa: E402
+from service.model import Classifier, resolve  # noqa: E402
+from service.settings import get_settings  # noqa: E402
+
+START, END = "<!-- bench_service:start -->", "<!-- bench_service:end -->"
+BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
+
+LOCUSTFILE = '''
+import json, os, pathlib, random
+from locust import FastHttpUser, constant, task
+
+D = pathlib.Path(os.environ["BENCH_DIR"])
+KIND = os.environ["BENCH_KIND"]
+META = json.loads((D / "meta.json").read_text())[KIND]
+BODIES = [(D / f).read_bytes() for f in META["files"]]
+
+class Bench(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def post(self):
+        body = random.choice(BODIES)
+        headers = {"Content-Type": META["content_type"]}
+        with self.client.post(META["path"], data=body, headers=headers, name=KIND,
+                              catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
+'''
+
+
+def multipart(field: str, blobs: list[bytes]) -> bytes:
+    """A multipart/form-data body with one file part per blob, all under `field`."""
+    parts = [
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{i}.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + blob
+        + b"\r\n"
+        for i, blob in enumerate(blobs)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def write_payloads(folder: Path, images: np.ndarray, batch: int) -> None:
+    """Request bodies on disk for the locust processes: single uploads and batches."""
+    pngs = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    meta = {}
+    ctype = f"multipart/form-data; boundary={BOUNDARY}"
+    singles = []
+    for i, png in enumerate(pngs):
+        (folder / f"p{i}.bin").write_bytes(multipart("image", [png]))
+        singles.append(f"p{i}.bin")
+    meta["predict"] = {"path": "/predict", "files": singles, "content_type": ctype}
+    batches = []
+    for j in range(0, len(pngs) - batch + 1, batch):
+        (folder / f"b{j}.bin").write_bytes(multipart("images", pngs[j : j + batch]))
+        batches.append(f"b{j}.bin")
+    meta["predict_batch"] = {"path": "/predict_batch", "files": batches, "content_type": ctype}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "locustfile.py").write_text(LOCUSTFILE)
+
+
+def run_locust(url: str, folder: Path, kind: str, users: int, seconds: int, warmup: int) -> dict:
+    """Warm up, then one measured headless locust run; its aggregated stats."""
+    env = {**os.environ, "BENCH_DIR": str(folder), "BENCH_KIND": kind}
+    for phase, duration in (("warmup", warmup), ("run", seconds)):
+        prefix = folder / f"{kind}-{phase}-{free_port()}"
+        cmd = [
+            sys.executable, "-m", "locust", "-f", str(folder / "locustfile.py"), "--headless",
+            "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--host", url,
+            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+            "--exit-code-on-error", "0", "--stop-timeout", "5",
+        ]
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=duration + 120)
+    with open(f"{prefix}_stats.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+    return {
+        "rps": float(row["Requests/s"]),
+        "p50_ms": float(row["50%"]),
+        "p99_ms": float(row["99%"]),
+        "percentiles_ms": {k: float(row[k]) for k in ("90%", "95%", "98%", "99%", "99.9%", "100%")},
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+    }
+
+
+def in_process(clf: Classifier, pixels: np.ndarray, batch: int, seconds: float) -> float:
+    """Median images/s of the bare onnxruntime session over 1 s windows."""
+    x = pixels[:batch]
+    for _ in range(20):
+        clf.probabilities(x)
+    rates = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 1.0:
+            clf.probabilities(x)
+            n += len(x)
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def baseline_app(models_dir: Path, threads: int):  # -> Starlette
+    """What a user would hand-write: Starlette, one onnxruntime session, same decode and framing."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from service.decode import open_image
+    from service.preprocess import to_mnist
+
+    clf = Classifier(resolve(models_dir), "cpu", threads)
+    limit = get_settings().max_image_pixels
+
+    async def predict(request: Request) -> JSONResponse:
+        form = await request.form()
+        data = await form["image"].read()
+        pixels = to_mnist(open_image(data, max_pixels=limit, accepted=""))
+        probs = clf.probabilities(pixels[None])[0]
+        digit = int(probs.argmax())
+        return JSONResponse({"digit": digit, "confidence": float(probs[digit]),
+                             "probabilities": probs.round(6).tolist(),
+                             "model_version": clf.version})
+
+    async def ready(_: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    return Starlette(routes=[Route("/predict", predict, methods=["POST"]),
+                             Route("/readyz", ready)])
+
+
+def serve_baseline(port: int) -> None:
+    """Entry point of the baseline's own process (uvicorn, one worker, no access log)."""
+    import uvicorn
+
+    s = get_settings()
+    uvicorn.run(baseline_app(s.models_dir, s.threads_per_worker), host="127.0.0.1", port=port,
+                log_level="warning", access_log=False)
+
+
+def start_baseline() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port)], cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    import urllib.request
+
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"{url}/readyz", timeout=1)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("baseline server exited") from None
+            time.sleep(0.25)
+    proc.kill()
+    raise TimeoutError("baseline server did not start")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load avg {load}"
+
+
+def table(r: dict) -> str:
+    p, b, base = r["predict"], r["predict_batch"], r["baseline"]
+    lines = [
+        f"Machine: {r['machine']}. Model `{r['model']}`; {r['users']} locust users (FastHttpUser, "
+        f"no wait), {r['seconds']} s each after {r['warmup']} s warm-up; uploads are MNIST "
+        f"test digits as 28x28 PNG; onnxruntime {r['ort_threads']} intra-op thread(s), 1 worker.",
+        "",
+        "| what | requests/s | images/s | p50 ms | p99 ms | failures |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| in-process onnxruntime, batch {r['batch']} | | {r['in_process']:,.0f} | | | |",
+        f"| BentoML `/predict` (adaptive batching) | {p['rps']:,.0f} | {p['rps']:,.0f} | "
+        f"{p['p50_ms']:.0f} | {p['p99_ms']:.0f} | {p['failures']} |",
+        f"| Starlette + onnxruntime baseline `/predict` | {base['rps']:,.0f} | {base['rps']:,.0f} | "
+        f"{base['p50_ms']:.0f} | {base['p99_ms']:.0f} | {base['failures']} |",
+        f"| BentoML `/predict_batch`, {r['batch']} images per request | {b['rps']:,.1f} | "
+        f"{b['rps'] * r['batch']:,.0f} | {b['p50_ms']:.0f} | {b['p99_ms']:.0f} | {b['failures']} |",
+        "",
+        f"- `/predict` vs baseline: **{p['rps'] / base['rps']:.2f}x** requests/s (target >= 0.8x), "
+        f"p99 {p['p99_ms']:.0f} vs {base['p99_ms']:.0f} ms (target: no worse).",
+        f"- `/predict_batch` vs in-process: **{b['rps'] * r['batch'] / r['in_process']:.0%}** of "
+        "the images/s (target >= 50%).",
+        f"- Mean adaptive batch on `/predict`: {r['mean_batch']:.1f} images per onnxruntime call.",
+        "",
+        "Rerun: `make benchmark-service` (or `python benchmarks/bench_service.py --users 32`).",
+    ]
+    return "\n".join(lines)
+
+
+def write_markdown(text: str, path: Path) -> None:
+    """Replace our section of BENCHMARKS.md (other sections are left alone)."""
+    block = f"{START}\n## Serving: BentoML vs a plain endpoint\n\n{text}\n{END}"
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    if START in old and END in old:
+        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new)
+
+
+def mean_batch(url: str) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"{url}/metrics").read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("bentoml_service_adaptive_batch_size_") and 'method_name="predict"' in line:
+            value = float(line.rsplit(" ", 1)[1])
+            if line.startswith("bentoml_service_adaptive_batch_size_sum"):
+                total += value
+            elif line.startswith("bentoml_service_adaptive_batch_size_count"):
+                count += value
+    return total / count if count else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=32, help="locust concurrency (%(default)s)")
+    parser.add_argument("--seconds", type=int, default=20, help="measured run (%(default)s s)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up run (%(default)s s)")
+    parser.add_argument("--images", type=int, default=1024, help="distinct uploads (%(default)s)")
+    parser.add_argument("--data-dir", type=Path, default=Path(
+        os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data")))
+    parser.add_argument("--no-write", action="store_true", help="print only; keep BENCHMARKS.md")
+    parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_server:
+        serve_baseline(args.baseline_server)
+        return
+
+    settings = get_settings()
+    images, _ = load_mnist(args.data_dir, "test")
+    images = images[: args.images]
+    clf = Classifier(resolve(settings.models_dir, settings.model_version, settings.model_path),
+                     "cpu", settings.threads_per_worker)
+    batch = settings.max_batch_size
+    results: dict = {"machine": machine(), "model": clf.version, "users": args.users,
+                     "seconds": args.seconds, "warmup": args.warmup, "batch": batch,
+                     "ort_threads": settings.threads_per_worker}
+    print(f"in-process onnxruntime, batch {batch} ...", flush=True)
+    results["in_process"] = in_process(clf, images.astype(np.float32) / 255.0, batch, 5.0)
+    del clf
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
+        folder = Path(tmp)
+        write_payloads(folder, images, batch)
+        print("BentoML service ...", flush=True)
+        with running_service() as url:
+            results["predict"] = run_locust(url, folder, "predict", args.users, args.seconds,
+                                            args.warmup)
+            results["mean_batch"] = mean_batch(url)
+            results["predict_batch"] = run_locust(url, folder, "predict_batch", args.users,
+                                                  args.seconds, args.warmup)
+        print("Starlette baseline ...", flush=True)
+        proc, url = start_baseline()
+        try:
+            results["baseline"] = run_locust(url, folder, "predict", args.users, args.seconds,
+                                             args.warmup)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = table(results)
+    print(text)
+    (REPO / "results").mkdir(exist_ok=True)
+    (REPO / "results" / "bench_service.json").write_text(json.dumps(results, indent=2))
+    if not args.no_write:
+        write_markdown(text, REPO / "BENCHMARKS.md")
+        print(f"wrote BENCHMARKS.md ({START}) and results/bench_service.json")
+
+
+if __name__ == "__main__":
+    main()
