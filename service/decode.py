@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from service.errors import IMAGE_FORMATS, BadInput, too_large
+
+logger = logging.getLogger(__name__)
 
 # A truncated file is an error, never a half-grey image that the model would guess at.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -30,7 +33,7 @@ def open_image(data: bytes, *, max_pixels: int, accepted: str) -> Image.Image:
         raise BadInput("the bytes are not an image that could be read", accepted) from None
     except Image.DecompressionBombError:
         raise _bomb(max_pixels, accepted) from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # any decoder failure on untrusted bytes is the upload's fault
         raise BadInput(f"the image header could not be read ({exc})", accepted) from None
     if img.format not in IMAGE_FORMATS:
         raise BadInput(f"image format {img.format} is not supported", accepted, 415)
@@ -44,12 +47,15 @@ def open_image(data: bytes, *, max_pixels: int, accepted: str) -> Image.Image:
         img.draft(img.mode, (int(width * scale) + 1, int(height * scale) + 1))
     try:
         img.load()
-        img = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError:
         raise _bomb(max_pixels, accepted) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # truncated, corrupt, or a decoder bug tripped by odd bytes
         raise BadInput(f"the image is truncated or corrupt ({exc})", accepted) from None
-    return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a malformed EXIF block: the pixels as stored are still an image
+        logger.info("ignoring an unreadable EXIF orientation")
+        return img
 
 
 def _bomb(max_pixels: int, accepted: str, size: str = "") -> BadInput:

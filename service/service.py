@@ -67,7 +67,8 @@ class MnistService:
         self.threads = settings.threads_per_worker
         self.classifier = Classifier(MODEL_FILES, settings.provider, self.threads)
         self.classifier.warm_up()
-        tune_gc()
+        if settings.gc_freeze:
+            tune_gc()
         logger.info(
             "serving %s on %s; draw a digit at /ui, API docs at /",
             self.classifier.version, self.classifier.provider,

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     tracing: bool = Field(
         default=False, description="OpenTelemetry spans per request (configure BentoML's exporter)"
     )
+    gc_freeze: bool = Field(
+        default=True, description="freeze start-up objects out of the garbage collector's walks"
+    )
 
     ui_dir: Path = SERVICE_DIR / "ui"
 

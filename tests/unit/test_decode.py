@@ -85,3 +85,30 @@ class TestRefused:
     def test_unsupported_format(self) -> None:
         exc = self._refused(_encode(Image.new("RGB", (32, 32)), "ICO"))
         assert exc.status == 415 and "ICO" in exc.error
+
+
+def test_mangled_images_are_refused_or_read_never_crash() -> None:
+    """Seeded fuzz: flipped, cut and spliced bytes of every format give an image or a BadInput."""
+    from service.http_io import pixels_of
+    from service.settings import Settings
+
+    rng = np.random.default_rng(42)
+    base = rng.integers(0, 255, (40, 30, 3), np.uint8)
+    seeds = [_encode(Image.fromarray(base), fmt) for fmt in ("PNG", "JPEG", "BMP", "GIF",
+                                                              "WEBP", "TIFF")]
+    settings = Settings()
+    outcomes = {"read": 0, "refused": 0}
+    for i in range(300):
+        data = bytearray(seeds[i % len(seeds)])
+        for _ in range(int(rng.integers(1, 8))):
+            data[int(rng.integers(0, len(data)))] = int(rng.integers(0, 256))
+        if i % 3 == 0:
+            data = data[: int(rng.integers(1, len(data)))]
+        try:
+            out = pixels_of(bytes(data), settings, "an image")
+            assert out.shape == (28, 28)
+            outcomes["read"] += 1
+        except BadInput as exc:
+            assert 400 <= exc.status < 500
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0

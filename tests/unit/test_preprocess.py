@@ -157,3 +157,18 @@ class TestNoInk:
     def test_fully_transparent_canvas_is_refused(self) -> None:
         with pytest.raises(BadInput):
             pp.to_mnist(Image.new("RGBA", (280, 280), (0, 0, 0, 0)))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 60), (60, 1), (2, 2), (3, 400), (28, 28), (29, 27)])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_odd_sizes_give_a_frame_or_a_4xx(shape, mode) -> None:
+    rng = np.random.default_rng(sum(shape))
+    channels = {"L": (), "RGB": (3,), "RGBA": (4,)}[mode]
+    img = Image.fromarray(rng.integers(0, 256, (*shape, *channels), np.uint8), mode)
+    try:
+        out = pp.to_mnist(img)
+    except BadInput as exc:
+        assert exc.status == 422
+    else:
+        assert out.shape == (28, 28) and np.isfinite(out).all()
+        assert out.min() >= 0.0 and out.max() <= 1.0
