@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -14,6 +13,9 @@ logger = logging.getLogger(__name__)
 
 # A truncated file is an error, never a half-grey image that the model would guess at.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow's own bomb check warns (and raises at 2x) from a global limit; ours, per settings,
+# is checked from the header below, before any pixel is decoded.
+Image.MAX_IMAGE_PIXELS = None
 
 # Big photos are decoded at reduced size when the codec can (JPEG DCT scaling): the digit
 # needs a few hundred pixels at most, and a 12 MP decode costs ~50x more.
@@ -25,10 +27,7 @@ def open_image(data: bytes, *, max_pixels: int, accepted: str) -> Image.Image:
     if not data:
         raise BadInput("the image is empty (0 bytes)", accepted)
     try:
-        with warnings.catch_warnings():
-            # Pillow warns (and above 2x raises) for huge images; our own limit decides first.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=None)
+        img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise BadInput("the bytes are not an image that could be read", accepted) from None
     except Image.DecompressionBombError:

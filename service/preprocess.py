@@ -73,16 +73,18 @@ def _flatten_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _already_mnist(pixels: np.ndarray) -> np.ndarray | None:
     """A 28x28 digit already framed like MNIST, used as is: resampling would only blur it."""
-    grey = pixels.mean(-1)
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > 0.5:
-        grey = 1.0 - grey  # dark on light: same frame, other polarity
-    if float(np.median(border if np.median(border) <= 0.5 else 1.0 - border)) > 0.1:
-        return None  # no clean black surround: not an MNIST frame
+    grey = pixels[..., 0] if pixels.shape[-1] == 1 else pixels.mean(-1)
+    border = np.concatenate((grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]))
+    if np.count_nonzero(border <= 0.1) * 2 > border.size:  # mostly black surround: MNIST
+        pass
+    elif np.count_nonzero(border >= 0.9) * 2 > border.size:  # dark on light: same frame
+        grey = 1.0 - grey
+    else:
+        return None  # no clean surround: not an MNIST frame
     mask = grey > 0.1
-    if not mask.any():
-        raise BadInput(NO_INK, ACCEPTED_INK, 422)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        raise BadInput(NO_INK, ACCEPTED_INK, 422)
     if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > BOX + 2:
         return None
     cy, cx = centre_of_mass(grey)
@@ -187,11 +189,12 @@ def frame(ink: np.ndarray) -> np.ndarray:
 
 def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
     """(row, col) of the intensity-weighted centre, in pixel-index coordinates."""
-    total = float(img.sum())
+    by_row = img.sum(1)
+    total = float(by_row.sum())
     if total <= 0:
         return (img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2
-    rows = float((img.sum(1) * np.arange(img.shape[0])).sum()) / total
-    cols = float((img.sum(0) * np.arange(img.shape[1])).sum()) / total
+    rows = float(by_row @ np.arange(img.shape[0], dtype=by_row.dtype)) / total
+    cols = float(img.sum(0) @ np.arange(img.shape[1], dtype=by_row.dtype)) / total
     return rows, cols
 
 
