@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 import io
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
 import numpy as np
+from bentoml.validators import ContentType
 from PIL import Image
 from pydantic import TypeAdapter
 from starlette.responses import Response
@@ -132,7 +133,7 @@ class MnistService:
         return Response(PREDICTIONS_JSON.dump_json(answers), media_type="application/json")
 
     @bentoml.api(input_spec=ImageInput)
-    async def preprocess(self, image: list[Any]) -> Image.Image:
+    async def preprocess(self, image: list[Any]) -> Annotated[Image.Image, ContentType("image/png")]:
         """The 28x28 image the model sees for an upload, as PNG: why was my photo misread?"""
         (item,) = image
         if isinstance(item, BadInput):
