@@ -2,7 +2,8 @@
 
 bentofile.yaml names the served version's folder (a bento must carry only that model, and
 YAML cannot read served.json). `python -m service.bento` rewrites that one line from
-served.json and runs `bentoml build`; `--check` only says whether the line is stale.
+served.json and runs `bentoml build`; `--no-build` only rewrites it; `--check` only says
+whether it is stale.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def sync(bentofile: Path, version: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, build nothing")
+    parser.add_argument("--no-build", action="store_true", help="sync bentofile.yaml only")
     parser.add_argument("--repo", type=Path, default=REPO, help="project root (default: %(default)s)")
     args = parser.parse_args(argv)
     bentofile, version = args.repo / "bentofile.yaml", served_version(args.repo / "models")
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if sync(bentofile, version):
         print(f"bentofile.yaml now packs {version}")
+    if args.no_build:
+        return 0
     cmd = [sys.executable, "-m", "bentoml", "build", str(args.repo)]
     return subprocess.call(cmd, cwd=args.repo)
 
