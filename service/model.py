@@ -91,6 +91,8 @@ def choose_providers(requested: str) -> list[str]:
             f"MNIST_PROVIDER=cuda but this onnxruntime has no CUDA provider ({available}); "
             "install the `gpu` extra (onnxruntime-gpu) or use auto/cpu"
         )
+    if requested == "auto":
+        logger.info("provider auto: %s", "CUDA" if has_cuda else f"CPU (no CUDA in {available})")
     if requested == "cuda" or (requested == "auto" and has_cuda):
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]

@@ -26,6 +26,24 @@ POST an image to <code>/predict</code> instead, or see the API docs at <a href="
 """
 
 
+def ui_urls() -> list[str]:
+    """Where this worker's /ui page is reachable: its listening sockets (BentoML hands the
+    worker an already-bound socket, so the port is only known from the socket itself)."""
+    try:
+        import psutil
+
+        sockets = psutil.Process().net_connections(kind="inet")
+    except Exception:  # no psutil or no permission: the path alone still helps
+        return []
+    urls = []
+    for conn in sockets:
+        if conn.status == "LISTEN" and conn.laddr:
+            host = conn.laddr.ip
+            host = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+            urls.append(f"http://{host}:{conn.laddr.port}/ui")
+    return sorted(set(urls))
+
+
 def model_info(metadata: dict[str, Any], provider: str, threads: int) -> dict[str, Any]:
     """What GET /model tells: the served model's own metadata plus how it runs here."""
     return {**metadata, "runtime": {"provider": provider, "intra_op_threads": threads}}

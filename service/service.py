@@ -29,6 +29,8 @@ from service.schemas import Prediction, predictions
 from service.settings import get_settings
 
 logger = logging.getLogger("service")
+# BentoML's server logging shows its own INFO lines and only WARNING+ from others: ours too.
+logger.setLevel(logging.INFO)
 settings = get_settings()
 # Checked when `bentoml serve` (or build) imports this module, before any worker starts: a
 # missing or corrupt model stops start-up here with one clear error instead of workers
@@ -71,8 +73,9 @@ class MnistService:
         if settings.gc_freeze:
             tune_gc()
         logger.info(
-            "serving %s on %s; draw a digit at /ui, API docs at /",
+            "serving %s on %s; draw a digit at %s (API docs at /)",
             self.classifier.version, self.classifier.provider,
+            " or ".join(pages.ui_urls()) or "/ui",
         )
 
     def __is_ready__(self) -> bool:
