@@ -35,6 +35,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine (on for mnist-cnn)")
+    p.add_argument("--ema-decay", type=float, help="EMA of the weights is what gets exported (recipe's; 0: off)")
     p.add_argument("--patience", type=int, help="early stop after N epochs without a better validation accuracy")
     p.add_argument("--limit-train", type=int, help="train on the first N training images only")
     p.add_argument("--run-dir", type=Path, help="where checkpoints, metrics and PNGs go (default: runs/ARCH)")
@@ -99,7 +100,8 @@ def cmd_train(args: argparse.Namespace) -> Path:
     tc = recipe(
         args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         seed=args.seed, workers=args.workers, device=args.device, augment=args.augment, patience=args.patience,
-        limit_train=args.limit_train, amp=False if args.no_amp else None,
+        limit_train=args.limit_train,
+        ema_decay=args.ema_decay, amp=False if args.no_amp else None,
     )  # fmt: skip
     if args.dry_run:
         tc = replace(tc, epochs=1, limit_train=1000)

@@ -19,6 +19,7 @@ class TrainConfig:
     schedule: str = "onecycle"  # none | onecycle
     label_smoothing: float = 0.05
     augment: bool = True
+    ema_decay: float | None = None  # validate and export an EMA of the weights (e.g. 0.999); None/0: raw weights
     seed: int = 0
     val_size: int = 6000
     split_seed: int = 0
@@ -38,7 +39,7 @@ class TrainConfig:
 
 # The seed architectures reproduce their notebooks' recipes (no augmentation); mnist-cnn is ours.
 RECIPES: dict[str, TrainConfig] = {
-    "mnist-cnn": TrainConfig(arch="mnist-cnn"),
+    "mnist-cnn": TrainConfig(arch="mnist-cnn", epochs=40, ema_decay=0.999),
     "seed-small": TrainConfig(
         arch="seed-small",
         epochs=1,

@@ -101,10 +101,10 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 def random_affine(
     x: torch.Tensor,
     generator: torch.Generator,
-    degrees: float = 12.0,
+    degrees: float = 10.0,
     translate: float = 0.1,
-    scale: tuple[float, float] = (0.85, 1.15),
-    shear: float = 8.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shear: float = 5.0,
 ) -> torch.Tensor:
     """A different small random affine per image, on x's device in one grid_sample.
 

@@ -17,7 +17,7 @@ class ModelConfig:
     """What it takes to rebuild a model: stored in every checkpoint and metadata.json."""
 
     arch: str = "mnist-cnn"
-    channels: tuple[int, ...] = (32, 64, 128)  # mnist-cnn only
+    channels: tuple[int, ...] = (32, 32, 48, 64, 96)  # mnist-cnn only
     dropout: float = 0.1  # mnist-cnn only
 
     def to_dict(self) -> dict:
@@ -141,22 +141,23 @@ def _conv_bn(cin: int, cout: int, k: int = 3) -> list[nn.Module]:
 
 
 class MnistCNN(nn.Sequential):
-    """Our default: pool early, spend channels at 14x14 and 7x7, global-average-pool head.
+    """Our default: five BN conv layers, two per stage at 14x14 and 7x7, global-average-pool head.
 
-    BatchNorm folds into the convolutions at inference, and the global pool replaces a large
-    fully connected layer, so it needs about half the multiply-adds of seed-deep.
+    Depth is spent where the feature maps are small, BatchNorm folds into the convolutions at
+    inference, and the global pool replaces seed-deep's 2048x625 layer: about 8.8M multiply-adds
+    and 0.1M parameters against seed-deep's 9.3M and 1.4M.
     """
 
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 128), dropout: float = 0.1) -> None:
-        c1, c2, c3 = channels
+    def __init__(self, channels: tuple[int, ...] = (32, 32, 48, 64, 96), dropout: float = 0.1) -> None:
+        c1, c2, c3, c4, c5 = channels
         super().__init__(
             Normalize(),
-            *_conv_bn(1, c1, 5), nn.MaxPool2d(2),  # (N, c1, 14, 14)
-            *_conv_bn(c1, c2), nn.MaxPool2d(2),  # (N, c2, 7, 7)
-            *_conv_bn(c2, c3),  # (N, c3, 7, 7)
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (N, c3)
+            *_conv_bn(1, c1), nn.MaxPool2d(2),  # (N, c1, 14, 14)
+            *_conv_bn(c1, c2), *_conv_bn(c2, c3), nn.MaxPool2d(2),  # (N, c3, 7, 7)
+            *_conv_bn(c3, c4), *_conv_bn(c4, c5),  # (N, c5, 7, 7)
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (N, c5)
             nn.Dropout(dropout),
-            nn.Linear(c3, 10),  # (N, 10) logits
+            nn.Linear(c5, 10),  # (N, 10) logits
         )  # fmt: skip
 
 
@@ -164,7 +165,7 @@ ARCHITECTURES: dict[str, str] = {
     "lenet5": "LeCun et al. (1998) LeNet-5",
     "seed-small": "seed notebook: 2 conv (10, 20) + 320->10",
     "seed-deep": "seed notebook: 3 conv (32, 64, 128) + 2048->625->10",
-    "mnist-cnn": "our default: BN conv net with a global-average-pool head",
+    "mnist-cnn": "our default: 5 BN conv layers (32, 32, 48, 64, 96), global-average-pool head",
 }
 
 

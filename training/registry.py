@@ -58,7 +58,8 @@ def promote(
     models_dir: Path,
     floor: float = DEFAULT_FLOOR,
     max_drop_pp: float = DEFAULT_MAX_DROP_PP,
-    force: bool = False, serve: bool = True,
+    force: bool = False,
+    serve: bool = True,
 ) -> str:
     """Copy an export into models/<version>/ and serve it, unless it is worse than the guards allow."""
     meta = read_metadata(export_dir)

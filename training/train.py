@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
@@ -96,6 +97,12 @@ def train(
         drop_last=False,
     )
     sched = _scheduler(opt, tc, len(loader))
+    # An exponential moving average of the weights (and BN statistics) is what gets validated and exported.
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema_decay), use_buffers=True)
+        if tc.ema_decay
+        else None
+    )
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -107,7 +114,9 @@ def train(
         state = load_checkpoint(last_path)
         if state["train_config"] != tc.to_dict() or state["model_config"] != mc.to_dict():
             log.warning("resuming with configs that differ from the checkpoint's; using the checkpoint's weights")
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("train_model", state["model"]))
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler"):
             sched.load_state_dict(state["scheduler"])
@@ -153,12 +162,15 @@ def train(
             scaler.update()
             if sched is not None:
                 sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             seen += len(yb)
             loss_sum += loss.item() * len(yb)
             correct += (logits.argmax(1) == yb).sum().item()
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         train_time = time.perf_counter() - t0
-        val_loss, val_acc = evaluate_torch(model, splits.val_x, splits.val_y, device)
+        final = ema.module if ema is not None else model  # the weights that are validated and exported
+        val_loss, val_acc = evaluate_torch(final, splits.val_x, splits.val_y, device)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / seen,
@@ -178,7 +190,9 @@ def train(
         state = {
             "model_config": mc.to_dict(),
             "train_config": tc.to_dict(),
-            "model": model.state_dict(),
+            "model": final.state_dict(),
+            "train_model": model.state_dict() if ema is not None else None,
+            "ema": ema.state_dict() if ema is not None else None,
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict() if sched else None,
             "epoch": epoch,

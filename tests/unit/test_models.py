@@ -37,5 +37,5 @@ def test_unknown_architecture_names_the_known_ones() -> None:
 
 
 def test_config_round_trips() -> None:
-    cfg = ModelConfig(arch="mnist-cnn", channels=(8, 16, 32))
+    cfg = ModelConfig(arch="mnist-cnn", channels=(8, 8, 16, 16, 32))
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
