@@ -59,7 +59,8 @@ def tune_gc() -> None:
     threads=1,  # batched predictions run one at a time per worker, on the model's own threads
     traffic={"timeout": settings.timeout_s},
     logging={"access": {"enabled": settings.access_log}},
-    # Unsampled OpenTelemetry spans still cost ~10% of a small request: off unless asked for.
+    # Unsampled OpenTelemetry spans still cost a small request dearly (BENCHMARKS.md): off
+    # unless asked for.
     tracing={} if settings.tracing else {"excluded_urls": ["/"]},
 )
 @bentoml.asgi_app(pages.build_app(), path="/")
@@ -83,6 +84,7 @@ class MnistService:
         return self.classifier is not None
 
     def model_info(self) -> dict[str, Any]:
+        """GET /model's answer (the mounted pages app asks the current service)."""
         return pages.model_info(self.classifier.metadata, self.classifier.provider, self.threads)
 
     def _predict(self, pixels: np.ndarray) -> list[Prediction]:
