@@ -163,7 +163,7 @@ def latency_chart(history_csv: Path, samples: list[tuple[float, int]], out: Path
     for pct in ("50%", "95%", "99%"):
         axes[0].plot(ts, [float(r[pct]) for r in total], label=f"p{pct[:-1]}")
     axes[0].set_ylabel("latency (ms)")
-    axes[0].legend(loc="upper left")
+    axes[0].legend(loc="upper right")
     axes[0].set_title("latency and throughput under load (percentiles over the last ~10 s)")
     axes[1].plot(sorted(http_rps), [http_rps[t] for t in sorted(http_rps)], color="tab:green")
     axes[1].set_ylabel("HTTP req/s")
