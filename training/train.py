@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,13 @@ def evaluate_torch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: t
 
 
 def train(
-    tc: TrainConfig, mc: ModelConfig, data_root: Path, run_dir: Path, resume: bool = False, download: bool = False
+    tc: TrainConfig,
+    mc: ModelConfig,
+    data_root: Path,
+    run_dir: Path,
+    resume: bool = False,
+    download: bool = False,
+    init_from: Path | None = None,
 ) -> Path:
     """Train, keeping run_dir/best.pt (best validation accuracy) and run_dir/last.pt (for --resume)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +92,12 @@ def train(
     seed_everything(tc.seed)
     images, labels = load_split(data_root, train=True, download=download)
     splits = train_val_split(images, labels, tc.val_size, tc.split_seed, tc.limit_train)
-    model = build_model(mc).to(device)
+    model = build_model(mc)
+    if init_from is not None:  # warm start (fine-tuning): weights only, a fresh optimizer and schedule
+        model.load_state_dict(load_checkpoint(init_from)["model"])
+        tc = replace(tc, init_from=str(init_from))
+        log.info("initialised %s from %s", mc.arch, init_from)
+    model = model.to(device)
     opt = _optimizer(model, tc)
     loader_gen = torch.Generator().manual_seed(tc.seed)
     loader = DataLoader(
