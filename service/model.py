@@ -101,7 +101,9 @@ def choose_providers(requested: str) -> list[str]:
 class Classifier:
     """One onnxruntime session over the served model; names come from metadata, not code."""
 
-    def __init__(self, files: ModelFiles, provider: str = "auto", threads: int = 1) -> None:
+    def __init__(
+        self, files: ModelFiles, provider: str = "auto", threads: int = 1, spinning: bool = False
+    ) -> None:
         self.metadata = load_metadata(files)
         self.version: str = self.metadata["version"]
         self.labels = [int(label) for label in self.metadata["labels"]]
@@ -112,8 +114,9 @@ class Classifier:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle inference threads must not spin: the event loop needs that core between batches.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning idle inference threads steal the core that HTTP and decoding need between
+        # batches (BENCHMARKS.md): off unless asked for.
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
         try:
             self.session = ort.InferenceSession(
                 str(files.onnx), options, providers=choose_providers(provider)

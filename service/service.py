@@ -69,7 +69,9 @@ class MnistService:
 
     def __init__(self) -> None:
         self.threads = settings.threads_per_worker
-        self.classifier = Classifier(MODEL_FILES, settings.provider, self.threads)
+        self.classifier = Classifier(
+            MODEL_FILES, settings.provider, self.threads, spinning=settings.spinning
+        )
         self.classifier.warm_up()
         if settings.gc_freeze:
             tune_gc()

@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     provider: Literal["auto", "cpu", "cuda"] = "auto"
     workers: PositiveInt = 1
     intra_op_threads: PositiveInt | None = Field(
-        default=None,
-        description="onnxruntime threads per worker; default (cores - workers) // workers, >= 1",
+        default=None, description="onnxruntime threads per worker; default cores // workers"
+    )
+    spinning: bool = Field(
+        default=False, description="let idle onnxruntime threads spin (onnxruntime's default)"
     )
 
     # Adaptive batching of concurrent /predict calls, and chunking of big batches.
@@ -79,12 +81,10 @@ class Settings(BaseSettings):
 
     @property
     def threads_per_worker(self) -> int:
-        """Intra-op threads per worker's session: workers x threads <= cores, and by default one
-        core per worker stays free for its event loop (HTTP, decoding), which small models
-        need more than a second inference thread (measured: BENCHMARKS.md)."""
+        """Intra-op threads per worker's session, so that workers x threads <= cores."""
         if self.intra_op_threads is not None:
             return self.intra_op_threads
-        return max(1, (cpu_count() - self.workers) // self.workers)
+        return max(1, cpu_count() // self.workers)
 
 
 @functools.lru_cache(maxsize=1)

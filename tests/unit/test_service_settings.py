@@ -37,9 +37,9 @@ def test_invalid_values_stop_start_up(monkeypatch, key, value) -> None:
         Settings()
 
 
-def test_threads_default_leaves_each_worker_a_core_for_its_event_loop(monkeypatch) -> None:
+def test_threads_default_to_cores_per_worker(monkeypatch) -> None:
     monkeypatch.setenv("MNIST_WORKERS", "1")
-    assert Settings().threads_per_worker == max(1, cpu_count() - 1)
+    assert Settings().threads_per_worker == cpu_count()
     monkeypatch.setenv("MNIST_WORKERS", str(cpu_count()))
     assert Settings().threads_per_worker == 1
 
