@@ -45,7 +45,7 @@ def tune_gc() -> None:
 
     A worker holds ~10^5 long-lived objects (BentoML, pydantic, OpenTelemetry...); each full
     collection walks them all (~40 ms here, more under load) and stalled every request in
-    flight: /predict p99 fell from 120 to ~45 ms once they were frozen (BENCHMARKS.md).
+    flight: /predict p99 was ~230 ms without this, ~50 ms with it (BENCHMARKS.md).
     Freeze what start-up made, and collect young objects less often.
     """
     gc.collect()
