@@ -27,8 +27,8 @@ install-serve: $(SERVE_VENV)/.installed
 serve: install-serve
 	$(SERVE_VENV)/bin/bentoml serve
 
-## Lint and run the whole test suite (MNIST from $$MNIST_DATA_DIR)
-test: install
+## Lint and run the whole test suite (MNIST from $$MNIST_DATA_DIR); the serve-only venv is tested too
+test: install install-serve
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 

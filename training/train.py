@@ -126,7 +126,7 @@ def train(
         state = load_checkpoint(last_path)
         if state["train_config"] != tc.to_dict() or state["model_config"] != mc.to_dict():
             log.warning("resuming with configs that differ from the checkpoint's; using the checkpoint's weights")
-        model.load_state_dict(state.get("train_model", state["model"]))
+        model.load_state_dict(state.get("train_model") or state["model"])
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
