@@ -30,6 +30,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (recipe: 128)")
     p.add_argument("--lr", type=float, help="peak learning rate (recipe's)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (recipe's)")
+    p.add_argument("--channels", help="mnist-cnn's five conv widths, e.g. 16,16,32,48,64 (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and augmentation")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
@@ -111,6 +112,8 @@ def cmd_train(args: argparse.Namespace) -> Path:
     run_dir = args.run_dir or Path("runs") / args.arch
     root, download = _data_root(args)
     mc = ModelConfig(arch=args.arch)
+    if args.channels:
+        mc = replace(mc, channels=tuple(int(c) for c in args.channels.split(",")))
     if args.init_from:
         mc = ModelConfig.from_dict(load_checkpoint(args.init_from)["model_config"])
     best = train(tc, mc, root, run_dir, resume=args.resume, download=download, init_from=args.init_from)
