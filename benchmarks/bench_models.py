@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -102,19 +103,13 @@ def main() -> None:
     section = (
         f"{START}\n## Models: in-process onnxruntime throughput\n\n"
         f"`python benchmarks/bench_models.py` (or `make benchmark-models`): onnxruntime {ort.__version__}, "
-        f"CPU execution provider, {args.threads} intra-op threads, {cpu}, {_cores()} cores; median of "
+        f"CPU execution provider, {args.threads} intra-op threads, {cpu}, {os.cpu_count()} cores; median of "
         f"{args.rounds} interleaved {args.window}s windows.\n\n{table}\n\n{summary}.\n\n"
         f"![throughput](benchmarks/models.png)\n{END}"
     )
     _write_section(args.write, section)
     _plot(speeds, args.png)
     print(f"wrote {args.write} and {args.png}")
-
-
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 0
 
 
 def _write_section(path: Path, section: str) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from tqdm import tqdm
 
 from training.plots import plot_confusion_matrix, plot_digit_grid
 
@@ -119,8 +118,3 @@ def format_report(report: dict) -> str:
         speeds = ", ".join(f"batch {bs}: {ips:,.0f}" for bs, ips in report["images_per_second"].items())
         lines.append(f"onnxruntime images/s with {report['threads']} threads: {speeds}")
     return "\n".join(lines)
-
-
-def progress(iterable, desc: str):
-    """tqdm with the project's defaults."""
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)

@@ -44,9 +44,6 @@ def test_refuses_model_worse_than_served(tmp_path: Path, smoke_run: dict) -> Non
     models = tmp_path / "models"
     good = _fake_export(tmp_path, smoke_run, "good", 0.9970)
     promote(good, models, floor=0.0)
-    shutil.rmtree(models / read_served(models)["served"])  # let the same weights come back as "worse"
-    (models / "served.json").unlink()
-    promote(good, models, floor=0.0)
     worse = _fake_export(tmp_path, smoke_run, "worse", 0.9964)  # 0.06 pp under
     with pytest.raises(PromotionError, match=r"0\.05 pp under the served"):
         promote(worse, models, floor=0.0)
@@ -67,7 +64,6 @@ def test_rollback_serves_the_previous_version(tmp_path: Path, smoke_run: dict, m
     first = promote(smoke_run["export"], models, force=True)
     other = tmp_path / "other"
     shutil.copytree(smoke_run["export"], other)
-    (other / "model.onnx").write_bytes((other / "model.onnx").read_bytes() + b"")  # same bytes
     # A second, genuinely different version: the same graph re-exported under a new name.
     meta = json.loads((other / "metadata.json").read_text())
     second_name = "mnist-cnn-secondv1"
