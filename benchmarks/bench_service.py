@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from support.server import free_port, running_service  # noqa: E402
 
 from loadtests.uploads import load_mnist  # noqa: E402
 from service.model import Classifier, resolve  # noqa: E402
-from service.settings import get_settings  # noqa: E402
+from service.settings import cpu_count, get_settings  # noqa: E402
 
 START, END = "<!-- bench_service:start -->", "<!-- bench_service:end -->"
 BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
@@ -152,8 +153,12 @@ def in_process(clf: Classifier, pixels: np.ndarray, batch: int, seconds: float) 
     return statistics.median(rates)
 
 
-def baseline_app(models_dir: Path, threads: int):  # -> Starlette
-    """What a user would hand-write: Starlette, one onnxruntime session, same decode and framing."""
+def baseline_app():  # -> Starlette
+    """What a user would hand-write: Starlette, one onnxruntime session, same decode and framing.
+
+    A uvicorn factory (one app per worker process); onnxruntime threads = cores // workers,
+    as the service has them.
+    """
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -162,8 +167,9 @@ def baseline_app(models_dir: Path, threads: int):  # -> Starlette
     from service.decode import open_image
     from service.preprocess import to_mnist
 
-    clf = Classifier(resolve(models_dir), "cpu", threads)
-    limit = get_settings().max_image_pixels
+    s = get_settings()
+    clf = Classifier(resolve(s.models_dir), "cpu", s.threads_per_worker)
+    limit = s.max_image_pixels
 
     async def predict(request: Request) -> JSONResponse:
         form = await request.form()
@@ -183,30 +189,42 @@ def baseline_app(models_dir: Path, threads: int):  # -> Starlette
 
 
 def serve_baseline(port: int) -> None:
-    """Entry point of the baseline's own process (uvicorn, one worker, no access log)."""
+    """Entry point of the baseline's own process: uvicorn, MNIST_WORKERS processes, no access
+    log (uvicorn uses httptools and uvloop, installed with the service)."""
     import uvicorn
 
-    s = get_settings()
-    uvicorn.run(baseline_app(s.models_dir, s.threads_per_worker), host="127.0.0.1", port=port,
+    uvicorn.run("bench_service:baseline_app", factory=True, app_dir=str(Path(__file__).parent),
+                workers=get_settings().workers, host="127.0.0.1", port=port,
                 log_level="warning", access_log=False)
 
 
-def start_baseline() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port)], cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def running_baseline(workers: int) -> Iterator[str]:
+    """The baseline on a free port with `workers` processes; its URL, stopped afterwards."""
     import urllib.request
 
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"{url}/readyz", timeout=1)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("baseline server exited") from None
-            time.sleep(0.25)
-    proc.kill()
-    raise TimeoutError("baseline server did not start")
+    port = free_port()
+    env = {**os.environ, "MNIST_WORKERS": str(workers)}
+    env.pop("MNIST_INTRA_OP_THREADS", None)
+    proc = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port)], cwd=REPO,
+                            env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{url}/readyz", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("baseline server exited") from None
+                time.sleep(0.25)
+        else:
+            raise TimeoutError("baseline server did not start")
+        time.sleep(1)  # every worker up, not just the first
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def machine() -> str:
@@ -223,33 +241,37 @@ def machine() -> str:
 
 
 def table(r: dict) -> str:
-    p, b, base, w2 = r["predict"], r["predict_batch"], r["baseline"], r["predict_2w"]
+    p, b, base = r["predict"], r["predict_batch"], r["baseline"]
+    p1, base1 = r["predict_1w"], r["baseline_1w"]
+
+    def row(what: str, m: dict, per_request: int = 1) -> str:
+        return (f"| {what} | {m['rps']:,.0f} | {m['rps'] * per_request:,.0f} | "
+                f"{m['p50_ms']:.0f} | {m['p99_ms']:.0f} | {m['failures']} |")
+
+    w, t = r["workers"], r["ort_threads"]
     lines = [
         f"Machine: {r['machine']}. Model `{r['model']}`; {r['users']} locust users (FastHttpUser, "
         f"no wait); medians of {r['rounds']} interleaved rounds of {r['seconds']} s per "
         f"contender after a {r['warmup']} s warm-up; uploads are MNIST test digits as 28x28 "
-        f"PNG; onnxruntime {r['ort_threads']} intra-op thread(s) and 1 worker for both servers.",
+        f"PNG. Shipped defaults: {w} worker process(es) x {t} onnxruntime thread(s) (one per "
+        "core); the baseline runs as many uvicorn workers with as many threads.",
         "",
         "| what | requests/s | images/s | p50 ms | p99 ms | failures |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| in-process onnxruntime, batch {r['batch']} | | {r['in_process']:,.0f} | | | |",
-        f"| BentoML `/predict` (adaptive batching) | {p['rps']:,.0f} | {p['rps']:,.0f} | "
-        f"{p['p50_ms']:.0f} | {p['p99_ms']:.0f} | {p['failures']} |",
-        f"| Starlette + onnxruntime baseline `/predict` | {base['rps']:,.0f} | {base['rps']:,.0f} | "
-        f"{base['p50_ms']:.0f} | {base['p99_ms']:.0f} | {base['failures']} |",
-        f"| BentoML `/predict_batch`, {r['batch']} images per request | {b['rps']:,.1f} | "
-        f"{b['rps'] * r['batch']:,.0f} | {b['p50_ms']:.0f} | {b['p99_ms']:.0f} | {b['failures']} |",
-        f"| (scale-out) BentoML `/predict`, `MNIST_WORKERS=2` | {w2['rps']:,.0f} | "
-        f"{w2['rps']:,.0f} | {w2['p50_ms']:.0f} | {w2['p99_ms']:.0f} | {w2['failures']} |",
+        f"| in-process onnxruntime, batch {r['batch']}, {r['cores']} threads | | "
+        f"{r['in_process']:,.0f} | | | |",
+        row(f"BentoML `/predict` (adaptive batching), {w} workers", p),
+        row(f"Starlette + onnxruntime baseline `/predict`, {w} workers", base),
+        row(f"BentoML `/predict_batch`, {r['batch']} images per request, {w} workers", b, r["batch"]),
+        row(f"BentoML `/predict`, 1 worker x {r['cores']} threads", p1),
+        row(f"Starlette baseline `/predict`, 1 worker x {r['cores']} threads", base1),
         "",
         f"- `/predict` vs baseline: **{p['rps'] / base['rps']:.2f}x** requests/s (target >= 0.8x), "
-        f"p99 {p['p99_ms']:.0f} vs {base['p99_ms']:.0f} ms (target: no worse).",
+        f"p99 {p['p99_ms']:.0f} vs {base['p99_ms']:.0f} ms (target: no worse). With one process "
+        f"each: {p1['rps'] / base1['rps']:.2f}x, p99 {p1['p99_ms']:.0f} vs {base1['p99_ms']:.0f} ms.",
         f"- `/predict_batch` vs in-process: **{b['rps'] * r['batch'] / r['in_process']:.0%}** of "
         "the images/s (target >= 50%).",
         f"- Mean adaptive batch on `/predict`: {r['mean_batch']:.1f} images per onnxruntime call.",
-        f"- Scale-out (not the like-for-like comparison): two BentoML workers, one event loop "
-        f"per core, serve {w2['rps'] / base['rps']:.2f}x the single-process baseline's "
-        f"requests/s at p99 {w2['p99_ms']:.0f} ms.",
         "",
         "Rerun: `make benchmark-service` (or `python benchmarks/bench_service.py --users 32`).",
     ]
@@ -337,44 +359,41 @@ def main() -> None:
     images, _ = load_mnist(args.data_dir, "test")
     images = images[: args.images]
     pixels = images.astype(np.float32) / 255.0
+    cores = cpu_count()
     clf = Classifier(resolve(settings.models_dir, settings.model_version, settings.model_path),
-                     "cpu", settings.threads_per_worker)
+                     "cpu", cores)  # the ceiling: one session on every core
     batch = settings.max_batch_size
     results: dict = {"machine": machine(), "model": clf.version, "users": args.users,
                      "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds,
-                     "batch": batch, "ort_threads": settings.threads_per_worker}
-    runs: dict[str, list] = {"predict": [], "baseline": [], "predict_batch": [], "in_process": [],
-                             "predict_2w": []}
+                     "batch": batch, "workers": settings.workers,
+                     "ort_threads": settings.threads_per_worker, "cores": cores}
+    # contender -> (server, endpoint); "..._1w": one process with every core's threads
+    contenders = {"predict": ("service", "predict"), "baseline": ("baseline", "predict"),
+                  "predict_batch": ("service", "predict_batch"),
+                  "predict_1w": ("service_1w", "predict"), "baseline_1w": ("baseline_1w", "predict")}
+    runs: dict[str, list] = {name: [] for name in [*contenders, "in_process"]}
     extra = ""
-    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         write_payloads(folder, images, batch)
-        proc, base_url = start_baseline()
-        try:
-            with running_service() as url, running_service(env={"MNIST_WORKERS": "2"}) as url2:
-                print("warm-up ...", flush=True)
-                run_locust(url, folder, "predict", args.users, args.warmup)
-                run_locust(url2, folder, "predict", args.users, args.warmup)
-                run_locust(base_url, folder, "predict", args.users, args.warmup)
-                run_locust(url, folder, "predict_batch", args.users, args.warmup)
-                # Interleaved rounds: background load, if any, hits every contender alike.
-                for r in range(args.rounds):
-                    print(f"round {r + 1}/{args.rounds} ...", flush=True)
-                    runs["predict"].append(run_locust(url, folder, "predict", args.users,
-                                                      args.seconds))
-                    runs["baseline"].append(run_locust(base_url, folder, "predict", args.users,
-                                                       args.seconds))
-                    runs["predict_batch"].append(run_locust(url, folder, "predict_batch",
-                                                            args.users, args.seconds))
-                    runs["in_process"].append(in_process(clf, pixels, batch, args.seconds / 2))
-                    runs["predict_2w"].append(run_locust(url2, folder, "predict", args.users,
-                                                         args.seconds))
-                results["mean_batch"] = mean_batch(url)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-        for kind in ("predict", "baseline", "predict_batch", "predict_2w"):
-            results[kind] = median_run(runs[kind])
+        urls = {
+            "service": stack.enter_context(running_service()),
+            "baseline": stack.enter_context(running_baseline(settings.workers)),
+            "service_1w": stack.enter_context(running_service(env={"MNIST_WORKERS": "1"})),
+            "baseline_1w": stack.enter_context(running_baseline(1)),
+        }
+        print("warm-up ...", flush=True)
+        for server, kind in contenders.values():
+            run_locust(urls[server], folder, kind, args.users, args.warmup)
+        # Interleaved rounds: background load, if any, hits every contender alike.
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds} ...", flush=True)
+            for name, (server, kind) in contenders.items():
+                runs[name].append(run_locust(urls[server], folder, kind, args.users, args.seconds))
+            runs["in_process"].append(in_process(clf, pixels, batch, args.seconds / 2))
+        results["mean_batch"] = mean_batch(urls["service"])
+        for name in contenders:
+            results[name] = median_run(runs[name])
         results["in_process"] = statistics.median(runs["in_process"])
         if args.ablation:
             extra = ablation(folder, args.users, args.seconds, args.warmup, args.rounds)

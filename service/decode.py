@@ -51,10 +51,10 @@ def open_image(data: bytes, *, max_pixels: int, accepted: str) -> Image.Image:
     except Exception as exc:  # truncated, corrupt, or a decoder bug tripped by odd bytes
         raise BadInput(f"the image is truncated or corrupt ({exc})", accepted) from None
     try:
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright image
     except Exception:  # a malformed EXIF block: the pixels as stored are still an image
         logger.info("ignoring an unreadable EXIF orientation")
-        return img
+    return img
 
 
 def _bomb(max_pixels: int, accepted: str, size: str = "") -> BadInput:

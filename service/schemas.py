@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import to_json
 
 PIXELS_SCHEMA = {
     "type": "array",
@@ -32,15 +33,21 @@ class Prediction(BaseModel):
 
 def predictions(probs: np.ndarray, labels: list[int], version: str) -> list[Prediction]:
     """(N, 10) probabilities -> N Predictions in the same order."""
-    best = probs.argmax(axis=1)  # (N,)
+    return [Prediction.model_construct(**row) for row in prediction_rows(probs, labels, version)]
+
+
+def predictions_json(probs: np.ndarray, labels: list[int], version: str) -> bytes:
+    """(N, 10) probabilities -> the JSON of list[Prediction], without building N models
+    (pydantic-core serialises plain dicts 3x faster: it shows at thousands of images/s)."""
+    return to_json(prediction_rows(probs, labels, version))
+
+
+def prediction_rows(probs: np.ndarray, labels: list[int], version: str) -> list[dict[str, Any]]:
+    """(N, 10) probabilities -> N dicts with Prediction's fields."""
+    best = probs.argmax(axis=1).tolist()  # (N,)
     rows = probs.astype(float).round(6).tolist()
     return [
-        Prediction.model_construct(
-            digit=labels[int(k)],
-            confidence=row[int(k)],
-            probabilities=row,
-            model_version=version,
-        )
+        {"digit": labels[k], "confidence": row[k], "probabilities": row, "model_version": version}
         for k, row in zip(best, rows, strict=True)
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -16,11 +17,36 @@ DEFAULT_MODELS_DIR = SERVICE_DIR.parent / "models"
 
 
 def cpu_count() -> int:
-    """Cores this process may use (cgroup/affinity aware where the OS tells)."""
+    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota.
+
+    A container limited to 2 CPUs on a 64-core node sees 64 cores in its affinity mask and
+    its limit only in the cgroup (Kubernetes' resources.limits.cpu becomes cpu.max).
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        cores = min(cores, max(1, math.floor(quota)))
+    return max(1, cores)
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup (v2 cpu.max, else v1 cfs quota), None when unlimited."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]  # v2: "max 100000"
+    except (OSError, ValueError):
+        try:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()  # v1: -1 = none
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        q, p = float(quota), float(period)
+    except ValueError:  # "max"
+        return None
+    return q / p if q > 0 and p > 0 else None
 
 
 class Settings(BaseSettings):
@@ -37,7 +63,10 @@ class Settings(BaseSettings):
 
     # Where it runs.
     provider: Literal["auto", "cpu", "cuda"] = "auto"
-    workers: PositiveInt = 1
+    workers: PositiveInt = Field(
+        default_factory=cpu_count,
+        description="worker processes; default one per core, each with one onnxruntime thread",
+    )
     intra_op_threads: PositiveInt | None = Field(
         default=None, description="onnxruntime threads per worker; default cores // workers"
     )

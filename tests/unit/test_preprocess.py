@@ -172,3 +172,41 @@ def test_odd_sizes_give_a_frame_or_a_4xx(shape, mode) -> None:
     else:
         assert out.shape == (28, 28) and np.isfinite(out).all()
         assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+class TestBatch:
+    """to_mnist_many: a /predict_batch's uploads at once, the same pixels as one by one."""
+
+    def test_batch_decides_like_one_image_on_every_mnist_test_digit(self, mnist_data_dir) -> None:
+        images, _ = load_mnist(mnist_data_dir, "test")
+        # as sent, inverted (dark on light), shifted off-centre, and blown up past 22 px
+        shifted = np.roll(images[:300], (5, -4), axis=(1, 2))
+        big = np.stack([np.asarray(Image.fromarray(d).resize((40, 40)))[6:34, 6:34]
+                        for d in images[:300]])
+        variants = np.concatenate([images, 255 - images[:300], shifted, big])
+        grey = variants.astype(np.float32) / 255.0
+        frames, status = pp.mnist_frames(grey)
+        for i, pixels in enumerate(grey):
+            one = pp._already_mnist(pixels[..., None])
+            assert (status[i] == pp.READY) == (one is not None), f"variant {i}"
+            if one is not None:
+                np.testing.assert_array_equal(frames[i], one)
+        assert (status == pp.READY).sum() > 10_000 and (status == pp.REFRAME).sum() > 300
+
+    def test_mixed_batch_equals_one_call_per_image(self, digits) -> None:
+        rgb = np.repeat(_big(digits[0][1])[..., None], 3, axis=-1)
+        batch = [Image.fromarray(d) for d in digits[0][:5]] + [
+            Image.fromarray((rgb * 255).astype(np.uint8), "RGB"),
+            Image.fromarray(255 - digits[0][6]),
+            Image.fromarray(np.roll(digits[0][7], 7, axis=1)),
+        ]
+        out = pp.to_mnist_many(batch)
+        assert out.shape == (8, 28, 28) and out.dtype == np.float32
+        for i, img in enumerate(batch):
+            np.testing.assert_array_equal(out[i], pp.to_mnist(img))
+
+    def test_a_blank_image_is_named_by_its_position(self, digits) -> None:
+        batch = [Image.fromarray(digits[0][0]), Image.new("L", (28, 28), 0)]
+        with pytest.raises(BadInput, match=r"images\[1\]: no ink") as info:
+            pp.to_mnist_many(batch)
+        assert info.value.status == 422
