@@ -37,11 +37,27 @@ def test_supported_formats_decode(fmt: str, mode: str) -> None:
     assert out.size == (40, 30)
 
 
-def test_exif_orientation_is_applied() -> None:
-    img = Image.new("RGB", (60, 20), "white")  # stored landscape
+def _rotated_exif() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to view": the viewer sees portrait
-    out = _open(_encode(img, "JPEG", exif=exif.tobytes()))
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [("JPEG", {"exif": _rotated_exif()}), ("PNG", {"exif": _rotated_exif()}),
+     ("WEBP", {"exif": _rotated_exif()}), ("TIFF", {"tiffinfo": {0x0112: 6}})],
+)
+def test_exif_orientation_is_applied(fmt: str, params: dict) -> None:
+    img = Image.new("RGB", (60, 20), "white")  # stored landscape
+    out = _open(_encode(img, fmt, **params))
+    assert out.size == (20, 60)
+
+
+def test_xmp_orientation_is_applied() -> None:
+    img = Image.new("RGB", (60, 20), "white")
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description tiff:Orientation="8"/>'
+    out = _open(_encode(img, "JPEG", xmp=xmp + b"</rdf:RDF></x:xmpmeta>"))
     assert out.size == (20, 60)
 
 
