@@ -74,8 +74,8 @@ class MnistService:
         )
         self.classifier.warm_up()
         # One CPU thread per worker (the default): the model runs on the calling thread anyway,
-        # so run it on the event loop and save two thread switches per batch (+16% /predict
-        # requests/s, BENCHMARKS.md). More threads, or a GPU to wait for: a worker thread.
+        # so run it on the event loop and save two thread switches per batch (a sixth more
+        # /predict requests/s when measured). More threads, or a GPU to wait for: a thread.
         self.inline = self.threads == 1 and self.classifier.provider == "CPUExecutionProvider"
         if settings.gc_freeze:
             tune_gc()

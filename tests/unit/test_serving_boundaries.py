@@ -63,3 +63,15 @@ def test_sync_rewrites_only_the_model_line(repo_root: Path, tmp_path: Path) -> N
         line for line in after.splitlines() if "mnist-cnn-0badc0de" in line
     ]
     assert not bento.sync(copy, "mnist-cnn-0badc0de")  # already in sync: untouched
+
+
+def test_bentofile_installs_what_the_serve_extra_does(repo_root: Path) -> None:
+    """The container gets the same requirements as `pip install .[serve]` (markers aside)."""
+    import tomllib
+
+    import yaml
+
+    serve = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["serve"]
+    packed = yaml.safe_load((repo_root / "bentofile.yaml").read_text())["python"]["packages"]
+    assert sorted(r.split(";")[0].strip() for r in serve) == sorted(packed)
