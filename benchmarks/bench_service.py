@@ -273,7 +273,10 @@ def table(r: dict) -> str:
         "the images/s (target >= 50%).",
         f"- Mean adaptive batch on `/predict`: {r['mean_batch']:.1f} images per onnxruntime call.",
         "",
-        "Rerun: `make benchmark-service` (or `python benchmarks/bench_service.py --users 32`).",
+        "Rerun: `make benchmark-service` (add `ARGS=--ablation` for the table below), or "
+        "`python benchmarks/bench_service.py --users 32`. Per-stage costs and the cores each "
+        "process uses under load: `python benchmarks/profile_service.py stages` and "
+        "`... load predict_batch`.",
     ]
     return "\n".join(lines)
 

@@ -1,0 +1,171 @@
+"""Where a request's time goes: per-stage costs in-process, and CPU per process under load.
+
+    python benchmarks/profile_service.py stages                 # microseconds per image, by stage
+    python benchmarks/profile_service.py load predict_batch     # cores used by workers and locust
+    python benchmarks/profile_service.py load predict --env MNIST_WORKERS=1 --flamegraph
+
+`stages` times each step a /predict_batch of 64 MNIST test digits as 28x28 PNGs goes through,
+on one core: multipart parsing, Pillow decode, MNIST framing, onnxruntime (one thread), the
+JSON answer and the drift metrics. `load` serves the repo with `bentoml serve` (MNIST_* from
+--env), runs locust at fixed concurrency against one endpoint, and prints requests/s, images/s
+and the cores each process used; --flamegraph also records the first worker with py-spy into
+results/profile-<endpoint>.svg. Numbers print only; nothing is written to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(Path(__file__).parent)]
+
+from bench_service import BOUNDARY, multipart, run_locust, write_payloads  # noqa: E402
+from support.server import running_service  # noqa: E402
+
+from loadtests.uploads import load_mnist  # noqa: E402
+
+
+def stages(images: np.ndarray) -> None:
+    """Microseconds per image of each stage of a 64-image /predict_batch, best of 5."""
+    from service import metrics
+    from service.decode import open_image
+    from service.http_io import multipart_files
+    from service.model import Classifier, resolve
+    from service.preprocess import to_mnist_many
+    from service.schemas import predictions_json
+    from service.settings import get_settings
+
+    settings = get_settings()
+    pngs = []
+    for img in images[:64]:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    body = multipart("images", pngs)
+    decoded = [open_image(p, max_pixels=settings.max_image_pixels, accepted="") for p in pngs]
+    pixels = to_mnist_many(decoded)
+    clf = Classifier(resolve(settings.models_dir), "cpu", 1)
+    probs = clf.probabilities(pixels)
+    steps = {
+        "multipart parse": lambda: multipart_files(
+            body, f"multipart/form-data; boundary={BOUNDARY}", "images", 1024, ""),
+        "Pillow decode (open_image)": lambda: [
+            open_image(p, max_pixels=settings.max_image_pixels, accepted="") for p in pngs],
+        "MNIST framing (to_mnist_many)": lambda: to_mnist_many(decoded),
+        "onnxruntime, 1 thread": lambda: clf.probabilities(pixels),
+        "JSON answer (predictions_json)": lambda: predictions_json(probs, clf.labels, clf.version),
+        "drift metrics (metrics.record)": lambda: metrics.record(probs, settings.low_confidence),
+    }
+    total = 0.0
+    print(f"{'stage of a 64-image /predict_batch':34} us/image")
+    for name, step in steps.items():
+        step()
+        best = min(timeit.repeat(step, number=20, repeat=5)) / 20 / len(pngs) * 1e6
+        total += best
+        print(f"{name:34} {best:8.1f}")
+    print(f"{'sum':34} {total:8.1f}")
+
+
+def _cpu_ticks() -> dict[int, tuple[str, int]]:
+    """pid -> (command line, user+system clock ticks) for every process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(entry.name)] = (cmd, int(fields[11]) + int(fields[12]))
+        except OSError:
+            continue
+    return out
+
+
+def _role(cmd: str) -> str | None:
+    if "_bentoml_impl.worker" in cmd:
+        return "BentoML worker"
+    if "locust" in cmd:
+        return "locust (load generator)"
+    if "bentoml serve" in cmd:
+        return "BentoML arbiter"
+    return None
+
+
+def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, seconds: int,
+         flamegraph: bool) -> None:
+    """Serve, load one endpoint, and report throughput and each process's cores."""
+    hz = os.sysconf("SC_CLK_TCK")
+    with tempfile.TemporaryDirectory(prefix="profile-") as tmp, running_service(env=env) as url:
+        folder = Path(tmp)
+        write_payloads(folder, images, 64)
+        run_locust(url, folder, endpoint, users, 3)  # warm-up
+        result: dict = {}
+        runner = threading.Thread(target=lambda: result.update(
+            run_locust(url, folder, endpoint, users, seconds)))
+        runner.start()
+        time.sleep(3)  # past locust's ramp-up
+        window = max(1, seconds - 6)
+        spy = None
+        if flamegraph:
+            workers = [pid for pid, (cmd, _) in _cpu_ticks().items() if _role(cmd) == "BentoML worker"]
+            out = REPO / "results" / f"profile-{endpoint}.svg"
+            out.parent.mkdir(exist_ok=True)
+            spy = subprocess.Popen([sys.executable, "-m", "py_spy", "record", "-p", str(workers[0]),
+                                    "-d", str(window), "-o", str(out), "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        before, t0 = _cpu_ticks(), time.monotonic()
+        time.sleep(window)
+        after, elapsed = _cpu_ticks(), time.monotonic() - t0
+        runner.join()
+        if spy is not None:
+            spy.wait()
+            print(f"flame graph of one worker: {out}")
+    per_request = 64 if endpoint == "predict_batch" else 1
+    print(f"{endpoint}: {result['rps']:,.0f} requests/s, {result['rps'] * per_request:,.0f} "
+          f"images/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
+          f"{result['failures']} failures ({users} users, env {env or 'defaults'})")
+    total = 0.0
+    for pid, (cmd, ticks) in sorted(after.items()):
+        role = _role(cmd)
+        if role and pid in before:
+            cores = (ticks - before[pid][1]) / hz / elapsed
+            total += cores
+            print(f"  {cores:5.2f} cores  {role} (pid {pid})")
+    print(f"  {total:5.2f} cores in all, of {os.cpu_count()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["stages", "load"])
+    parser.add_argument("endpoint", nargs="?", default="predict_batch",
+                        choices=["predict", "predict_batch"])
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="MNIST_* settings for the served service (repeatable)")
+    parser.add_argument("--users", type=int, default=32, help="locust concurrency (%(default)s)")
+    parser.add_argument("--seconds", type=int, default=16, help="measured run (%(default)s s)")
+    parser.add_argument("--flamegraph", action="store_true", help="py-spy SVG of one worker")
+    parser.add_argument("--data-dir", type=Path, default=Path(
+        os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data")))
+    args = parser.parse_args()
+    images, _ = load_mnist(args.data_dir, "test")
+    if args.what == "stages":
+        stages(images)
+    else:
+        env = dict(item.split("=", 1) for item in args.env)
+        load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph)
+
+
+if __name__ == "__main__":
+    main()
