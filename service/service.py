@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import io
 import logging
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from service.http_io import (
     error_response,
     many_pixels,
 )
+from service.memory import tune_gc, tune_malloc
 from service.model import Classifier, load_metadata, resolve
 from service.schemas import Prediction, predictions, predictions_json
 from service.settings import get_settings
@@ -38,19 +38,6 @@ settings = get_settings()
 # failing and being restarted forever.
 MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
 load_metadata(MODEL_FILES)
-
-
-def tune_gc() -> None:
-    """Keep the garbage collector out of request latency.
-
-    A worker holds ~10^5 long-lived objects (BentoML, pydantic, OpenTelemetry...); each full
-    collection walks them all (~40 ms here, more under load) and stalled every request in
-    flight: /predict p99 was ~230 ms without this, ~50 ms with it (BENCHMARKS.md).
-    Freeze what start-up made, and collect young objects less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 10, 10)
 
 
 @bentoml.service(
@@ -77,6 +64,7 @@ class MnistService:
         # so run it on the event loop and save two thread switches per batch (a sixth more
         # /predict requests/s when measured). More threads, or a GPU to wait for: a thread.
         self.inline = self.threads == 1 and self.classifier.provider == "CPUExecutionProvider"
+        tune_malloc()
         if settings.gc_freeze:
             tune_gc()
         logger.info(
