@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,16 +123,20 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
             workers = [pid for pid, (cmd, _) in _cpu_ticks().items() if _role(cmd) == "BentoML worker"]
             out = REPO / "results" / f"profile-{endpoint}.svg"
             out.parent.mkdir(exist_ok=True)
-            spy = subprocess.Popen([sys.executable, "-m", "py_spy", "record", "-p", str(workers[0]),
-                                    "-d", str(window), "-o", str(out), "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+            spy = subprocess.Popen([py_spy, "record", "-p", str(workers[0]), "-d", str(window),
+                                    "-o", str(out), "--nonblocking"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         before, t0 = _cpu_ticks(), time.monotonic()
         time.sleep(window)
         after, elapsed = _cpu_ticks(), time.monotonic() - t0
         runner.join()
         if spy is not None:
-            spy.wait()
-            print(f"flame graph of one worker: {out}")
+            log, _ = spy.communicate()
+            if spy.returncode == 0:
+                print(f"flame graph of one worker: {out}")
+            else:
+                print(f"py-spy failed ({spy.returncode}): {log.strip()[-500:]}")
     per_request = 64 if endpoint == "predict_batch" else 1
     print(f"{endpoint}: {result['rps']:,.0f} requests/s, {result['rps'] * per_request:,.0f} "
           f"images/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
