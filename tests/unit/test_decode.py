@@ -61,6 +61,13 @@ def test_xmp_orientation_is_applied() -> None:
     assert out.size == (20, 60)
 
 
+def test_camera_jpeg_with_several_pictures_decodes() -> None:
+    """Phones write JPEGs with an MP extension, which Pillow opens as format MPO: a JPEG to us."""
+    first, second = Image.new("RGB", (40, 30), "white"), Image.new("RGB", (40, 30), "black")
+    out = _open(_encode(first, "MPO", save_all=True, append_images=[second]))
+    assert out.size == (40, 30) and out.getpixel((0, 0)) == (255, 255, 255)
+
+
 def test_big_jpeg_is_decoded_at_reduced_size() -> None:
     big = Image.new("RGB", (4000, 3000), "white")
     out = _open(_encode(big, "JPEG"), max_pixels=20_000_000)
