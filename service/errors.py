@@ -39,6 +39,10 @@ class BadInput(Exception):
     def to_json(self) -> bytes:
         return json.dumps(self.body()).encode()
 
+    def at(self, index: int) -> BadInput:
+        """The same refusal, naming the image's position in a batch: images[index]."""
+        return BadInput(f"images[{index}]: {self.error}", self.accepted, self.status)
+
 
 def too_large(what: str, limit: int, accepted: str) -> BadInput:
     """413 for a body or an image over a configured byte limit."""

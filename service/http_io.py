@@ -138,7 +138,7 @@ def many_pixels(blobs: Sequence[bytes], settings: Settings) -> np.ndarray:
         try:
             images.append(open_image(data, max_pixels=settings.max_image_pixels, accepted=accepted))
         except BadInput as exc:
-            raise BadInput(f"images[{i}]: {exc.error}", exc.accepted, exc.status) from None
+            raise exc.at(i) from None
     return to_mnist_many(images)
 
 

@@ -60,7 +60,7 @@ def to_mnist_many(images: list[Image.Image]) -> np.ndarray:
         try:
             out[i] = to_mnist(images[i])
         except BadInput as exc:
-            raise BadInput(f"images[{i}]: {exc.error}", exc.accepted, exc.status) from None
+            raise exc.at(i) from None
     return out
 
 
