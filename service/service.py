@@ -81,11 +81,20 @@ class MnistService:
         """GET /model's answer (the mounted pages app asks the current service)."""
         return pages.model_info(self.classifier.metadata, self.classifier.provider, self.threads)
 
-    def _predict(self, pixels: np.ndarray) -> list[Prediction]:
-        """(N, 28, 28) float32 -> N Predictions, counted into the drift metrics."""
-        probs = self.classifier.probabilities(pixels)  # (N, 10)
+    def _probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 -> (N, 10), in max_batch_size chunks, counted into the drift
+        metrics: every endpoint's one way to the model."""
+        chunk = settings.max_batch_size
+        probs = [self.classifier.probabilities(pixels[i : i + chunk])
+                 for i in range(0, len(pixels), chunk)]
+        probs = np.concatenate(probs) if probs else np.zeros((0, 10), np.float32)
         metrics.record(probs, settings.low_confidence)
-        return predictions(probs, self.classifier.labels, self.classifier.version)
+        return probs
+
+    def _predict(self, pixels: np.ndarray) -> list[Prediction]:
+        """(N, 28, 28) float32 -> N Predictions."""
+        return predictions(self._probabilities(pixels), self.classifier.labels,
+                           self.classifier.version)
 
     @bentoml.api(
         batchable=True,
@@ -140,13 +149,9 @@ class MnistService:
         return self._predict_json(many_pixels(blobs, settings))
 
     def _predict_json(self, pixels: np.ndarray) -> bytes:
-        """(N, 28, 28) float32 -> JSON list[Prediction], in max_batch_size chunks."""
-        chunk = settings.max_batch_size
-        probs = [self.classifier.probabilities(pixels[i : i + chunk])
-                 for i in range(0, len(pixels), chunk)]
-        probs = np.concatenate(probs) if probs else np.zeros((0, 10), np.float32)
-        metrics.record(probs, settings.low_confidence)
-        return predictions_json(probs, self.classifier.labels, self.classifier.version)
+        """(N, 28, 28) float32 -> JSON list[Prediction]."""
+        return predictions_json(self._probabilities(pixels), self.classifier.labels,
+                                self.classifier.version)
 
     @bentoml.api(input_spec=ImageInput)
     async def preprocess(self, image: list[Any]) -> Annotated[Image.Image, ContentType("image/png")]:
