@@ -46,19 +46,20 @@ def to_mnist_many(images: list[Image.Image]) -> np.ndarray:
     A refused image fails the batch with a BadInput that names its position, images[i].
     """
     out = np.empty((len(images), SIDE, SIDE), np.float32)
-    todo = list(range(len(images)))
     quick = [i for i, img in enumerate(images) if img.mode == "L" and img.size == (SIDE, SIDE)]
+    done: set[int] = set()
     if quick:
         raw = b"".join([images[i].tobytes() for i in quick])  # faster than np.asarray each
         grey = np.frombuffer(raw, np.uint8).reshape(-1, SIDE, SIDE).astype(np.float32) / 255.0
         frames, status = mnist_frames(grey)
-        ready = status == READY
-        out[np.asarray(quick)[ready]] = frames[ready]
-        done = {quick[k] for k in np.flatnonzero(ready)}
-        todo = [i for i in todo if i not in done]
-    for i in todo:
+        ready = np.asarray(quick)[status == READY]
+        out[ready] = frames[status == READY]
+        done = set(ready.tolist())
+    for i, img in enumerate(images):
+        if i in done:
+            continue
         try:
-            out[i] = to_mnist(images[i])
+            out[i] = to_mnist(img)
         except BadInput as exc:
             raise exc.at(i) from None
     return out
