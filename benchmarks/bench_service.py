@@ -37,7 +37,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from support.server import free_port, running_service  # noqa: E402
+from support.server import free_port, running_server, running_service  # noqa: E402
 
 from loadtests.uploads import load_mnist  # noqa: E402
 from service.model import Classifier, resolve  # noqa: E402
@@ -201,30 +201,13 @@ def serve_baseline(port: int) -> None:
 @contextlib.contextmanager
 def running_baseline(workers: int) -> Iterator[str]:
     """The baseline on a free port with `workers` processes; its URL, stopped afterwards."""
-    import urllib.request
-
     port = free_port()
     env = {**os.environ, "MNIST_WORKERS": str(workers)}
     env.pop("MNIST_INTRA_OP_THREADS", None)
-    proc = subprocess.Popen([sys.executable, __file__, "--baseline-server", str(port)], cwd=REPO,
-                            env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{url}/readyz", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError("baseline server exited") from None
-                time.sleep(0.25)
-        else:
-            raise TimeoutError("baseline server did not start")
+    cmd = [sys.executable, __file__, "--baseline-server", str(port)]
+    with running_server(cmd, port, env, name="baseline server", cwd=REPO) as url:
         time.sleep(1)  # every worker up, not just the first
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def machine() -> str:

@@ -74,14 +74,32 @@ def running_service(
     python_bin: the interpreter whose bentoml runs it (e.g. .venv-serve/bin/python).
     """
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     python = python_bin or sys.executable
     cmd = [python, "-m", "bentoml", "serve", target or "."]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", **(env or {})}
+    with running_server(cmd, port, full_env, name="bentoml serve", cwd=cwd,
+                        ready_timeout_s=ready_timeout_s, log_path=log_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_server(
+    cmd: list[str],
+    port: int,
+    env: dict[str, str],
+    *,
+    name: str,
+    cwd: str | Path | None = None,
+    ready_timeout_s: float = 180.0,
+    log_path: str | Path | None = None,
+) -> Iterator[str]:
+    """Run `cmd` (a server on 127.0.0.1:`port` with a /readyz) in its own process group with
+    exactly `env` (`name` in errors); yield its URL once /readyz answers 200, and always stop it and its children."""
+    url = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
         if log_path is None:
-            log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bentoml-serve-"))
+            log_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="server-"))
             log_path = Path(log_dir) / "serve.log"
         log_path = Path(log_path)
         log_file = stack.enter_context(log_path.open("wb"))
@@ -89,7 +107,7 @@ def running_service(
         proc = subprocess.Popen(
             cmd,
             cwd=str(cwd or REPO),
-            env=full_env,
+            env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: _stop reaches the workers too
@@ -99,15 +117,15 @@ def running_service(
             while not _is_ready(url):
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"bentoml serve exited with code {proc.returncode} before it was ready:\n"
+                        f"{name} exited with code {proc.returncode} before it was ready:\n"
                         f"{_tail(log_path)}"
                     )
                 if time.monotonic() > deadline:
                     raise TimeoutError(
-                        f"bentoml serve not ready after {ready_timeout_s:.0f}s:\n{_tail(log_path)}"
+                        f"{name} not ready after {ready_timeout_s:.0f}s:\n{_tail(log_path)}"
                     )
                 time.sleep(0.25)
-            logger.info("service ready at %s", url)
+            logger.info("server ready at %s", url)
             yield url
         finally:
             _stop(proc)
