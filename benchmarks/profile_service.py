@@ -27,6 +27,7 @@ import timeit
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,18 +80,13 @@ def stages(images: np.ndarray) -> None:
     print(f"{'sum':34} {total:8.1f}")
 
 
-def _cpu_ticks() -> dict[int, tuple[str, int]]:
-    """pid -> (command line, user+system clock ticks) for every process."""
+def _cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid -> (command line, user + system CPU seconds) for every process psutil may read."""
     out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            out[int(entry.name)] = (cmd, int(fields[11]) + int(fields[12]))
-        except OSError:
-            continue
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if times is not None:
+            out[proc.pid] = (" ".join(proc.info["cmdline"] or []), times.user + times.system)
     return out
 
 
@@ -107,7 +103,6 @@ def _role(cmd: str) -> str | None:
 def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, seconds: int,
          flamegraph: bool) -> None:
     """Serve, load one endpoint, and report throughput and each process's cores."""
-    hz = os.sysconf("SC_CLK_TCK")
     with tempfile.TemporaryDirectory(prefix="profile-") as tmp, running_service(env=env) as url:
         folder = Path(tmp)
         write_payloads(folder, images, 64)
@@ -120,16 +115,16 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
         window = max(1, seconds - 6)
         spy = None
         if flamegraph:
-            workers = [pid for pid, (cmd, _) in _cpu_ticks().items() if _role(cmd) == "BentoML worker"]
+            workers = [pid for pid, (cmd, _) in _cpu_seconds().items() if _role(cmd) == "BentoML worker"]
             out = REPO / "results" / f"profile-{endpoint}.svg"
             out.parent.mkdir(exist_ok=True)
             py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
             spy = subprocess.Popen([py_spy, "record", "-p", str(workers[0]), "-d", str(window),
                                     "-o", str(out), "--nonblocking"],
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        before, t0 = _cpu_ticks(), time.monotonic()
+        before, t0 = _cpu_seconds(), time.monotonic()
         time.sleep(window)
-        after, elapsed = _cpu_ticks(), time.monotonic() - t0
+        after, elapsed = _cpu_seconds(), time.monotonic() - t0
         runner.join()
         if spy is not None:
             log, _ = spy.communicate()
@@ -142,10 +137,10 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
           f"images/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
           f"{result['failures']} failures ({users} users, env {env or 'defaults'})")
     total = 0.0
-    for pid, (cmd, ticks) in sorted(after.items()):
+    for pid, (cmd, seconds) in sorted(after.items()):
         role = _role(cmd)
         if role and pid in before:
-            cores = (ticks - before[pid][1]) / hz / elapsed
+            cores = (seconds - before[pid][1]) / elapsed
             total += cores
             print(f"  {cores:5.2f} cores  {role} (pid {pid})")
     print(f"  {total:5.2f} cores in all, of {os.cpu_count()}")
