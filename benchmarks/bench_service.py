@@ -7,8 +7,8 @@ at a fixed concurrency:
   1. the served model in-process with onnxruntime: images/s at max_batch_size (the ceiling);
   2. `bentoml serve` (this repo's service): /predict requests/s, p50, p99; /predict_batch images/s;
   3. a minimal hand-written Starlette + onnxruntime /predict doing the same decode, MNIST
-     framing and predict per request (service.decode + service.preprocess): the baseline a user
-     would otherwise write.
+     framing and predict per request (service.decode.decode + service.preprocess): the
+     baseline a user would otherwise write.
 Uploads are MNIST test digits as 28x28 PNGs in multipart field `image` (`images` for batches),
 so the numbers measure the serving stack rather than JPEG decoding. Results go to stdout and to
 BENCHMARKS.md between the bench_service markers. Benchmarks run on request, never in CI.
@@ -164,7 +164,7 @@ def baseline_app():  # -> Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from service.decode import open_image
+    from service.decode import decode
     from service.preprocess import to_mnist
 
     s = get_settings()
@@ -174,7 +174,7 @@ def baseline_app():  # -> Starlette
     async def predict(request: Request) -> JSONResponse:
         form = await request.form()
         data = await form["image"].read()
-        pixels = to_mnist(open_image(data, max_pixels=limit, accepted=""))
+        pixels = to_mnist(decode(data, max_pixels=limit, accepted=""))
         probs = clf.probabilities(pixels[None])[0]
         digit = int(probs.argmax())
         return JSONResponse({"digit": digit, "confidence": float(probs[digit]),

@@ -27,7 +27,7 @@ from pydantic import Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.decode import check_size, open_image
+from service.decode import check_size, decode
 from service.errors import ACCEPTED_IMAGE, ACCEPTED_IMAGES, ACCEPTED_PIXELS, BadInput, too_large
 from service.preprocess import to_mnist, to_mnist_many
 from service.schemas import PixelsRequest, Prediction
@@ -119,8 +119,7 @@ async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> l
 
 def pixels_of(data: bytes, settings: Settings, accepted: str) -> np.ndarray:
     """One upload -> (28, 28) float32 the model sees; BadInput if it is not a usable image."""
-    img = open_image(data, max_pixels=settings.max_image_pixels, accepted=accepted)
-    return to_mnist(img)
+    return to_mnist(decode(data, max_pixels=settings.max_image_pixels, accepted=accepted))
 
 
 async def pixels_async(data: bytes, settings: Settings, accepted: str) -> np.ndarray:
@@ -136,7 +135,7 @@ def many_pixels(blobs: Sequence[bytes], settings: Settings) -> np.ndarray:
     images = []
     for i, data in enumerate(blobs):
         try:
-            images.append(open_image(data, max_pixels=settings.max_image_pixels, accepted=accepted))
+            images.append(decode(data, max_pixels=settings.max_image_pixels, accepted=accepted))
         except BadInput as exc:
             raise exc.at(i) from None
     return to_mnist_many(images)

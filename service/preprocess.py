@@ -7,9 +7,12 @@ into "ink": alpha flattened, polarity found, colour pens and uneven light evened
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
+from service.decode import Decoded
 from service.errors import BadInput
 
 SIDE = 28  # MNIST frame
@@ -26,8 +29,12 @@ NO_INK = "no ink found: the image is blank or has too little contrast to show a 
 ACCEPTED_INK = "an image of one handwritten digit, darker or lighter than its background"
 
 
-def to_mnist(img: Image.Image) -> np.ndarray:
-    """(28, 28) float32 in [0, 1], white digit on black, as the model was trained on."""
+def to_mnist(img: Decoded) -> np.ndarray:
+    """(28, 28) float32 in [0, 1], white digit on black, as the model was trained on.
+
+    img: a PIL image, or decode's uint8 array: (H, W) grey, (H, W, 2) grey and alpha,
+    (H, W, 3) RGB or (H, W, 4) RGBA.
+    """
     rgb = _as_float(img)  # (H, W, C) float32 in [0, 1], C = 1 or 3
     if rgb.shape[:2] == (SIDE, SIDE):
         ready = _already_mnist(rgb)
@@ -38,7 +45,7 @@ def to_mnist(img: Image.Image) -> np.ndarray:
     return frame(ink)
 
 
-def to_mnist_many(images: list[Image.Image]) -> np.ndarray:
+def to_mnist_many(images: Sequence[Decoded]) -> np.ndarray:
     """to_mnist over a batch: (n, 28, 28) float32, the same pixels as one call per image.
 
     28x28 greyscale uploads (programmatic clients' usual batch) are checked together, which
@@ -46,10 +53,10 @@ def to_mnist_many(images: list[Image.Image]) -> np.ndarray:
     A refused image fails the batch with a BadInput that names its position, images[i].
     """
     out = np.empty((len(images), SIDE, SIDE), np.float32)
-    quick = [i for i, img in enumerate(images) if img.mode == "L" and img.size == (SIDE, SIDE)]
+    quick = [i for i, img in enumerate(images) if _grey_mnist_sized(img)]
     done: set[int] = set()
     if quick:
-        raw = b"".join([images[i].tobytes() for i in quick])  # faster than np.asarray each
+        raw = b"".join([images[i].tobytes() for i in quick])  # PIL or numpy; faster than stacking
         grey = np.frombuffer(raw, np.uint8).reshape(-1, SIDE, SIDE).astype(np.float32) / 255.0
         frames, status = mnist_frames(grey)
         ready = np.asarray(quick)[status == READY]
@@ -65,8 +72,17 @@ def to_mnist_many(images: list[Image.Image]) -> np.ndarray:
     return out
 
 
-def _as_float(img: Image.Image) -> np.ndarray:
+def _grey_mnist_sized(img: Decoded) -> bool:
+    """A 28x28 8-bit greyscale upload: a candidate for mnist_frames."""
+    if isinstance(img, np.ndarray):
+        return img.shape == (SIDE, SIDE)
+    return img.mode == "L" and img.size == (SIDE, SIDE)
+
+
+def _as_float(img: Decoded) -> np.ndarray:
     """Pixels as (H, W, C) float32 in [0, 1], C = 1 (grey) or 3 (colour), alpha flattened."""
+    if isinstance(img, np.ndarray):  # decode's uint8 (H, W[, C]); C = 2 or 4 has alpha
+        return _channels(img.astype(np.float32) / 255.0, img.ndim == 3 and img.shape[-1] in (2, 4))
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img.convert("F") if img.mode != "F" else img, dtype=np.float32)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -79,10 +95,14 @@ def _as_float(img: Image.Image) -> np.ndarray:
         img = img.convert("L")
     elif img.mode not in ("L", "LA", "RGB", "RGBA"):
         img = img.convert("RGBA" if "A" in img.mode else "RGB")
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return _channels(np.asarray(img, dtype=np.float32) / 255.0, img.mode in ("LA", "RGBA"))
+
+
+def _channels(arr: np.ndarray, alpha: bool) -> np.ndarray:
+    """(H, W) or (H, W, C) floats -> (H, W, 1 or 3), the last channel flattened if alpha."""
     if arr.ndim == 2:
         return arr[..., None]
-    if img.mode in ("LA", "RGBA"):
+    if alpha:
         return _flatten_alpha(arr[..., :-1], arr[..., -1])
     return arr
 

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from service.decode import open_image
 from service.errors import BadInput
@@ -135,3 +135,106 @@ def test_mangled_images_are_refused_or_read_never_crash() -> None:
             assert 400 <= exc.status < 500
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0
+
+
+class TestPlainPngFastPath:
+    """decode() reads plain PNGs with libspng: the same pixels as Pillow, else Pillow decides."""
+
+    @staticmethod
+    def _both(data: bytes) -> tuple[object, object]:
+        from service.decode import decode
+
+        return decode(data, max_pixels=LIMIT, accepted="an image"), _open(data)
+
+    def test_every_mnist_test_digit_decodes_to_pillows_pixels(self, mnist_data_dir) -> None:
+        from loadtests.uploads import load_mnist
+        from service.decode import decode
+
+        images, _ = load_mnist(mnist_data_dir, "test")
+        for i, digit in enumerate(images):
+            data = _encode(Image.fromarray(digit), "PNG")
+            fast = decode(data, max_pixels=LIMIT, accepted="")
+            assert isinstance(fast, np.ndarray), f"digit {i} missed the fast path"
+            np.testing.assert_array_equal(fast, digit)
+
+    @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+    @pytest.mark.parametrize("size", [(28, 28), (61, 37), (280, 280)])
+    def test_plain_pngs_give_the_same_mnist_frame_as_pillow(self, mode: str, size: tuple) -> None:
+        from service.preprocess import to_mnist
+
+        rng = np.random.default_rng(len(mode) * size[0])
+        channels = len(mode)
+        pixels = np.zeros((size[1], size[0], channels), np.uint8)
+        if mode != "RGBA":
+            pixels[:] = 255  # paper
+        h, w = size[1], size[0]
+        pixels[h // 4 : 3 * h // 4, w // 3 : w // 3 + max(2, w // 8), :] = rng.integers(
+            0, 60, (1, 1, channels), np.uint8
+        )
+        if mode == "RGBA":  # strokes are the only opaque pixels
+            pixels[..., -1] = np.where(pixels[..., 0] > 0, 255, 0).astype(np.uint8)
+            pixels[h // 4 : 3 * h // 4, w // 3 : w // 3 + max(2, w // 8), -1] = 255
+        img = Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode)
+        info = PngImagePlugin.PngInfo()
+        info.add(b"pHYs", b"\x00\x00\x0b\x13\x00\x00\x0b\x13\x01")  # 72 dpi: still plain
+        for data in (_encode(img, "PNG"), _encode(img, "PNG", pnginfo=info)):
+            fast, pillow = self._both(data)
+            assert isinstance(fast, np.ndarray)
+            np.testing.assert_array_equal(fast, np.asarray(pillow))
+            np.testing.assert_array_equal(to_mnist(fast), to_mnist(pillow))
+
+    @pytest.mark.parametrize(
+        ("why", "mode", "params"),
+        [("palette", "P", {}), ("1-bit", "1", {}), ("16-bit", "I;16", {}), ("grey+alpha", "LA", {}),
+         ("orientation", "RGB", {"exif": _rotated_exif()}),
+         ("transparent grey key", "L", {"transparency": 0}),
+         ("text chunk", "L", {"pnginfo": "text"})],
+    )
+    def test_other_pngs_go_to_pillow(self, why: str, mode: str, params: dict) -> None:
+        if params.get("pnginfo") == "text":
+            params = {"pnginfo": PngImagePlugin.PngInfo()}
+            params["pnginfo"].add_text("Software", "an editor")
+        fast, pillow = self._both(_encode(Image.new(mode, (30, 20)), "PNG", **params))
+        assert isinstance(fast, Image.Image), why
+        assert fast.size == pillow.size and fast.mode == pillow.mode
+
+    def test_interlaced_is_not_plain(self) -> None:
+        from service.decode import _plain_png
+
+        data = bytearray(_encode(Image.new("L", (30, 20)), "PNG"))
+        assert _plain_png(bytes(data), LIMIT)
+        data[28] = 1  # IHDR's interlace method: Adam7
+        assert not _plain_png(bytes(data), LIMIT)
+
+    def test_damaged_pngs_get_pillows_verdict(self) -> None:
+        from service.decode import decode
+
+        def outcome(read, data: bytes) -> tuple:
+            try:
+                return ("read", np.asarray(read(data, max_pixels=LIMIT, accepted="an image")).tolist())
+            except BadInput as exc:
+                return ("refused", exc.status, exc.error)
+
+        rng = np.random.default_rng(3)
+        data = _encode(Image.fromarray(rng.integers(0, 255, (64, 64), np.uint8)), "PNG")
+        bad_crc = bytearray(data)
+        bad_crc[-13] ^= 0xFF  # the IDAT checksum: libspng refuses, Pillow does not check it
+        damaged = {
+            "cut, then IEND": data[: len(data) // 2] + data[-12:],
+            "checksum and IEND cut": data[:-20],
+            "IDAT checksum wrong": bytes(bad_crc),
+        }
+        verdicts = set()
+        for what, bad in damaged.items():
+            fast, pillow = outcome(decode, bad), outcome(open_image, bad)
+            assert fast == pillow, what
+            verdicts.add(fast[0])
+        assert verdicts == {"read", "refused"}
+
+    def test_a_bomb_is_refused_before_libspng_sees_it(self) -> None:
+        from service.decode import decode
+
+        bomb = _encode(Image.new("L", (5_000, 5_000)), "PNG")
+        with pytest.raises(BadInput) as info:
+            decode(bomb, max_pixels=LIMIT, accepted="an image")
+        assert info.value.status == 413 and "pixel limit" in info.value.error

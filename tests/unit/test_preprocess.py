@@ -199,9 +199,11 @@ class TestBatch:
             Image.fromarray((rgb * 255).astype(np.uint8), "RGB"),
             Image.fromarray(255 - digits[0][6]),
             Image.fromarray(np.roll(digits[0][7], 7, axis=1)),
+            # decode's uint8 arrays (plain PNGs): grey as sent, grey off-centre, RGB
+            digits[0][8], np.roll(digits[0][9], 7, axis=0), (rgb * 255).astype(np.uint8),
         ]
         out = pp.to_mnist_many(batch)
-        assert out.shape == (8, 28, 28) and out.dtype == np.float32
+        assert out.shape == (11, 28, 28) and out.dtype == np.float32
         for i, img in enumerate(batch):
             np.testing.assert_array_equal(out[i], pp.to_mnist(img))
 
