@@ -225,14 +225,15 @@ def validation_message(exc: ValidationError) -> str:
 
 
 class PredictionOutput(Prediction, bentoml.IODescriptor):
-    """/predict's answer: one Prediction, or the request's 4xx if its upload was refused."""
+    """/predict's answer: one Prediction (as JSON bytes from prediction_answers), or the
+    request's 4xx if its upload was refused."""
 
     @classmethod
     async def to_http_response(cls, obj: Any, serde: Any) -> Response:
         (item,) = obj  # the batch is split back per request: a list of one
         if isinstance(item, BadInput):
             return error_response(item)
-        return Response(item.model_dump_json(), media_type="application/json")
+        return Response(item, media_type="application/json")
 
 
 def error_response(exc: BadInput) -> Response:

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from service.errors import BadInput
 from service.http_io import _parse_pixels
-from service.schemas import pixels_to_array, predictions
+from service.schemas import Prediction, pixels_to_array, prediction_answers, predictions_json
 
 pytestmark = pytest.mark.unit
 
@@ -85,7 +86,8 @@ class TestRequestBody:
 
 def test_predictions_follow_the_probabilities() -> None:
     probs = np.eye(10, dtype=np.float32)[[3, 7]] * 0.9 + 0.01  # (2, 10)
-    out = predictions(probs, list(range(10)), "v1")
+    out = [Prediction.model_validate_json(a) for a in prediction_answers(probs, list(range(10)), "v1")]
+    assert out == TypeAdapter(list[Prediction]).validate_json(predictions_json(probs, list(range(10)), "v1"))
     assert [p.digit for p in out] == [3, 7]
     assert out[0].confidence == pytest.approx(0.91)
     assert len(out[1].probabilities) == 10 and out[1].model_version == "v1"
