@@ -3,13 +3,15 @@
     python benchmarks/profile_service.py stages                 # microseconds per image, by stage
     python benchmarks/profile_service.py load predict_batch     # cores used by workers and locust
     python benchmarks/profile_service.py load predict --env MNIST_WORKERS=1 --flamegraph
+    python benchmarks/profile_service.py load predict --baseline   # the Starlette baseline
 
 `stages` times each step a /predict_batch of 64 MNIST test digits as 28x28 PNGs goes through,
 on one core: multipart parsing, decode (libspng; Pillow's cost on the same PNGs is printed
 beside it), MNIST framing, onnxruntime (one thread), the JSON answer and the drift metrics.
-`load` serves the repo with `bentoml serve` (MNIST_* from --env), runs locust at fixed
-concurrency against one endpoint, and prints requests/s, images/s and the cores each process
-used; --flamegraph also records the first worker with py-spy into
+`load` serves the repo with `bentoml serve` (MNIST_* from --env), or with --baseline
+bench_service's hand-written Starlette endpoint, runs locust at fixed concurrency against one
+endpoint, and prints requests/s, images/s, the cores each process used and the server's CPU
+time per request; --flamegraph also records the first worker with py-spy into
 results/profile-<endpoint>.svg. Numbers print only; nothing is written to BENCHMARKS.md.
 """
 
@@ -34,7 +36,13 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(Path(__file__).parent)]
 
-from bench_service import BOUNDARY, multipart, run_locust, write_payloads  # noqa: E402
+from bench_service import (  # noqa: E402
+    BOUNDARY,
+    multipart,
+    run_locust,
+    running_baseline,
+    write_payloads,
+)
 from support.server import running_service  # noqa: E402
 
 from loadtests.uploads import load_mnist  # noqa: E402
@@ -103,13 +111,24 @@ def _role(cmd: str) -> str | None:
         return "locust (load generator)"
     if "bentoml serve" in cmd:
         return "BentoML arbiter"
+    if "--baseline-server" in cmd:
+        return "baseline's uvicorn"
+    if "multiprocessing.spawn" in cmd:
+        return "baseline's uvicorn worker"
     return None
 
 
 def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, seconds: int,
-         flamegraph: bool) -> None:
-    """Serve, load one endpoint, and report throughput and each process's cores."""
-    with tempfile.TemporaryDirectory(prefix="profile-") as tmp, running_service(env=env) as url:
+         flamegraph: bool, baseline: bool = False) -> None:
+    """Serve, load one endpoint, and report throughput and each process's cores (and the
+    server's CPU time per request: its cores over its requests/s)."""
+    if baseline:
+        from service.settings import get_settings
+
+        server = running_baseline(get_settings().workers)
+    else:
+        server = running_service(env=env)
+    with tempfile.TemporaryDirectory(prefix="profile-") as tmp, server as url:
         folder = Path(tmp)
         write_payloads(folder, images, 64)
         run_locust(url, folder, endpoint, users, 3)  # warm-up
@@ -142,14 +161,16 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
     print(f"{endpoint}: {result['rps']:,.0f} requests/s, {result['rps'] * per_request:,.0f} "
           f"images/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
           f"{result['failures']} failures ({users} users, env {env or 'defaults'})")
-    total = 0.0
+    total = served = 0.0
     for pid, (cmd, seconds) in sorted(after.items()):
         role = _role(cmd)
         if role and pid in before:
             cores = (seconds - before[pid][1]) / elapsed
             total += cores
+            served += cores if not role.startswith("locust") else 0.0
             print(f"  {cores:5.2f} cores  {role} (pid {pid})")
-    print(f"  {total:5.2f} cores in all, of {os.cpu_count()}")
+    print(f"  {total:5.2f} cores in all, of {os.cpu_count()}; the server's CPU per request: "
+          f"{served / result['rps'] * 1e6:,.0f} us")
 
 
 def main() -> None:
@@ -162,6 +183,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=32, help="locust concurrency (%(default)s)")
     parser.add_argument("--seconds", type=int, default=16, help="measured run (%(default)s s)")
     parser.add_argument("--flamegraph", action="store_true", help="py-spy SVG of one worker")
+    parser.add_argument("--baseline", action="store_true",
+                        help="load bench_service's Starlette baseline instead (/predict only)")
     parser.add_argument("--data-dir", type=Path, default=Path(
         os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data")))
     args = parser.parse_args()
@@ -170,7 +193,10 @@ def main() -> None:
         stages(images)
     else:
         env = dict(item.split("=", 1) for item in args.env)
-        load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph)
+        if args.baseline and (args.endpoint != "predict" or args.flamegraph):
+            parser.error("--baseline serves /predict only, without a flame graph")
+        load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph,
+             args.baseline)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ ACCEPTED_INK = "an image of one handwritten digit, darker or lighter than its ba
 def to_mnist(img: Decoded) -> np.ndarray:
     """(28, 28) float32 in [0, 1], white digit on black, as the model was trained on.
 
-    img: a PIL image, or decode's uint8 array: (H, W) grey, (H, W, 2) grey and alpha,
-    (H, W, 3) RGB or (H, W, 4) RGBA.
+    img: a PIL image, or decode's uint8 array: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA
+    (a 2-channel array is read as grey and alpha).
     """
     rgb = _as_float(img)  # (H, W, C) float32 in [0, 1], C = 1 or 3
     if rgb.shape[:2] == (SIDE, SIDE):

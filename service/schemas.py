@@ -33,7 +33,7 @@ class Prediction(BaseModel):
 
 def prediction_answers(probs: np.ndarray, labels: list[int], version: str) -> list[bytes]:
     """(N, 10) probabilities -> N JSON Predictions, one per /predict request of a batch
-    (no Prediction model built and dumped per request: that cost /predict 3% of its req/s)."""
+    (no Prediction model built and dumped per request: that cost about 5 us per request)."""
     return [to_json(row) for row in prediction_rows(probs, labels, version)]
 
 

@@ -18,7 +18,8 @@ def test_profile_stages_prints_every_stage(repo_root: Path, mnist_data_dir: Path
         cwd=repo_root, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    for stage in ("multipart parse", "Pillow decode", "MNIST framing", "onnxruntime", "JSON", "sum"):
+    stages = ("multipart parse", "decode (libspng)", "Pillow decode", "MNIST framing", "onnxruntime", "JSON")
+    for stage in (*stages, "sum"):
         assert stage in done.stdout
 
 
