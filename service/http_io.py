@@ -99,11 +99,14 @@ def multipart_files(body: bytes, content_type: str, field: str, max_files: int,
     return files
 
 
+def accepted_images(settings: Settings) -> str:
+    """What /predict_batch accepts, with this server's limit on images per request."""
+    return ACCEPTED_IMAGES.format(max_images=settings.max_images_per_request)
+
+
 async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> list[bytes]:
     """Image bytes from multipart field image/images, or (single only) the raw body."""
-    accepted = ACCEPTED_IMAGES.format(max_images=settings.max_images_per_request) if many else (
-        ACCEPTED_IMAGE
-    )
+    accepted = accepted_images(settings) if many else ACCEPTED_IMAGE
     kind = media_type(request)
     body = await read_body(request, settings.max_upload_bytes, accepted)
     if kind == "multipart/form-data":
@@ -131,7 +134,7 @@ async def pixels_async(data: bytes, settings: Settings, accepted: str) -> np.nda
 
 def many_pixels(blobs: Sequence[bytes], settings: Settings) -> np.ndarray:
     """(N, 28, 28) float32; a bad image fails the request and is named by its position."""
-    accepted = ACCEPTED_IMAGES.format(max_images=settings.max_images_per_request)
+    accepted = accepted_images(settings)
     images = []
     for i, data in enumerate(blobs):
         try:
