@@ -218,7 +218,7 @@ class TestPlainPngFastPath:
         rng = np.random.default_rng(3)
         data = _encode(Image.fromarray(rng.integers(0, 255, (64, 64), np.uint8)), "PNG")
         bad_crc = bytearray(data)
-        bad_crc[-13] ^= 0xFF  # the IDAT checksum: libspng refuses, Pillow does not check it
+        bad_crc[-13] ^= 0xFF  # the IDAT checksum, which neither decoder checks: both must read it alike
         damaged = {
             "cut, then IEND": data[: len(data) // 2] + data[-12:],
             "checksum and IEND cut": data[:-20],
