@@ -327,7 +327,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=32, help="locust concurrency (%(default)s)")
     parser.add_argument("--seconds", type=int, default=10, help="one measured run (%(default)s s)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (%(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up run (%(default)s s)")
     parser.add_argument("--images", type=int, default=1024, help="distinct uploads (%(default)s)")
     parser.add_argument("--data-dir", type=Path, default=Path(
