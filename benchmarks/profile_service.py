@@ -83,15 +83,20 @@ def stages(images: np.ndarray) -> None:
         "(Pillow decode of the same PNGs)": lambda: [
             open_image(p, max_pixels=limit, accepted="") for p in pngs],
     }
+
+    def per_image(step) -> float:
+        step()
+        return min(timeit.repeat(step, number=20, repeat=5)) / 20 / len(pngs) * 1e6
+
     total = 0.0
     print(f"{'stage of a 64-image /predict_batch':34} us/image")
-    for name, step in {**steps, **aside}.items():
-        step()
-        best = min(timeit.repeat(step, number=20, repeat=5)) / 20 / len(pngs) * 1e6
-        total += best if name in steps else 0.0
+    for name, step in steps.items():
+        best = per_image(step)
+        total += best
         print(f"{name:34} {best:8.1f}")
-        if name == list(steps)[-1]:
-            print(f"{'sum':34} {total:8.1f}")
+    print(f"{'sum':34} {total:8.1f}")
+    for name, step in aside.items():
+        print(f"{name:34} {per_image(step):8.1f}")
 
 
 def _cpu_seconds() -> dict[int, tuple[str, float]]:
@@ -193,8 +198,8 @@ def main() -> None:
         stages(images)
     else:
         env = dict(item.split("=", 1) for item in args.env)
-        if args.baseline and (args.endpoint != "predict" or args.flamegraph):
-            parser.error("--baseline serves /predict only, without a flame graph")
+        if args.baseline and (args.endpoint != "predict" or args.flamegraph or env):
+            parser.error("--baseline serves /predict only, with its defaults and no flame graph")
         load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph,
              args.baseline)
 
