@@ -41,11 +41,11 @@ bento: install-serve
 
 ## /predict and /predict_batch under locust vs in-process onnxruntime and a plain Starlette baseline
 benchmark-service: install
-	$(VENV)/bin/python benchmarks/bench_service.py $(ARGS)
+	$(VENV)/bin/python -m benchmarks.bench_service $(ARGS)
 
 ## In-process onnxruntime throughput of every architecture, side by side -> BENCHMARKS.md
 benchmark-models: install
-	$(VENV)/bin/python benchmarks/bench_models.py
+	$(VENV)/bin/python -m benchmarks.bench_models
 
 ## Retrain mnist-cnn, export, evaluate and promote it (ARGS="--epochs 5 ...")
 pipeline: install

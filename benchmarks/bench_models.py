@@ -1,6 +1,6 @@
 """Side-by-side in-process onnxruntime throughput of the architectures, written to BENCHMARKS.md.
 
-    python benchmarks/bench_models.py            # or: make benchmark-models
+    python -m benchmarks.bench_models            # or: make benchmark-models
 
 Models come from models/ (the newest version of each architecture); an architecture with no version
 there is exported with random weights (speed does not depend on the weights). Rounds are interleaved,
@@ -102,7 +102,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     section = (
         f"{START}\n## Models: in-process onnxruntime throughput\n\n"
-        f"`python benchmarks/bench_models.py` (or `make benchmark-models`): onnxruntime {ort.__version__}, "
+        f"`python -m benchmarks.bench_models` (or `make benchmark-models`): onnxruntime {ort.__version__}, "
         f"CPU execution provider, {args.threads} intra-op threads, {cpu}, {os.cpu_count()} cores; median of "
         f"{args.rounds} interleaved {args.window}s windows.\n\n{table}\n\n{summary}.\n\n"
         f"![throughput](benchmarks/models.png)\n{END}"

@@ -1,6 +1,6 @@
 """How fast the service answers, next to what the model and a plain endpoint can do.
 
-    python benchmarks/bench_service.py          # or: make benchmark-service (ARGS="--users 16")
+    python -m benchmarks.bench_service          # or: make benchmark-service (ARGS="--users 16")
 
 One run on this machine, all against 127.0.0.1, with locust (headless, FastHttpUser, no wait)
 at a fixed concurrency:
@@ -34,14 +34,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.mnist import data_dir, load_mnist
+from harness.server import free_port, running_server, running_service
+from service.model import Classifier, resolve
+from service.settings import cpu_count, get_settings
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from support.server import free_port, running_server, running_service  # noqa: E402
-
-from loadtests.uploads import load_mnist  # noqa: E402
-from service.model import Classifier, resolve  # noqa: E402
-from service.settings import cpu_count, get_settings  # noqa: E402
 
 START, END = "<!-- bench_service:start -->", "<!-- bench_service:end -->"
 BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
@@ -257,8 +255,8 @@ def table(r: dict) -> str:
         f"- Mean adaptive batch on `/predict`: {r['mean_batch']:.1f} images per onnxruntime call.",
         "",
         "Rerun: `make benchmark-service` (add `ARGS=--ablation` for the table below), or "
-        "`python benchmarks/bench_service.py --users 32`. Per-stage costs and the cores each "
-        "process uses under load: `python benchmarks/profile_service.py stages` and "
+        "`python -m benchmarks.bench_service --users 32`. Per-stage costs and the cores each "
+        "process uses under load: `python -m benchmarks.profile_service stages` and "
         "`... load predict_batch`.",
     ]
     return "\n".join(lines)
@@ -330,8 +328,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up run (%(default)s s)")
     parser.add_argument("--images", type=int, default=1024, help="distinct uploads (%(default)s)")
-    parser.add_argument("--data-dir", type=Path, default=Path(
-        os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", type=Path, default=data_dir(),
+                        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
     parser.add_argument("--no-write", action="store_true", help="print only; keep BENCHMARKS.md")
     parser.add_argument("--ablation", action="store_true",
                         help="also run /predict with each removed overhead put back")

@@ -1,9 +1,9 @@
 """Where a request's time goes: per-stage costs in-process, and CPU per process under load.
 
-    python benchmarks/profile_service.py stages                 # microseconds per image, by stage
-    python benchmarks/profile_service.py load predict_batch     # cores used by workers and locust
-    python benchmarks/profile_service.py load predict --env MNIST_WORKERS=1 --flamegraph
-    python benchmarks/profile_service.py load predict --baseline   # the Starlette baseline
+    python -m benchmarks.profile_service stages                 # microseconds per image, by stage
+    python -m benchmarks.profile_service load predict_batch     # cores used by workers and locust
+    python -m benchmarks.profile_service load predict --env MNIST_WORKERS=1 --flamegraph
+    python -m benchmarks.profile_service load predict --baseline   # the Starlette baseline
 
 `stages` times each step a /predict_batch of 64 MNIST test digits as 28x28 PNGs goes through,
 on one core: multipart parsing, decode (libspng; Pillow's cost on the same PNGs is printed
@@ -33,19 +33,17 @@ import numpy as np
 import psutil
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests"), str(Path(__file__).parent)]
-
-from bench_service import (  # noqa: E402
+from benchmarks.bench_service import (
     BOUNDARY,
     multipart,
     run_locust,
     running_baseline,
     write_payloads,
 )
-from support.server import running_service  # noqa: E402
+from harness.mnist import data_dir, load_mnist
+from harness.server import running_service
 
-from loadtests.uploads import load_mnist  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def stages(images: np.ndarray) -> None:
@@ -190,8 +188,8 @@ def main() -> None:
     parser.add_argument("--flamegraph", action="store_true", help="py-spy SVG of one worker")
     parser.add_argument("--baseline", action="store_true",
                         help="load bench_service's Starlette baseline instead (/predict only)")
-    parser.add_argument("--data-dir", type=Path, default=Path(
-        os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data")))
+    parser.add_argument("--data-dir", type=Path, default=data_dir(),
+                        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
     args = parser.parse_args()
     images, _ = load_mnist(args.data_dir, "test")
     if args.what == "stages":

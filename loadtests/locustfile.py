@@ -7,7 +7,7 @@ Every HTTP request is a row in locust's statistics (a malformed answer or a 4xx/
 it). Every digit in an answer is also logged as an `ANSWER` event with no response time
 (so latency percentiles stay HTTP-only): a wrong digit is its own failure type, "wrong
 digit: 4 read as 9", and accuracy under load shows in the report. When locust quits, the
-run is judged (loadtests.checks.verdict) and the exit code is set. Accuracy is tallied per
+run is judged (harness.checks.verdict) and the exit code is set. Accuracy is tallied per
 process, so run it in one process (no --processes / distributed workers).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 
-from loadtests.checks import (
+from harness.checks import (
     Budgets,
     MalformedAnswer,
     Tally,
@@ -34,11 +33,11 @@ from loadtests.checks import (
     check_prediction,
     verdict,
 )
-from loadtests.uploads import PHOTO_LIKE, Upload, load_mnist, render, sample_uploads
+from harness.mnist import data_dir, load_mnist
+from harness.uploads import PHOTO_LIKE, Upload, render, sample_uploads
 
 logger = logging.getLogger("loadtests")
 ANSWER = "ANSWER"  # request_type of the per-digit events (not HTTP requests)
-_DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class _State:
@@ -74,8 +73,8 @@ class _State:
 def _add_options(parser: Any) -> None:
     defaults = Budgets()
     group = parser.add_argument_group("MNIST guards (loadtests/locustfile.py)")
-    group.add_argument("--mnist-data-dir", default=os.environ.get("MNIST_DATA_DIR", str(_DEFAULT_DATA)),
-                       help="folder holding MNIST/raw (default: $MNIST_DATA_DIR or ../shared/data)")
+    group.add_argument("--mnist-data-dir", default=str(data_dir()),
+                       help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
     group.add_argument("--p99-budget-ms", type=float, default=defaults.p99_ms,
                        help="fail when p99 latency of HTTP requests is over this (default %(default)s)")
     group.add_argument("--max-accuracy-drop-pp", type=float, default=defaults.max_accuracy_drop_pp,

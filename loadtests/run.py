@@ -27,7 +27,9 @@ from typing import Any
 
 import psutil
 
-from loadtests.checks import Budgets, memory_growth
+from harness.checks import Budgets, memory_growth
+from harness.mnist import data_dir
+from harness.server import running_service
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
@@ -56,8 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-memory-growth", type=float, default=0.10,
                    help="soak: allowed growth of server RSS from after warm-up to the end "
                    "(default %(default)s)")
-    p.add_argument("--data-dir", default=os.environ.get("MNIST_DATA_DIR",
-                                                        str(REPO.parent / "shared" / "data")),
+    p.add_argument("--data-dir", default=str(data_dir()),
                    help="folder holding MNIST/raw (default $MNIST_DATA_DIR or %(default)s)")
     p.add_argument("--results", type=Path, default=None,
                    help="output folder (default results/<loadtest|soak>-<timestamp>)")
@@ -78,9 +79,6 @@ def _service(host: str | None, results: Path) -> Iterator[str]:
     if host:
         yield host.rstrip("/")
         return
-    sys.path.insert(0, str(REPO / "tests"))  # the one server helper, shared with the test suite
-    from support.server import running_service
-
     logger.info("starting the service locally (log: %s)", results / "serve.log")
     with running_service(log_path=results / "serve.log") as url:
         yield url

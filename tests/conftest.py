@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.server import running_service
+
+from harness.mnist import data_dir
+from harness.server import running_service
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,9 +22,10 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def mnist_data_dir() -> Path:
     """MNIST root in torchvision's layout (<root>/MNIST/raw); tests never download."""
-    root = Path(os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data"))
+    root = data_dir()
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
-        pytest.fail(f"MNIST not found under {root}/MNIST/raw; set MNIST_DATA_DIR", pytrace=False)
+        pytest.fail(f"MNIST not found under {root.resolve()}/MNIST/raw: set MNIST_DATA_DIR to a folder "
+                    "holding MNIST/raw, or run `make data` while online", pytrace=False)
     return root
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from loadtests.checks import check_batch
-from loadtests.uploads import load_mnist, render
+from harness.checks import check_batch
+from harness.mnist import load_mnist
+from harness.uploads import render
 
 BATCH = 500  # images per /predict_batch request, well under MNIST_MAX_IMAGES_PER_REQUEST
 

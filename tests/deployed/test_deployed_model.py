@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from loadtests.checks import check_prediction
-from loadtests.uploads import PHOTO_LIKE, Upload, sample_uploads
+from harness.checks import check_prediction
+from harness.uploads import PHOTO_LIKE, Upload, sample_uploads
 
 pytestmark = [pytest.mark.deployed, pytest.mark.slow]
 

@@ -1,10 +1,10 @@
-"""loadtests.checks: the rules a load test judges answers and runs by, without starting locust."""
+"""harness.checks: the rules a load test judges answers and runs by, without starting locust."""
 
 from __future__ import annotations
 
 import pytest
 
-from loadtests.checks import (
+from harness.checks import (
     Budgets,
     MalformedAnswer,
     Tally,

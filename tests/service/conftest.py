@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from loadtests.uploads import load_mnist
+from harness.mnist import load_mnist
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's note about httpx in its test client

@@ -1,5 +1,5 @@
 """Accuracy through /predict: MNIST as PNGs keeps the model's accuracy; photo-like uploads
-(loadtests.uploads renderings of MNIST test digits) score >= 99% with a 99% model."""
+(harness.uploads renderings of MNIST test digits) score >= 99% with a 99% model."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from support.images import png_bytes
 
-from loadtests.uploads import PHOTO_LIKE, sample_uploads
+from harness.images import png_bytes
+from harness.uploads import PHOTO_LIKE, sample_uploads
 from service.model import Classifier, resolve
 
 pytestmark = [pytest.mark.service, pytest.mark.regression, pytest.mark.slow]

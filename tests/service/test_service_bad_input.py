@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import png_bytes
 
+from harness.images import png_bytes
 from service import http_io
 from service.settings import Settings
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from support.images import png_bytes
-from support.server import running_service
 
+from harness.images import png_bytes
+from harness.server import running_service
 from service.bento import served_version
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]

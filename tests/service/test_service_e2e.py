@@ -10,8 +10,8 @@ import bentoml
 import httpx
 import numpy as np
 import pytest
-from support.images import png_bytes
 
+from harness.images import png_bytes
 from service.model import Classifier, resolve
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]

@@ -7,8 +7,8 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from support.images import png_bytes
 
+from harness.images import png_bytes
 from service.http_io import INLINE_BYTES
 from service.preprocess import centre_of_mass
 

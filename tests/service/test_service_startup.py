@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.server import running_service
-from support.tiny_model import write_model_dir
+
+from harness.server import running_service
+from harness.tiny_model import write_model_dir
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 

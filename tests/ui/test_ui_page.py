@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from loadtests.uploads import load_mnist, render
+from harness.mnist import load_mnist
+from harness.uploads import render
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 

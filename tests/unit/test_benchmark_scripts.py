@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import bench_service
+
 pytestmark = pytest.mark.unit
 
 
 def test_profile_stages_prints_every_stage(repo_root: Path, mnist_data_dir: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "benchmarks/profile_service.py", "stages", "--data-dir", str(mnist_data_dir)],
+        [sys.executable, "-m", "benchmarks.profile_service", "stages", "--data-dir", str(mnist_data_dir)],
         cwd=repo_root, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -23,10 +25,7 @@ def test_profile_stages_prints_every_stage(repo_root: Path, mnist_data_dir: Path
         assert stage in done.stdout
 
 
-def test_service_table_renders_the_targets(repo_root: Path) -> None:
-    sys.path.insert(0, str(repo_root / "benchmarks"))
-    import bench_service
-
+def test_service_table_renders_the_targets() -> None:
     run = {"rps": 100.0, "p50_ms": 5.0, "p99_ms": 9.0, "failures": 0}
     results = {"machine": "test box", "model": "m", "users": 32, "rounds": 3, "seconds": 10,
                "warmup": 5, "workers": 2, "ort_threads": 1, "cores": 2, "batch": 64,

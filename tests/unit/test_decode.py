@@ -147,7 +147,7 @@ class TestPlainPngFastPath:
         return decode(data, max_pixels=LIMIT, accepted="an image"), _open(data)
 
     def test_every_mnist_test_digit_decodes_to_pillows_pixels(self, mnist_data_dir) -> None:
-        from loadtests.uploads import load_mnist
+        from harness.mnist import load_mnist
         from service.decode import decode
 
         images, _ = load_mnist(mnist_data_dir, "test")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.tiny_model import write_model_dir
 
+from harness.tiny_model import write_model_dir
 from service.model import Classifier, ModelError, choose_providers, load_metadata, resolve
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loadtests.uploads import load_mnist
+from harness.mnist import load_mnist
 from service import preprocess as pp
 from service.errors import BadInput
 

@@ -1,4 +1,4 @@
-"""loadtests.uploads: MNIST read without torch, and uploads that decode and still show the digit."""
+"""harness.uploads and harness.mnist: MNIST read without torch, and uploads that decode and still show the digit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from loadtests.uploads import PHOTO_LIKE, RENDERINGS, load_mnist, render, sample_uploads
+from harness.mnist import load_mnist
+from harness.uploads import PHOTO_LIKE, RENDERINGS, render, sample_uploads
 
 pytestmark = pytest.mark.unit
 

@@ -6,20 +6,13 @@ tests can share one set of realistic inputs without importing torch.
 
 from __future__ import annotations
 
-import gzip
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-_IDX_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-_IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
 _ORIENTATION_TAG = 0x0112
 
 # Every kind below must stay something a person reads at a glance: these are realistic
@@ -52,40 +45,6 @@ class Upload:
     label: int
     kind: str
     index: int  # position in the MNIST split
-
-
-def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """Parse one idx file (big-endian header, then uint8 payload), gzipped or not."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise ValueError(f"{path}: magic {found}, expected {magic}: not an idx file")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _find(raw_dir: Path, name: str) -> Path:
-    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(
-        f"MNIST file {name}(.gz) not found in {raw_dir}; point MNIST_DATA_DIR (or --data-dir) "
-        "at the folder that holds MNIST/raw"
-    )
-
-
-def load_mnist(data_dir: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """Read MNIST from torchvision's raw layout without torch: (N, 28, 28) uint8, (N,) int64."""
-    if split not in _IDX_FILES:
-        raise ValueError(f"split must be one of {sorted(_IDX_FILES)}, not {split!r}")
-    raw_dir = Path(data_dir) / "MNIST" / "raw"
-    images_name, labels_name = _IDX_FILES[split]
-    images = _read_idx(_find(raw_dir, images_name), _IMAGES_MAGIC)  # (N, 28, 28) uint8
-    labels = _read_idx(_find(raw_dir, labels_name), _LABELS_MAGIC).astype(np.int64)  # (N,)
-    if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-        raise ValueError(f"{raw_dir}: images {images.shape} do not match labels {labels.shape}")
-    return images, labels
 
 
 # --- drawing helpers: everything is "ink coverage" in [0, 1] on a canvas, then composited ---
