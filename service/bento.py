@@ -1,9 +1,10 @@
-"""Keep bentofile.yaml packing exactly the served model, then build the bento.
+"""Build the serving bento from the one place each part is written down.
 
-bentofile.yaml names the served version's folder (a bento must carry only that model, and
-YAML cannot read served.json). `python -m service.bento` rewrites that one line from
-served.json and runs `bentoml build`; `--no-build` only rewrites it; `--check` only says
-whether it is stale.
+bentofile.yaml holds what does not change (the service, its name, the code and the docker
+options); the contract says which models a bento packs (served.json's versions, read at build
+time, so a promotion or rollback needs no hand step); pyproject.toml's `serve` extra (or `gpu`)
+is the one list of packages. `python -m service.bento` (`make bento`) builds with all three;
+`--print` shows the options without building.
 """
 
 from __future__ import annotations
@@ -11,59 +12,62 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from contract import bento_includes, read_served
 
 REPO = Path(__file__).resolve().parents[1]
-MARKER = "# the served version (python -m service.bento keeps it in sync)"
-LINE = re.compile(r'^(\s*- )"models/[^"/]+/\*\*"(\s*' + re.escape(MARKER) + r")$", re.M)
+PROJECT = "mnist-serving"
 
 
-def served_version(models_dir: Path) -> str:
-    """The version served.json names."""
-    return json.loads((models_dir / "served.json").read_text())["served"]
+def extra_requirements(pyproject: Path, extra: str) -> list[str]:
+    """The packages an extra installs, with the extras it builds on (`mnist-serving[x]`) expanded."""
+    extras: dict[str, list[str]] = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    if extra not in extras:
+        raise KeyError(f"{pyproject} has no extra {extra!r} (has {sorted(extras)})")
+    packages: list[str] = []
+    for req in extras[extra]:
+        nested = re.fullmatch(rf"{re.escape(PROJECT)}\[([\w,-]+)\]", req.strip())
+        if nested is None:
+            packages.append(req)
+            continue
+        for name in nested.group(1).split(","):
+            packages += [p for p in extra_requirements(pyproject, name) if p not in packages]
+    return packages
 
 
-def packed_version(bentofile: Path) -> str:
-    """The model folder bentofile.yaml includes."""
-    match = re.search(r'"models/([^"/]+)/\*\*"\s*' + re.escape(MARKER), bentofile.read_text())
-    if match is None:
-        raise ValueError(f"{bentofile} has no model line ending in {MARKER!r}")
-    return match.group(1)
-
-
-def sync(bentofile: Path, version: str) -> bool:
-    """Point bentofile.yaml's model line at `version`; True if the file changed."""
-    text = bentofile.read_text()
-    new = LINE.sub(lambda m: f'{m.group(1)}"models/{version}/**"{m.group(2)}', text)
-    if new == text:
-        return False
-    bentofile.write_text(new)
-    return True
+def build_options(repo: Path, extra: str = "serve") -> dict[str, Any]:
+    """bentofile.yaml's options, with the contract's includes and the extra's packages."""
+    options: dict[str, Any] = yaml.safe_load((repo / "bentofile.yaml").read_text())
+    models_dir = repo / "models"
+    options["include"] = list(dict.fromkeys([*options.get("include", []), *bento_includes(models_dir, repo)]))
+    options["python"] = {**options.get("python", {}), "packages": extra_requirements(repo / "pyproject.toml", extra)}
+    options["labels"] = {**options.get("labels", {}), "model_version": read_served(models_dir).served or "none"}
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check, build nothing")
-    parser.add_argument("--no-build", action="store_true", help="sync bentofile.yaml only")
-    parser.add_argument("--repo", type=Path, default=REPO, help="project root (default: %(default)s)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--extra", default="serve", choices=["serve", "gpu"], help="which install the bento gets")
+    parser.add_argument("--print", action="store_true", help="print the build options as JSON; build nothing")
+    parser.add_argument("--repo", type=Path, default=REPO, help="project root")
     args = parser.parse_args(argv)
-    bentofile, version = args.repo / "bentofile.yaml", served_version(args.repo / "models")
-    if args.check:
-        packed = packed_version(bentofile)
-        if packed != version:
-            print(f"bentofile.yaml packs {packed}, served.json serves {version}: "
-                  "run `make bento`", file=sys.stderr)
-            return 1
-        print(f"bentofile.yaml packs the served model {version}")
+    options = build_options(args.repo, args.extra)
+    if args.print:
+        print(json.dumps(options, indent=2))
         return 0
-    if sync(bentofile, version):
-        print(f"bentofile.yaml now packs {version}")
-    if args.no_build:
-        return 0
-    cmd = [sys.executable, "-m", "bentoml", "build", str(args.repo)]
-    return subprocess.call(cmd, cwd=args.repo)
+    import bentoml
+
+    bento = bentoml.bentos.build(**options, build_ctx=str(args.repo))
+    print(f"built {bento.tag} (model {options['labels']['model_version']}); "
+          f"next: bentoml serve {bento.tag} or make container")
+    return 0
 
 
 if __name__ == "__main__":

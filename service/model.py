@@ -2,83 +2,75 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from contract import ContractError, Metadata, ModelFiles, read_metadata, resolve
+
+__all__ = ["Classifier", "ModelError", "ModelFiles", "choose_providers", "load_metadata", "resolve", "validate"]
+
 logger = logging.getLogger(__name__)
 
-REQUIRED_KEYS = ("version", "architecture", "sha256", "input", "outputs", "labels")
-
-
-class ModelError(RuntimeError):
-    """The model cannot be served (missing, corrupt, or not what its metadata says)."""
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """The two files of one model version."""
-
-    onnx: Path
-    metadata: Path
-
-
-def resolve(models_dir: Path, version: str | None = None, path: Path | None = None) -> ModelFiles:
-    """Which model to serve: an explicit path, else a version, else served.json's choice."""
-    if path is not None:
-        folder = path if path.is_dir() else path.parent
-        onnx = path if path.is_file() else folder / "model.onnx"
-    else:
-        if version is None:
-            served_json = models_dir / "served.json"
-            try:
-                version = json.loads(served_json.read_text())["served"]
-            except FileNotFoundError:
-                raise ModelError(
-                    f"no {served_json}: train and promote a model first "
-                    "(`make pipeline`), or set MNIST_MODEL_VERSION / MNIST_MODEL_PATH"
-                ) from None
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ModelError(f"{served_json} is not valid ({exc!r})") from None
-        folder = models_dir / str(version)
-        onnx = folder / "model.onnx"
-    files = ModelFiles(onnx=onnx, metadata=folder / "metadata.json")
-    for f in (files.onnx, files.metadata):
-        if not f.is_file():
-            raise ModelError(f"model file {f} is missing")
-    return files
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+# A model that breaks the contract is not servable: one error type, one line naming the file.
+ModelError = ContractError
 
 
 def load_metadata(files: ModelFiles) -> dict[str, Any]:
-    """metadata.json, checked for the keys the service relies on and against the ONNX bytes."""
+    """metadata.json as written (GET /model answers with it), after the contract's checks."""
+    read_metadata(files)
+    return json.loads(files.metadata.read_text())
+
+
+def _shape_fits(declared: list[int | str], actual: list[Any]) -> bool:
+    """Does the graph's shape match metadata's? Symbolic dimensions match any name."""
+    return len(declared) == len(actual) and all(
+        isinstance(d, str) or not isinstance(a, int) or d == a for d, a in zip(declared, actual, strict=True)
+    )
+
+
+def validate(files: ModelFiles) -> Metadata:
+    """The whole model checked once, in the serving process before any worker starts.
+
+    metadata.json against the contract and the ONNX bytes; the graph loads in onnxruntime; its
+    input and outputs carry metadata's names, dtypes and shapes; and a known input (blank and
+    full frames) comes back as finite (2, 10) probabilities that sum to 1. A worker would
+    otherwise fail the same way, be restarted, and fail again, forever.
+    """
+    meta = read_metadata(files)
+    where = f"{files.onnx}"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
     try:
-        meta = json.loads(files.metadata.read_text())
-    except ValueError as exc:
-        raise ModelError(f"{files.metadata} is not valid JSON ({exc})") from None
-    missing = [k for k in REQUIRED_KEYS if k not in meta]
-    if missing:
-        raise ModelError(f"{files.metadata} lacks keys {missing}")
-    actual = sha256_of(files.onnx)
-    if actual != meta["sha256"]:
-        raise ModelError(
-            f"{files.onnx} is corrupt or not the model its metadata describes: "
-            f"sha256 {actual[:12]}... != {str(meta['sha256'])[:12]}... in {files.metadata.name}"
-        )
+        session = ort.InferenceSession(str(files.onnx), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for a bad graph
+        raise ModelError(f"onnxruntime cannot load {where}: {str(exc).splitlines()[0]}") from None
+    graph_in = {i.name: i for i in session.get_inputs()}
+    graph_out = {o.name: o for o in session.get_outputs()}
+    wanted = [(meta.input, graph_in, "input")] + [
+        (spec, graph_out, "output") for spec in (meta.outputs.logits, meta.outputs.probabilities)
+    ]
+    for spec, found, kind in wanted:
+        node = found.get(spec.name)
+        if node is None:
+            raise ModelError(f"{where}: metadata names {kind} {spec.name!r}, the graph has {sorted(found)}")
+        if node.type != "tensor(float)":
+            raise ModelError(f"{where}: {kind} {spec.name!r} is {node.type}, metadata says {spec.dtype}")
+        if not _shape_fits(spec.shape, list(node.shape)):
+            raise ModelError(f"{where}: {kind} {spec.name!r} has shape {node.shape}, metadata says {spec.shape}")
+    known = np.stack([np.zeros((1, 28, 28), np.float32), np.ones((1, 28, 28), np.float32)])  # (2, 1, 28, 28)
+    try:
+        (probs,) = session.run([meta.outputs.probabilities.name], {meta.input.name: known})
+    except Exception as exc:
+        raise ModelError(f"{where}: inference on a known input failed: {str(exc).splitlines()[0]}") from None
+    probs = np.asarray(probs)  # (2, 10)
+    sane = np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=-1), 1.0, atol=1e-3)
+    if probs.shape != (2, len(meta.labels)) or not sane:
+        raise ModelError(f"{where}: a known input gave {probs.shape} outputs, not (2, 10) finite probabilities "
+                         "that sum to 1")
     return meta
 
 

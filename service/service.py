@@ -25,7 +25,7 @@ from service.http_io import (
     many_pixels,
 )
 from service.memory import tune_gc, tune_malloc
-from service.model import Classifier, load_metadata, resolve
+from service.model import Classifier, resolve, validate
 from service.schemas import Prediction, prediction_answers, predictions_json
 from service.settings import get_settings
 
@@ -34,10 +34,10 @@ logger = logging.getLogger("service")
 logger.setLevel(logging.INFO)
 settings = get_settings()
 # Checked when `bentoml serve` (or build) imports this module, before any worker starts: a
-# missing or corrupt model stops start-up here with one clear error instead of workers
-# failing and being restarted forever.
+# missing, corrupt or mis-described model stops start-up here with one clear error instead of
+# workers failing and being restarted forever.
 MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
-load_metadata(MODEL_FILES)
+validate(MODEL_FILES)
 
 
 @bentoml.service(

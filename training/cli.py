@@ -150,13 +150,14 @@ def cmd_evaluate(args: argparse.Namespace, model: Path | None = None) -> dict:
 
 
 def cmd_promote(args: argparse.Namespace, export_dir: Path | None = None) -> str:
-    from training.registry import promote, read_served
+    from contract import read_served
+    from training.registry import promote
 
     version = promote(
         export_dir or args.export_dir, args.models_dir, args.floor, args.max_drop_pp, args.force, not args.no_serve
     )
     if args.no_serve:
-        print(f"added {version} to {args.models_dir}; still serving {read_served(args.models_dir)['served']}")
+        print(f"added {version} to {args.models_dir}; still serving {read_served(args.models_dir).served}")
     else:
         print(f"serving {version} from {args.models_dir} (rollback: mnist rollback)")
     return version
@@ -169,13 +170,13 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from training.registry import list_versions, read_served
+    from contract import read_served
+    from training.registry import list_versions
 
-    served = read_served(args.models_dir)["served"]
+    served = read_served(args.models_dir).served
     for m in list_versions(args.models_dir):
-        mark = "*" if m["version"] == served else " "
-        acc = f"{100 * m['test_accuracy']:.2f}%"
-        print(f"{mark} {m['version']:28s} {acc}  {m['parameters']:>9,} params  {m['exported_at']}")
+        mark = "*" if m.version == served else " "
+        print(f"{mark} {m.version:28s} {100 * m.test_accuracy:.2f}%  {m.parameters or 0:>9,} params  {m.exported_at}")
 
 
 def cmd_pipeline(args: argparse.Namespace) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import subprocess
 import warnings
@@ -16,6 +14,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from contract import sha256_file, version_name, write_metadata
 from training.checkpoint import model_from_checkpoint
 from training.data import load_split
 from training.evaluate import evaluate_onnx
@@ -43,10 +42,6 @@ class WithProbabilities(nn.Module):
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model(pixels)  # (N, 10)
         return logits, torch.softmax(logits, dim=1)
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def code_revision() -> str:
@@ -107,7 +102,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: i
     digest = sha256_file(onnx_path)
     history = state.get("history", [])
     metadata = {
-        "version": f"{mc.arch}-{digest[:8]}",
+        "version": version_name(mc.arch, digest),
         "architecture": mc.arch,
         "parameters": count_parameters(model),
         "opset": opset,
@@ -144,5 +139,5 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: i
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
-    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    write_metadata(out_dir, metadata)  # refused here if it breaks the contract the service reads
     return metadata

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract import sha256_file
 from training.data import load_split
 from training.evaluate import classification_report, ort_session, predict_probabilities
-from training.export import sha256_file
 
 pytestmark = pytest.mark.regression
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -1,5 +1,5 @@
-"""The container path: `bentoml build` packs service/ + the served model, and the bento serves
-from a venv that has only the serve install (no torch). No Docker engine runs here."""
+"""The container path: `python -m service.bento` packs service/, the contract and the models
+served.json names, and the bento serves from a venv that has only the serve install (no torch)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
+from contract import read_served
 from harness.images import png_bytes
 from harness.server import running_service
-from service.bento import served_version
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -29,11 +29,11 @@ def built(repo_root: Path, bentoml_home: Path) -> tuple[str, Path]:
     """(tag, bento folder) of a fresh build into a throwaway BENTOML_HOME."""
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "True"}
     done = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", "-o", "tag", str(repo_root)],
+        [sys.executable, "-m", "service.bento"],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    tag = done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    tag = done.stdout.strip().splitlines()[-1].split()[1]  # "built mnist:<version> (model ...)"
     name, version = tag.split(":")
     return tag, bentoml_home / "bentos" / name / version
 
@@ -52,11 +52,12 @@ def test_build_writes_the_dockerfile(built) -> None:
     assert dockerfile.is_file() and "FROM " in dockerfile.read_text()
 
 
-def test_bento_carries_only_the_served_model_and_serve_dependencies(built, repo_root) -> None:
+def test_bento_carries_the_named_models_and_serve_dependencies(built, repo_root) -> None:
     _, bento = built
-    served = served_version(repo_root / "models")
+    state = read_served(repo_root / "models")
     packed = sorted(p.name for p in (bento / "src" / "models").iterdir() if p.is_dir())
-    assert packed == [served]
+    assert packed == sorted(state.versions())
+    served = state.served
     assert (bento / "src" / "models" / served / "model.onnx").is_file()
     requirements = (bento / "env" / "python" / "requirements.txt").read_text().lower()
     assert "onnxruntime" in requirements and "bentoml" in requirements
@@ -82,4 +83,4 @@ def test_built_bento_serves_predict(built, bentoml_home, serve_python, repo_root
         r = httpx.post(f"{url}/predict", files={"image": ("one.png", png_bytes(digit), "image/png")})
         assert r.status_code == 200, r.text
         assert r.json()["digit"] == 1
-        assert r.json()["model_version"] == served_version(repo_root / "models")
+        assert r.json()["model_version"] == read_served(repo_root / "models").served

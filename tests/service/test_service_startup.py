@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from harness.server import running_service
-from harness.tiny_model import write_model_dir
+from harness.tiny_model import tiny_onnx, write_model_dir
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -46,3 +47,32 @@ def test_corrupt_model_stops_start_up(repo_root: Path, tmp_path: Path) -> None:
     done = _serve_fails(repo_root, {"MNIST_MODELS_DIR": str(tmp_path)})
     assert done.returncode != 0
     assert "corrupt" in done.stderr + done.stdout
+
+
+def _spec(name: str, shape: list) -> dict:
+    return {"name": name, "shape": shape, "dtype": "float32"}
+
+
+BROKEN = {
+    # graph bytes that match their sha256 but are no ONNX model
+    "not a graph": ({"onnx_bytes": b"\x08\x07garbage that is no onnx graph" * 10}, "onnxruntime cannot load"),
+    "wrong input name": ({"input": {**_spec("image", ["N", 1, 28, 28]), "range": [0.0, 1.0]}},
+                         "metadata names input 'image'"),
+    "wrong output name": ({"outputs": {"logits": _spec("logits", ["N", 10]), "probabilities": _spec("probs", ["N", 10])}},
+                          "metadata names output 'probs'"),
+    "wrong output shape": ({"onnx_bytes": tiny_onnx(classes=9)}, "has shape"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_model_stops_start_up_with_one_line(repo_root: Path, tmp_path: Path, case: str) -> None:
+    """Validated in the serving process before workers start: one line naming the file, no crash loop."""
+    overrides, says = BROKEN[case]
+    version = write_model_dir(tmp_path, **overrides)
+    started = time.monotonic()
+    done = _serve_fails(repo_root, {"MNIST_MODELS_DIR": str(tmp_path)})
+    output = done.stderr + done.stdout
+    assert done.returncode != 0, output
+    assert says in output and str(tmp_path / version) in output, output
+    assert output.count("Traceback") <= 1, output  # the one failure, not workers respawning
+    print(f"{case}: exit {done.returncode} after {time.monotonic() - started:.1f}s")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from contract import read_served
 from training.cli import main
-from training.registry import read_served
 
 pytestmark = [pytest.mark.training, pytest.mark.slow]
 
@@ -23,7 +23,7 @@ def test_pipeline_end_to_end(tmp_path: Path, mnist_data_dir: Path, capsys: pytes
     meta = json.loads((run_dir / "finetune" / "export" / "metadata.json").read_text())
     assert meta["train_config"]["init_from"] == str(run_dir / "best.pt")  # provenance of the fine-tune stage
     assert meta["train_config"]["ema_decay"] == 0.998
-    assert read_served(models)["served"] == meta["version"]
+    assert read_served(models).served == meta["version"]
     for png in ("confusion_matrix.png", "misclassified.png"):
         assert (run_dir / "finetune" / "export" / "eval" / png).is_file()
     assert "serving" in capsys.readouterr().out

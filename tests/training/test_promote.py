@@ -6,10 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 
+from contract import Served, read_served, sha256_file, version_name
 from training.cli import main
-from training.registry import PromotionError, promote, read_served, rollback
+from training.registry import PromotionError, promote, rollback
 
 pytestmark = pytest.mark.training
 
@@ -29,9 +31,9 @@ def test_refuses_under_trained_model_and_accepts_with_force(tmp_path: Path, smok
     assert smoke_run["metadata"]["test_accuracy"] < 0.995  # 1 epoch on 2,000 images
     with pytest.raises(PromotionError, match="under the floor"):
         promote(smoke_run["export"], models)
-    assert read_served(models)["served"] is None
+    assert read_served(models).served is None
     version = promote(smoke_run["export"], models, force=True)
-    assert read_served(models)["served"] == version
+    assert read_served(models).served == version
     assert (models / version / "model.onnx").is_file()
 
 
@@ -64,17 +66,20 @@ def test_rollback_serves_the_previous_version(tmp_path: Path, smoke_run: dict, m
     first = promote(smoke_run["export"], models, force=True)
     other = tmp_path / "other"
     shutil.copytree(smoke_run["export"], other)
-    # A second, genuinely different version: the same graph re-exported under a new name.
+    # A second, genuinely different version: the same graph with another doc string, so other bytes.
+    graph = onnx.load(str(other / "model.onnx"))
+    graph.doc_string = "second"
+    onnx.save(graph, str(other / "model.onnx"))
     meta = json.loads((other / "metadata.json").read_text())
-    second_name = "mnist-cnn-secondv1"
-    meta["version"] = second_name
+    meta["sha256"] = sha256_file(other / "model.onnx")
+    second_name = meta["version"] = version_name(meta["architecture"], meta["sha256"])
     (other / "metadata.json").write_text(json.dumps(meta))
     assert promote(other, models, force=True) == second_name
-    assert read_served(models) == {"served": second_name, "history": [first]}
+    assert read_served(models) == Served(served=second_name, history=[first])
     assert rollback(models) == first
-    assert read_served(models)["served"] == first
+    assert read_served(models).served == first
     assert (models / second_name).is_dir()  # rollback never deletes
     with pytest.raises(PromotionError, match="nothing to roll back"):
         rollback(models)
     assert main(["rollback", second_name, "--models-dir", str(models)]) == 0
-    assert read_served(models)["served"] == second_name
+    assert read_served(models).served == second_name

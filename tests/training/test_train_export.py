@@ -11,9 +11,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from contract import sha256_file
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.config import recipe
-from training.export import PARITY_TOLERANCE, ExportError, check_export, export_onnx, sha256_file
+from training.export import PARITY_TOLERANCE, ExportError, check_export, export_onnx
 from training.models import ModelConfig, build_model
 from training.train import train
 

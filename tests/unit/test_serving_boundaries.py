@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from contract import Served, read_served, write_served
 from service import bento
 
 pytestmark = pytest.mark.unit
@@ -46,32 +47,48 @@ def test_loading_the_service_pulls_in_no_torch(repo_root: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_bentofile_packs_the_served_model(repo_root: Path) -> None:
-    served = bento.served_version(repo_root / "models")
-    assert bento.packed_version(repo_root / "bentofile.yaml") == served, "run `make bento`"
-    assert (repo_root / "models" / served / "model.onnx").is_file()
+def test_contract_and_harness_stay_torch_free(repo_root: Path) -> None:
+    """Both halves import the contract, every room imports the harness: neither may drag torch in."""
+    files = sorted([*(repo_root / "contract").rglob("*.py"), *(repo_root / "harness").rglob("*.py")])
+    offenders = {str(f.relative_to(repo_root)): _imports(f) & {*FORBIDDEN, "service"} for f in files}
+    assert files and not {f: bad for f, bad in offenders.items() if bad}
 
 
-def test_sync_rewrites_only_the_model_line(repo_root: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "bentofile.yaml"
-    shutil.copy(repo_root / "bentofile.yaml", copy)
-    before = copy.read_text()
-    assert bento.sync(copy, "mnist-cnn-0badc0de")
-    after = copy.read_text()
-    assert bento.packed_version(copy) == "mnist-cnn-0badc0de"
-    assert [a for a, b in zip(after.splitlines(), before.splitlines(), strict=True) if a != b] == [
-        line for line in after.splitlines() if "mnist-cnn-0badc0de" in line
-    ]
-    assert not bento.sync(copy, "mnist-cnn-0badc0de")  # already in sync: untouched
+def test_no_room_edits_sys_path(repo_root: Path) -> None:
+    """Rooms import one way (installed packages, `python -m`), never by editing sys.path."""
+    rooms = ("contract", "harness", "service", "training", "loadtests", "benchmarks", "tests")
+    files = [f for room in rooms for f in (repo_root / room).rglob("*.py")]
+    assert files
+    assert not [str(f) for f in files if "sys.path." in f.read_text().replace("sys.path.'", "")
+                and f.name != "test_serving_boundaries.py"]
 
 
-def test_bentofile_installs_what_the_serve_extra_does(repo_root: Path) -> None:
-    """The container gets the same requirements as `pip install .[serve]` (markers aside)."""
+def test_bento_packs_served_json_and_the_versions_it_names(repo_root: Path) -> None:
+    options = bento.build_options(repo_root)
+    state = read_served(repo_root / "models")
+    packed = [i for i in options["include"] if i.startswith("models/")]
+    assert packed == ["models/served.json", *(f"models/{v}/**" for v in state.versions())]
+    assert options["labels"]["model_version"] == state.served
+    assert "contract/**/*.py" in options["include"]
+
+
+def test_bento_follows_a_promotion_with_no_hand_step(tmp_path: Path) -> None:
+    """served.json is read at build time: nothing in the repo goes stale when it changes."""
+    shutil.copy(Path(bento.REPO) / "bentofile.yaml", tmp_path / "bentofile.yaml")
+    shutil.copy(Path(bento.REPO) / "pyproject.toml", tmp_path / "pyproject.toml")
+    write_served(tmp_path / "models", Served(served="mnist-cnn-0badc0de", history=["lenet5-12345678"]))
+    include = bento.build_options(tmp_path)["include"]
+    assert include[-2:] == ["models/mnist-cnn-0badc0de/**", "models/lenet5-12345678/**"]
+
+
+@pytest.mark.parametrize(("extra", "runtime"), [("serve", "onnxruntime"), ("gpu", "onnxruntime-gpu")])
+def test_bento_installs_exactly_the_extra(repo_root: Path, extra: str, runtime: str) -> None:
+    """One dependency list: `serve` and `gpu` are serve-base plus one runtime, and the bento gets that list."""
     import tomllib
 
-    import yaml
-
-    serve = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]["serve"]
-    packed = yaml.safe_load((repo_root / "bentofile.yaml").read_text())["python"]["packages"]
-    assert sorted(r.split(";")[0].strip() for r in serve) == sorted(packed)
+    extras = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    packages = bento.build_options(repo_root, extra)["python"]["packages"]
+    assert packages == [*extras["serve-base"], *[r for r in extras[extra] if "[" not in r]]
+    names = {p.split(">")[0].split("=")[0].split(";")[0].strip() for p in packages}
+    assert runtime in names and ({"onnxruntime", "onnxruntime-gpu"} - {runtime}).isdisjoint(names)
+    assert not names & {"torch", "torchvision"}
