@@ -23,7 +23,11 @@ ACCEPTED_PIXELS = (
 
 @dataclass
 class BadInput(Exception):
-    """A request we refuse: HTTP status, what was wrong, and what we would accept instead."""
+    """A request we refuse: HTTP status, what was wrong, and what we would accept instead.
+
+    Mostly the caller's error (4xx); also the few refusals that are ours to explain in the
+    same shape: busy (503, with a Retry-After) and too slow (504).
+    """
 
     error: str
     accepted: str
@@ -42,6 +46,21 @@ class BadInput(Exception):
     def at(self, index: int) -> BadInput:
         """The same refusal, naming the image's position in a batch: images[index]."""
         return BadInput(f"images[{index}]: {self.error}", self.accepted, self.status)
+
+
+RETRY_AFTER_S = 1  # a busy worker's advice: bursts of heavy uploads clear within seconds
+
+
+def overloaded(accepted: str) -> BadInput:
+    """503: this worker's decode threads and their queue are full, or batching fell behind."""
+    return BadInput(
+        f"the server is busy; retry after {RETRY_AFTER_S} s", accepted, 503
+    )
+
+
+def timed_out(accepted: str) -> BadInput:
+    """504: the request was not answered within MNIST_TIMEOUT_S."""
+    return BadInput("the request was not answered in time (MNIST_TIMEOUT_S)", accepted, 504)
 
 
 def too_large(what: str, limit: int, accepted: str) -> BadInput:

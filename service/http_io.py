@@ -1,21 +1,28 @@
 """HTTP in and out of the image endpoints, read by us rather than by BentoML's default parser.
 
-Why: /predict takes multipart *or* a raw image body, limits must hold while the body streams
-in, and every refusal must be our 4xx JSON (BentoML's parser answers bad bodies in its own
-shape, and fetches URLs given in place of files). A refused request still reaches the API
-function as a BadInput item, so that it can answer it without an exception or a traceback.
+Every image endpoint's input spec is the same line: transport (the body, byte limits while it
+streams in, multipart or raw) -> frames (service.frames: decode and frame, under the request's
+pixel budget, off the event loop when it costs more than a little). The API method gets
+(N, 28, 28) frames and only runs the model. Every refusal, found anywhere on that line, is a
+BadInput that travels in place of the frames and the answer, and is turned into our JSON in
+one place: error_response, called by the output specs and by service.traffic.
+
+Why our own parsing: /predict takes multipart *or* a raw image body, limits must hold while
+the body streams in, and every refusal must be our 4xx JSON (BentoML's parser answers bad
+bodies in its own shape, and fetches URLs given in place of files).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-import anyio.to_thread
 import bentoml
 import numpy as np
+from _bentoml_sdk.io_models import IORootModel
 from bentoml.validators import ContentType
 from multipart import (
     MultipartError,
@@ -27,14 +34,22 @@ from pydantic import Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.decode import check_size, decode
-from service.errors import ACCEPTED_IMAGE, ACCEPTED_IMAGES, ACCEPTED_PIXELS, BadInput, too_large
-from service.preprocess import to_mnist, to_mnist_many
+from service.errors import (
+    ACCEPTED_IMAGE,
+    ACCEPTED_IMAGES,
+    ACCEPTED_PIXELS,
+    RETRY_AFTER_S,
+    BadInput,
+    too_large,
+)
+from service.frames import INLINE_BYTES, Budget, DecodeThreads, frames_of
 from service.schemas import PixelsRequest, Prediction
 from service.settings import Settings, get_settings
 
-INLINE_BYTES = 4096  # uploads this small (a 28x28 PNG is ~300 B) are decoded on the event loop
 RAW_TYPES = ("application/octet-stream",)
+
+Frames = np.ndarray | BadInput  # (N, 28, 28) float32 in [0, 1], or the request's refusal
+Answer = bytes | BadInput  # JSON (or PNG) bytes of the answer, or the request's refusal
 
 
 def media_type(request: Request) -> str:
@@ -45,8 +60,8 @@ def media_type(request: Request) -> str:
 async def read_body(request: Request, limit: int, accepted: str) -> bytes:
     """The whole body, refused with a 413 as soon as it passes `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        check_size(int(declared), limit, accepted)
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large("the request body", limit, accepted)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -116,32 +131,35 @@ async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> l
         return multipart_files(body, content_type, field, max_files, accepted)
     if not many and (kind.startswith("image/") or kind in RAW_TYPES):
         return [body]
+    if not body:
+        raise BadInput("the request body is empty", accepted)
     sent = kind or "no Content-Type"
     raise BadInput(f"unsupported request content type ({sent})", accepted, 415)
 
 
-def pixels_of(data: bytes, settings: Settings, accepted: str) -> np.ndarray:
-    """One upload -> (28, 28) float32 the model sees; BadInput if it is not a usable image."""
-    return to_mnist(decode(data, max_pixels=settings.max_image_pixels, accepted=accepted))
+def budget(settings: Settings) -> Budget:
+    """This request's budget, its deadline counted from now (the request's arrival)."""
+    return Budget(settings.max_image_pixels, settings.max_request_pixels,
+                  time.monotonic() + settings.timeout_s)
 
 
-async def pixels_async(data: bytes, settings: Settings, accepted: str) -> np.ndarray:
-    """Decode small uploads in place and big ones in a worker thread, off the event loop."""
-    if len(data) <= INLINE_BYTES:
-        return pixels_of(data, settings, accepted)
-    return await anyio.to_thread.run_sync(pixels_of, data, settings, accepted)
+@functools.lru_cache(maxsize=1)
+def decode_threads() -> DecodeThreads:
+    """This worker's decode threads (one set per process)."""
+    settings = get_settings()
+    return DecodeThreads(settings.decode_threads, settings.decode_queue)
 
 
-def many_pixels(blobs: Sequence[bytes], settings: Settings) -> np.ndarray:
-    """(N, 28, 28) float32; a bad image fails the request and is named by its position."""
-    accepted = accepted_images(settings)
-    images = []
-    for i, data in enumerate(blobs):
-        try:
-            images.append(decode(data, max_pixels=settings.max_image_pixels, accepted=accepted))
-        except BadInput as exc:
-            raise exc.at(i) from None
-    return to_mnist_many(images)
+async def read_request(request: Request, *, many: bool) -> Frames:
+    """An image request from transport to frames: (N, 28, 28) float32, or its BadInput."""
+    settings = get_settings()
+    deadline = budget(settings)  # before the body: the clock runs from the request's arrival
+    accepted = accepted_images(settings) if many else ACCEPTED_IMAGE
+    try:
+        blobs = await upload_bytes(request, settings, many=many)
+        return await frames_of(blobs, deadline, accepted, decode_threads())
+    except BadInput as exc:
+        return exc
 
 
 ImageFile = Annotated[Path, ContentType("image/*")]
@@ -154,13 +172,9 @@ class ImageInput(bentoml.IODescriptor):
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> ImageInput:
-        """-> image=[(28, 28) float32 pixels] or image=[BadInput]."""
-        settings = get_settings()
-        try:
-            (data,) = await upload_bytes(request, settings, many=False)
-            item: np.ndarray | BadInput = await pixels_async(data, settings, ACCEPTED_IMAGE)
-        except BadInput as exc:
-            item = exc
+        """-> image=[(28, 28) float32 frame] or image=[BadInput] (a list: /predict batches)."""
+        frames = await read_request(request, many=False)
+        item = frames if isinstance(frames, BadInput) else frames[0]
         return cls.model_construct(image=[item])
 
 
@@ -171,13 +185,8 @@ class ImagesInput(bentoml.IODescriptor):
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> ImagesInput:
-        """-> images=[upload bytes] (decoded by the API, in the same thread as the model),
-        or images=BadInput."""
-        try:
-            value: list[bytes] | BadInput = await upload_bytes(request, get_settings(), many=True)
-        except BadInput as exc:
-            value = exc
-        return cls.model_construct(images=value)
+        """-> images=(N, 28, 28) float32 frames, or images=BadInput."""
+        return cls.model_construct(images=await read_request(request, many=True))
 
 
 class PixelsInput(PixelsRequest, bentoml.IODescriptor):
@@ -185,13 +194,18 @@ class PixelsInput(PixelsRequest, bentoml.IODescriptor):
 
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> PixelsInput:
-        """-> images=(N, 28, 28) float32 pixels, or images=BadInput."""
+        """-> images=(N, 28, 28) float32 frames, or images=BadInput. Bodies of more than a
+        few images are parsed in a decode thread: 17 MiB of JSON takes seconds."""
         settings = get_settings()
         limit = settings.max_images_per_request
         accepted = ACCEPTED_PIXELS.format(max_images=limit)
         try:
             body = await read_body(request, settings.max_upload_bytes, accepted)
-            value: np.ndarray | BadInput = _parse_pixels(body, limit, accepted)
+            if len(body) <= INLINE_BYTES:
+                value: Frames = _parse_pixels(body, limit, accepted)
+            else:
+                value = await decode_threads().run(_parse_pixels, body, limit, accepted,
+                                                   accepted=accepted)
         except BadInput as exc:
             value = exc
         return cls.model_construct(images=value)
@@ -205,11 +219,14 @@ def _parse_pixels(body: bytes, limit: int, accepted: str) -> np.ndarray:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"the body is not valid JSON ({exc})", accepted) from None
+    except RecursionError:  # [[[[...]]]] a thousand deep: Python's parser recurses
+        raise BadInput("the JSON is nested too deeply", accepted) from None
     images = payload.get("images") if isinstance(payload, dict) else None
     if isinstance(images, list) and len(images) > limit:
         raise BadInput(f"{len(images)} images in one request, the limit is {limit}", accepted, 413)
     try:
-        return PixelsRequest.model_validate(payload).stack()
+        bools = b"true" in body or b"false" in body
+        return PixelsRequest.model_validate(payload, context={"look_for_bools": bools}).stack()
     except ValidationError as exc:
         raise BadInput(validation_message(exc), accepted, 422) from None
 
@@ -229,16 +246,41 @@ def validation_message(exc: ValidationError) -> str:
 
 class PredictionOutput(Prediction, bentoml.IODescriptor):
     """/predict's answer: one Prediction (as JSON bytes from prediction_answers), or the
-    request's 4xx if its upload was refused."""
+    request's refusal."""
 
     @classmethod
     async def to_http_response(cls, obj: Any, serde: Any) -> Response:
         (item,) = obj  # the batch is split back per request: a list of one
-        if isinstance(item, BadInput):
-            return error_response(item)
-        return Response(item, media_type="application/json")
+        return answer_response(item, "application/json")
+
+
+class PredictionsOutput(IORootModel[list[Prediction]]):
+    """A list of Predictions (JSON bytes from predictions_json), or the request's refusal."""
+
+    @classmethod
+    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+        return answer_response(obj, "application/json")
+
+
+class PngOutput(IORootModel[bytes]):
+    """/preprocess's answer: the 28x28 frame as a PNG, or the request's refusal."""
+
+    media_type: ClassVar[str | None] = "image/png"
+
+    @classmethod
+    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+        return answer_response(obj, "image/png")
+
+
+def answer_response(answer: Answer, media_type: str) -> Response:
+    """An answer's bytes, or its refusal as our JSON."""
+    if isinstance(answer, BadInput):
+        return error_response(answer)
+    return Response(answer, media_type=media_type)
 
 
 def error_response(exc: BadInput) -> Response:
-    """Our 4xx: {"error": ..., "accepted": ...}."""
-    return Response(exc.to_json(), status_code=exc.status, media_type="application/json")
+    """Our refusal: {"error": ..., "accepted": ...}, with a Retry-After when we are busy."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+    return Response(exc.to_json(), status_code=exc.status, media_type="application/json",
+                    headers=headers)

@@ -7,7 +7,7 @@ into "ink": alpha flattened, polarity found, colour pens and uneven light evened
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
@@ -35,40 +35,51 @@ def to_mnist(img: Decoded) -> np.ndarray:
     img: a PIL image, or decode's uint8 array: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA
     (a 2-channel array is read as grey and alpha).
     """
-    rgb = _as_float(img)  # (H, W, C) float32 in [0, 1], C = 1 or 3
+    rgb = _as_float(_small(img))  # (h, w, C) float32 in [0, 1], C = 1 or 3, h, w <= 384
     if rgb.shape[:2] == (SIDE, SIDE):
         ready = _already_mnist(rgb)
         if ready is not None:
             return ready
-    rgb = _shrink(rgb)
     ink = ink_map(rgb)  # (h, w) float32 >= 0, 0 = background
     return frame(ink)
 
 
-def to_mnist_many(images: Sequence[Decoded]) -> np.ndarray:
+def to_mnist_many(images: Iterable[Decoded]) -> np.ndarray:
     """to_mnist over a batch: (n, 28, 28) float32, the same pixels as one call per image.
 
-    28x28 greyscale uploads (programmatic clients' usual batch) are checked together, which
-    costs a few microseconds per image instead of tens; the others go through to_mnist.
-    A refused image fails the batch with a BadInput that names its position, images[i].
+    Images are framed as they come, so that an iterator that decodes them holds one big image
+    at a time. 28x28 greyscale uploads (programmatic clients' usual batch) are kept and checked
+    together, which costs a few microseconds per image instead of tens; the others go through
+    to_mnist. A refused image fails the batch with a BadInput that names its position, images[i].
     """
-    out = np.empty((len(images), SIDE, SIDE), np.float32)
-    quick = [i for i, img in enumerate(images) if _grey_mnist_sized(img)]
-    done: set[int] = set()
-    if quick:
-        raw = b"".join([images[i].tobytes() for i in quick])  # PIL or numpy; faster than stacking
-        grey = np.frombuffer(raw, np.uint8).reshape(-1, SIDE, SIDE).astype(np.float32) / 255.0
-        frames, status = mnist_frames(grey)
-        ready = np.asarray(quick)[status == READY]
-        out[ready] = frames[status == READY]
-        done = set(ready.tolist())
+    framed: list[np.ndarray | None] = []
+    quick: list[int] = []
+    raw: list[bytes] = []
     for i, img in enumerate(images):
-        if i in done:
+        if _grey_mnist_sized(img):
+            quick.append(i)
+            raw.append(img.tobytes())  # PIL or numpy; faster than stacking
+            framed.append(None)
             continue
         try:
-            out[i] = to_mnist(img)
+            framed.append(to_mnist(img))
         except BadInput as exc:
             raise exc.at(i) from None
+    out = np.empty((len(framed), SIDE, SIDE), np.float32)
+    for i, one in enumerate(framed):
+        if one is not None:
+            out[i] = one
+    if quick:
+        grey = np.frombuffer(b"".join(raw), np.uint8).reshape(-1, SIDE, SIDE)
+        frames, status = mnist_frames(grey.astype(np.float32) / 255.0)
+        for j, i in enumerate(quick):
+            if status[j] == READY:
+                out[i] = frames[j]
+                continue
+            try:
+                out[i] = to_mnist(grey[j])
+            except BadInput as exc:
+                raise exc.at(i) from None
     return out
 
 
@@ -185,15 +196,30 @@ def _span(any_ink: np.ndarray) -> np.ndarray:
     return SIDE - any_ink[:, ::-1].argmax(1) - any_ink.argmax(1)
 
 
-def _shrink(pixels: np.ndarray) -> np.ndarray:
-    """Box-average big images down to a working size: cheaper, and it averages out noise."""
-    h, w = pixels.shape[:2]
+def _small(img: Decoded) -> Decoded:
+    """Box-average big images down to a working size, in 8 bits before any float copy:
+    cheaper, it averages out noise, and a 16 MP upload never becomes a 256 MB float array.
+    Each side is reduced by at most its own length, so a 2000x1 image stays 1 pixel high."""
+    if isinstance(img, np.ndarray):
+        h, w = img.shape[:2]
+    else:
+        w, h = img.size
     factor = int(np.ceil(max(h, w) / WORK_LONG_SIDE))
     if factor <= 1:
-        return pixels
-    h2, w2 = h // factor * factor, w // factor * factor
-    blocks = pixels[:h2, :w2].reshape(h2 // factor, factor, w2 // factor, factor, -1)
-    return blocks.mean(axis=(1, 3))
+        return img
+    fx, fy = min(factor, w), min(factor, h)
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img)  # (H, W[, C]) uint8 -> L, LA, RGB or RGBA
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("F")  # 16-bit: _as_float reads F above 255 as 0-65535
+    elif img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        img = img.convert("RGBA" if "A" in img.mode else "RGB")
+    # box crops to whole blocks, as MNIST's own averaging would
+    return img.reduce((fx, fy), box=(0, 0, w // fx * fx, h // fy * fy))
 
 
 def _resize(channel: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:

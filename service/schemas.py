@@ -5,20 +5,31 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import to_json
 
-PIXELS_SCHEMA = {
-    "type": "array",
-    "description": "28 rows of 28 numbers: integers 0-255, or floats 0.0-1.0; white on black",
-    "items": {
-        "type": "array",
-        "items": {"type": "number", "minimum": 0, "maximum": 255},
-        "minItems": 28,
-        "maxItems": 28,
-    },
-    "minItems": 28,
-    "maxItems": 28,
+
+def _image_of(item: dict[str, Any], what: str) -> dict[str, Any]:
+    """28 rows of 28 `item`s."""
+    row = {"type": "array", "items": item, "minItems": 28, "maxItems": 28}
+    return {"type": "array", "items": row, "minItems": 28, "maxItems": 28, "description": what}
+
+
+# One image as JSON: all integers 0-255, or numbers 0.0-1.0 (an image of only 0s and 1s is
+# read as integers). White digit on black.
+PIXEL_IMAGE_SCHEMA = {
+    "anyOf": [
+        _image_of({"type": "integer", "minimum": 0, "maximum": 255}, "integers 0-255"),
+        _image_of({"type": "number", "minimum": 0, "maximum": 1}, "numbers 0.0-1.0"),
+    ],
+    "description": "28 rows of 28 numbers, white digit on black",
 }
 
 
@@ -53,14 +64,20 @@ def prediction_rows(probs: np.ndarray, labels: list[int], version: str) -> list[
     ]
 
 
-def pixels_to_array(value: Any) -> np.ndarray:
-    """One 28x28 image from JSON: ints read as 0-255, floats as 0.0-1.0 -> float32 in [0, 1]."""
+def pixels_to_array(value: Any, *, look_for_bools: bool = True) -> np.ndarray:
+    """One 28x28 image from JSON: ints read as 0-255, floats as 0.0-1.0 -> float32 in [0, 1].
+
+    look_for_bools: numpy reads true as 1 beside numbers; skip the walk when the body holds
+    no JSON true or false at all.
+    """
     try:
         arr = np.asarray(value)
     except ValueError:  # ragged rows
         raise ValueError("rows of different lengths: expected 28 rows of 28 numbers") from None
     if arr.shape != (28, 28):
         raise ValueError(f"shape {list(arr.shape)}, expected [28, 28]")
+    if look_for_bools and any(type(v) is bool for row in value for v in row):
+        raise ValueError("values must be numbers, got bool values")
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
         raise ValueError(f"values must be numbers, got {arr.dtype.name} values")
     if arr.dtype.kind == "f":
@@ -84,22 +101,23 @@ class PixelsRequest(BaseModel):
 
     images: Annotated[
         list[Any],
-        WithJsonSchema({"type": "array", "items": PIXELS_SCHEMA, "minItems": 1}),
+        WithJsonSchema({"type": "array", "items": PIXEL_IMAGE_SCHEMA, "minItems": 1}),
     ] = Field(min_length=1, description="one or more 28x28 images")
 
     @field_validator("images", mode="after")
     @classmethod
-    def _to_arrays(cls, images: list[Any]) -> list[Any]:
+    def _to_arrays(cls, images: list[Any], info: ValidationInfo) -> list[Any]:
         """Every image must be 28x28 numbers in range; floats must be finite."""
-        return [_checked(i, image) for i, image in enumerate(images)]
+        bools = (info.context or {}).get("look_for_bools", True)
+        return [_checked(i, image, bools) for i, image in enumerate(images)]
 
     def stack(self) -> np.ndarray:
         """(N, 28, 28) float32 in [0, 1]."""
         return np.stack(self.images)
 
 
-def _checked(index: int, image: Any) -> np.ndarray:
+def _checked(index: int, image: Any, look_for_bools: bool) -> np.ndarray:
     try:
-        return pixels_to_array(image)
+        return pixels_to_array(image, look_for_bools=look_for_bools)
     except ValueError as exc:
         raise ValueError(f"images[{index}]: {exc}") from None

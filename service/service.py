@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
 import bentoml
 import numpy as np
-from bentoml.validators import ContentType
 from PIL import Image
-from starlette.responses import Response
 
-from service import metrics, pages
+from service import metrics, openapi, pages, traffic
 from service.errors import BadInput
 from service.http_io import (
+    Answer,
+    Frames,
     ImageInput,
     ImagesInput,
     PixelsInput,
+    PngOutput,
     PredictionOutput,
-    error_response,
-    many_pixels,
+    PredictionsOutput,
 )
 from service.memory import tune_gc, tune_malloc
 from service.model import Classifier, resolve, validate
-from service.schemas import Prediction, prediction_answers, predictions_json
+from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
 
 logger = logging.getLogger("service")
@@ -44,12 +43,14 @@ validate(MODEL_FILES)
     name="mnist",
     workers=settings.workers,
     threads=1,  # batched predictions run one at a time per worker, on the model's own threads
-    traffic={"timeout": settings.timeout_s},
+    # service.traffic answers at timeout_s with our 504; BentoML's own timeout is a backstop.
+    traffic={"timeout": settings.timeout_s + traffic.BACKSTOP_S},
     logging={"access": {"enabled": settings.access_log}},
     # Unsampled OpenTelemetry spans still cost a small request dearly (BENCHMARKS.md): off
     # unless asked for.
     tracing={} if settings.tracing else {"excluded_urls": ["/"]},
 )
+@bentoml.asgi_app(openapi.build_app(lambda: MnistService), path="/")  # our /docs.json
 @bentoml.asgi_app(pages.build_app(), path="/")
 class MnistService:
     """Reads handwritten digits: one ONNX model per worker, loaded and checked once."""
@@ -102,6 +103,9 @@ class MnistService:
         return prediction_answers(self._probabilities(pixels), self.classifier.labels,
                                   self.classifier.version)
 
+    # Every image endpoint: transport -> decode -> frame in its input spec (http_io, frames),
+    # then model -> answer here; a refusal travels as a BadInput to the output spec.
+
     @bentoml.api(
         batchable=True,
         max_batch_size=settings.max_batch_size,
@@ -109,10 +113,10 @@ class MnistService:
         input_spec=ImageInput,
         output_spec=PredictionOutput,
     )
-    async def predict(self, image: list[Any]) -> list[Any]:
+    async def predict(self, image: list[np.ndarray | BadInput]) -> list[Answer]:
         """Read the digit in one image. Concurrent calls share one onnxruntime run."""
         good = [i for i, item in enumerate(image) if not isinstance(item, BadInput)]
-        answers: list[Any] = list(image)  # refused uploads answer with their own BadInput
+        answers: list[Answer] = list(image)  # refused uploads answer with their own BadInput
         if good:
             batch = np.stack([image[i] for i in good])  # (n, 28, 28) float32
             if self.inline:
@@ -126,46 +130,39 @@ class MnistService:
                 metrics.rejected("predict", item.status)
         return answers
 
-    @bentoml.api(input_spec=ImagesInput)
-    async def predict_batch(self, images: Any) -> list[Prediction]:
+    @bentoml.api(input_spec=ImagesInput, output_spec=PredictionsOutput)
+    async def predict_batch(self, images: Frames) -> Answer:
         """Read many images in one request; answers come in the same order."""
-        if not isinstance(images, BadInput):
-            try:  # decode and predict in one trip off the event loop
-                return await self._answer(self._read_images, images)
-            except BadInput as exc:
-                images = exc
-        metrics.rejected("predict_batch", images.status)
-        return error_response(images)
+        return await self._answer("predict_batch", images)
 
-    @bentoml.api(input_spec=PixelsInput)
-    async def predict_pixels(self, images: Any) -> list[Prediction]:
+    @bentoml.api(input_spec=PixelsInput, output_spec=PredictionsOutput)
+    async def predict_pixels(self, images: Frames) -> Answer:
         """Read 28x28 pixel arrays sent as JSON (ints 0-255 or floats 0-1, white on black)."""
-        if isinstance(images, BadInput):
-            metrics.rejected("predict_pixels", images.status)
-            return error_response(images)
-        return await self._answer(self._predict_json, images)
+        return await self._answer("predict_pixels", images)
 
-    async def _answer(self, work: Callable[[Any], bytes], arg: Any) -> Response:
-        """Run a whole request's batch off the event loop: JSON list[Prediction]."""
-        body = await anyio.to_thread.run_sync(work, arg)
-        return Response(body, media_type="application/json")
-
-    def _read_images(self, blobs: list[bytes]) -> bytes:
-        """Uploads -> JSON list[Prediction]; a bad image raises BadInput naming it."""
-        return self._predict_json(many_pixels(blobs, settings))
+    async def _answer(self, endpoint: str, frames: Frames) -> Answer:
+        """A whole request's frames -> JSON list[Prediction], the model off the event loop."""
+        if isinstance(frames, BadInput):
+            metrics.rejected(endpoint, frames.status)
+            return frames
+        return await anyio.to_thread.run_sync(self._predict_json, frames)
 
     def _predict_json(self, pixels: np.ndarray) -> bytes:
         """(N, 28, 28) float32 -> JSON list[Prediction]."""
         return predictions_json(self._probabilities(pixels), self.classifier.labels,
                                 self.classifier.version)
 
-    @bentoml.api(input_spec=ImageInput)
-    async def preprocess(self, image: list[Any]) -> Annotated[Image.Image, ContentType("image/png")]:
+    @bentoml.api(input_spec=ImageInput, output_spec=PngOutput)
+    async def preprocess(self, image: list[np.ndarray | BadInput]) -> Answer:
         """The 28x28 image the model sees for an upload, as PNG: why was my photo misread?"""
         (item,) = image
         if isinstance(item, BadInput):
             metrics.rejected("preprocess", item.status)
-            return error_response(item)
+            return item
         png = io.BytesIO()
         Image.fromarray(np.round(item * 255).astype(np.uint8), mode="L").save(png, "PNG")
-        return Response(png.getvalue(), media_type="image/png")
+        return png.getvalue()
+
+
+MnistService.add_asgi_middleware(traffic.Deadline, timeout_s=settings.timeout_s,
+                                 paths=frozenset(api.route for api in MnistService.apis.values()))

@@ -81,7 +81,20 @@ class Settings(BaseSettings):
     # Request limits: bad or hostile input is refused with a 4xx before it costs much.
     max_images_per_request: PositiveInt = 1024
     max_upload_bytes: PositiveInt = 20 * 1024 * 1024
-    max_image_pixels: PositiveInt = 40_000_000
+    max_image_pixels: PositiveInt = Field(
+        default=16_000_000,
+        description="decoded pixels per image: a 12 MP photo, a 4K screenshot (JPEGs count "
+        "at the reduced scale they are decoded at)",
+    )
+    max_request_pixels: PositiveInt = Field(
+        default=64_000_000, description="decoded pixels per request, summed over its images"
+    )
+    decode_threads: PositiveInt = Field(
+        default=2, description="requests decoded at once per worker, off the event loop"
+    )
+    decode_queue: PositiveInt = Field(
+        default=32, description="requests that may wait for a decode thread; more get a 503"
+    )
     timeout_s: float = Field(default=60.0, gt=0)
 
     # Observability.

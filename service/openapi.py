@@ -1,0 +1,147 @@
+"""/docs.json: BentoML's generated OpenAPI, completed with what the image endpoints really take
+and answer.
+
+BentoML documents each API by its input and output specs, which for ours (they parse the
+request themselves) says too little: no raw-body /predict, pixel floats up to 255, no list
+bounds, and 400/404/500 in BentoML's error shape while we answer 400, 413, 415, 422, 503 and
+504 in ours. The routes listed in ROUTES are rewritten here from the settings in force; any
+other route keeps BentoML's description. Served from a Starlette app mounted in front of
+BentoML's own /docs.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.errors import IMAGE_FORMATS
+from service.schemas import PIXEL_IMAGE_SCHEMA, Prediction
+from service.settings import Settings, get_settings
+
+REF = "#/components/schemas/{}"
+BINARY = {"type": "string", "format": "binary"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "title": "Error",
+    "description": "every refusal: what was wrong, and what would be accepted instead",
+    "required": ["error", "accepted"],
+    "properties": {"error": {"type": "string"}, "accepted": {"type": "string"}},
+    "additionalProperties": False,
+}
+WHY = {
+    400: "malformed request: empty body, not an image, truncated, wrong field, bad JSON",
+    413: "over a limit: body bytes, images per request, pixels per image or per request",
+    415: "unsupported Content-Type or image format",
+    422: "an image with no ink to read, or pixel arrays of the wrong shape, type or range",
+    503: "this worker is busy (decode queue full, or batching behind): retry after Retry-After",
+    504: "not answered within MNIST_TIMEOUT_S",
+}
+# The image endpoints, with the statuses each can answer besides 200.
+ROUTES = {
+    "/predict": (400, 413, 415, 422, 503, 504),
+    "/preprocess": (400, 413, 415, 422, 503, 504),
+    "/predict_batch": (400, 413, 415, 422, 503, 504),
+    "/predict_pixels": (400, 413, 422, 503, 504),
+}
+RAW_IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
+                   "image/tiff", "application/octet-stream")
+
+
+def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """BentoML's spec (as a dict) with the image endpoints described as they behave."""
+    spec = copy.deepcopy(spec)
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas["Prediction"] = Prediction.model_json_schema()
+    one_image = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {"image": {**BINARY, "description": _formats()}},
+            }
+        },
+        **{kind: {"schema": {**BINARY, "description": _formats()}} for kind in RAW_IMAGE_TYPES},
+    }
+    limit = settings.max_images_per_request
+    bodies = {
+        "/predict": one_image,
+        "/preprocess": one_image,
+        "/predict_batch": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {"images": {
+                        "type": "array", "items": BINARY, "minItems": 1, "maxItems": limit,
+                        "description": f"{_formats()}; answered in the same order",
+                    }},
+                }
+            }
+        },
+        "/predict_pixels": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {"images": {
+                        "type": "array", "items": PIXEL_IMAGE_SCHEMA,
+                        "minItems": 1, "maxItems": limit,
+                    }},
+                }
+            }
+        },
+    }
+    predictions = {"type": "array", "items": {"$ref": REF.format("Prediction")}}
+    answers = {
+        "/predict": {"application/json": {"schema": {"$ref": REF.format("Prediction")}}},
+        "/preprocess": {"image/png": {"schema": BINARY}},
+        "/predict_batch": {"application/json": {"schema": predictions}},
+        "/predict_pixels": {"application/json": {"schema": predictions}},
+    }
+    for path, statuses in ROUTES.items():
+        post = spec["paths"].get(path, {}).get("post")
+        if post is None:
+            continue
+        post["requestBody"] = {"required": True, "content": bodies[path]}
+        post["responses"] = {
+            "200": {"description": "the answer", "content": answers[path]},
+            **{str(status): _error(status) for status in statuses},
+        }
+    return spec
+
+
+def _formats() -> str:
+    return "an image file: " + ", ".join(IMAGE_FORMATS)
+
+
+def _error(status: int) -> dict[str, Any]:
+    """One refusal status, in our JSON (a 503 also says when to retry)."""
+    response: dict[str, Any] = {
+        "description": WHY[status],
+        "content": {"application/json": {"schema": {"$ref": REF.format("Error")}}},
+    }
+    if status == 503:
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}}
+    return response
+
+
+def build_app(service: Callable[[], Any]) -> Starlette:
+    """GET /docs.json for `service()` (the BentoML service, looked up when first asked)."""
+
+    @functools.cache
+    def spec() -> dict[str, Any]:
+        return complete(service().openapi_spec.asdict(), get_settings())
+
+    async def docs(_: Request) -> Response:
+        """The completed OpenAPI document."""
+        return JSONResponse(spec())
+
+    return Starlette(routes=[Route("/docs.json", docs, methods=["GET"])])
