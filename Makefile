@@ -5,7 +5,7 @@ VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 UV = $(VENV)/bin/uv
 
-.PHONY: serve test install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
+.PHONY: serve test data install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ install-serve: $(SERVE_VENV)/.installed
 serve: install-serve
 	$(SERVE_VENV)/bin/bentoml serve
 
-## Lint and run the whole test suite (MNIST from $$MNIST_DATA_DIR); the serve-only venv is tested too
-test: install install-serve
+## MNIST in $$MNIST_DATA_DIR (CI: ../shared/data, never downloaded), else downloaded into ./data; sha256 checked
+data: install
+	$(VENV)/bin/mnist data
+
+## Lint and run the whole test suite (MNIST from `make data`); the serve-only venv is tested too
+test: install install-serve data
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest
 

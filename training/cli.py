@@ -1,39 +1,44 @@
-"""`mnist`: train, export, evaluate, promote, rollback, list, and the end-to-end pipeline."""
+"""`mnist`: data, train, export, evaluate, promote, rollback, list, and the end-to-end pipeline.
+
+The parsed arguments are turned into plain values and configs here, once; the commands below
+take only those (STYLE.md: never hand a Namespace down the call chain).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from contract import read_served
 from training.checkpoint import CheckpointError
-from training.config import FINETUNE, recipe
-from training.data import DataNotFoundError, resolve_data_dir
-from training.export import ExportError
+from training.config import FINETUNE, TrainConfig, recipe
+from training.data import DataNotFoundError, ensure_mnist, resolve_data_dir
+from training.export import DEFAULT_OPSET, ExportError
 from training.models import ARCHITECTURES, ModelConfig
 from training.registry import DEFAULT_FLOOR, DEFAULT_MAX_DROP_PP, PromotionError
 
 log = logging.getLogger("mnist")
-D = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="MNIST root in torchvision's layout (default: $MNIST_DATA_DIR, else ./data)")
-    p.add_argument("--download", action="store_true", help="let torchvision download MNIST (default for ./data)")
+    p.add_argument("--download", action="store_true", help="let torchvision download MNIST (always on for ./data)")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="mnist-cnn", choices=list(ARCHITECTURES), help="architecture")
+    p.add_argument("--arch", default="mnist-cnn", choices=list(ARCHITECTURES), help="architecture (default: mnist-cnn)")
     p.add_argument("--epochs", type=int, help="epochs (default: the architecture's recipe)")
     p.add_argument("--batch-size", type=int, help="batch size (recipe: 128)")
     p.add_argument("--lr", type=float, help="peak learning rate (recipe's)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (recipe's)")
     p.add_argument("--channels", help="mnist-cnn's five conv widths, e.g. 16,16,32,48,64 (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and augmentation")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
+    p.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and augmentation (default: 0)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto (default): CUDA if present")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine (on for mnist-cnn)")
     p.add_argument("--ema-decay", type=float, help="EMA of the weights is what gets exported (recipe's; 0: off)")
@@ -46,45 +51,54 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
 
 
+def _add_models_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="versioned models folder (default: models)")
+
+
 def _add_promote_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="versioned models folder")
-    p.add_argument("--floor", type=float, default=DEFAULT_FLOOR, help="minimum test accuracy (fraction)")
-    p.add_argument(
-        "--max-drop-pp", type=float, default=DEFAULT_MAX_DROP_PP, help="max accuracy drop vs the served model (pp)"
-    )
+    _add_models_dir(p)
+    p.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
+                   help=f"minimum test accuracy, a fraction (default: {DEFAULT_FLOOR})")
+    p.add_argument("--max-drop-pp", type=float, default=DEFAULT_MAX_DROP_PP,
+                   help=f"max accuracy drop vs the served model, in pp (default: {DEFAULT_MAX_DROP_PP})")
     p.add_argument("--force", action="store_true", help="promote even when the guards refuse")
     p.add_argument("--no-serve", action="store_true", help="add the version but keep serving the current one")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mnist", description=__doc__, formatter_class=D)
+    parser = argparse.ArgumentParser(prog="mnist", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_args(sub.add_parser("train", help="train a model", formatter_class=D))
 
-    p = sub.add_parser("export", help="checkpoint -> model.onnx + metadata.json", formatter_class=D)
+    p = sub.add_parser("data", help="check MNIST's files (sha256), downloading them into ./data when missing")
+    _add_data_args(p)
+
+    _add_train_args(sub.add_parser("train", help="train a model"))
+
+    p = sub.add_parser("export", help="checkpoint -> model.onnx + metadata.json")
     p.add_argument("checkpoint", type=Path, help="a best.pt or last.pt from `mnist train`")
     p.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT's folder/export)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     _add_data_args(p)
 
-    p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs", formatter_class=D)
+    p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs")
     p.add_argument("model", type=Path, help="model.onnx")
     p.add_argument("--out", type=Path, help="report folder (default: MODEL's folder/eval)")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads for the throughput numbers")
+    p.add_argument("--threads", type=int, default=2,
+                   help="onnxruntime intra-op threads for the speed numbers (default: 2)")
     _add_data_args(p)
 
-    p = sub.add_parser("promote", help="copy an export into models/ and serve it", formatter_class=D)
+    p = sub.add_parser("promote", help="copy an export into models/ and serve it")
     p.add_argument("export_dir", type=Path, help="folder with model.onnx + metadata.json")
     _add_promote_args(p)
 
-    p = sub.add_parser("rollback", help="serve the previous (or the named) version", formatter_class=D)
+    p = sub.add_parser("rollback", help="serve the previous (or the named) version")
     p.add_argument("version", nargs="?", help="version to serve (default: the previous one)")
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="versioned models folder")
+    _add_models_dir(p)
 
-    p = sub.add_parser("list", help="versions in models/ and which one is served", formatter_class=D)
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="versioned models folder")
+    p = sub.add_parser("list", help="versions in models/ and which one is served")
+    _add_models_dir(p)
 
-    p = sub.add_parser("pipeline", help="train -> export -> evaluate -> promote", formatter_class=D)
+    p = sub.add_parser("pipeline", help="train -> export -> evaluate -> promote")
     _add_train_args(p)
     _add_promote_args(p)
     p.add_argument("--no-promote", action="store_true", help="stop after evaluation")
@@ -92,41 +106,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_root(args: argparse.Namespace) -> tuple[Path, bool]:
-    root, is_default = resolve_data_dir(args.data_dir)
-    return root, args.download or is_default
+@dataclass(frozen=True)
+class Data:
+    """Where MNIST is and whether torchvision may fetch it there."""
+
+    root: Path
+    download: bool
+
+    @classmethod
+    def from_args(cls, data_dir: str | None, download: bool) -> Data:
+        root, is_default = resolve_data_dir(data_dir)
+        return cls(root, download or is_default)
 
 
-def cmd_train(args: argparse.Namespace) -> Path:
+@dataclass(frozen=True)
+class TrainRun:
+    """One training stage: its configs, where it writes, and where it starts from."""
+
+    tc: TrainConfig
+    mc: ModelConfig
+    run_dir: Path
+    resume: bool = False
+    init_from: Path | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainRun:
+        tc = recipe(
+            args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+            seed=args.seed, workers=args.workers, device=args.device, augment=args.augment, patience=args.patience,
+            limit_train=args.limit_train, ema_decay=args.ema_decay, amp=False if args.no_amp else None,
+        )  # fmt: skip
+        if args.dry_run:
+            tc = replace(tc, epochs=1, limit_train=1000)
+        mc = ModelConfig(arch=args.arch)
+        if args.channels:
+            mc = replace(mc, channels=tuple(int(c) for c in args.channels.split(",")))
+        return cls(tc, mc, args.run_dir or Path("runs") / args.arch, args.resume, args.init_from)
+
+    def finetune(self, best: Path, stage: dict[str, Any]) -> TrainRun:
+        """The architecture's second stage, from the first stage's best checkpoint."""
+        return TrainRun(replace(self.tc, **stage), self.mc, best.parent / "finetune", init_from=best)
+
+
+def cmd_data(data: Data) -> Path:
+    raw = ensure_mnist(data.root, data.download)
+    print(f"MNIST ready in {raw.resolve()} (4 files, sha256 checked)")
+    return raw
+
+
+def cmd_train(run: TrainRun, data: Data) -> Path:
     from training.checkpoint import load_checkpoint
     from training.train import train
 
-    tc = recipe(
-        args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        seed=args.seed, workers=args.workers, device=args.device, augment=args.augment, patience=args.patience,
-        limit_train=args.limit_train,
-        ema_decay=args.ema_decay, amp=False if args.no_amp else None,
-    )  # fmt: skip
-    if args.dry_run:
-        tc = replace(tc, epochs=1, limit_train=1000)
-    run_dir = args.run_dir or Path("runs") / args.arch
-    root, download = _data_root(args)
-    mc = ModelConfig(arch=args.arch)
-    if args.channels:
-        mc = replace(mc, channels=tuple(int(c) for c in args.channels.split(",")))
-    if args.init_from:
-        mc = ModelConfig.from_dict(load_checkpoint(args.init_from)["model_config"])
-    best = train(tc, mc, root, run_dir, resume=args.resume, download=download, init_from=args.init_from)
-    print(f"wrote {best} (best validation accuracy), metrics and training_curves.png to {run_dir}")
+    mc = run.mc
+    if run.init_from:
+        mc = ModelConfig.from_dict(load_checkpoint(run.init_from)["model_config"])
+    best = train(run.tc, mc, data.root, run.run_dir, resume=run.resume, download=data.download,
+                 init_from=run.init_from)
+    print(f"wrote {best} (best validation accuracy), metrics and training_curves.png to {run.run_dir}")
     return best
 
 
-def cmd_export(args: argparse.Namespace, checkpoint: Path | None = None) -> Path:
+def cmd_export(checkpoint: Path, out: Path | None, data: Data, opset: int = DEFAULT_OPSET) -> Path:
     from training.export import export_checkpoint
 
-    checkpoint = checkpoint or args.checkpoint
-    out = getattr(args, "out", None) or checkpoint.parent / "export"
-    meta = export_checkpoint(checkpoint, out, _data_root(args)[0], getattr(args, "opset", 18))
+    out = out or checkpoint.parent / "export"
+    meta = export_checkpoint(checkpoint, out, data.root, opset)
     print(
         f"wrote {out}/model.onnx ({meta['version']}, test accuracy {100 * meta['test_accuracy']:.2f}%, "
         f"parity {meta['parity_max_abs_diff']:.1e}) and metadata.json"
@@ -134,70 +179,97 @@ def cmd_export(args: argparse.Namespace, checkpoint: Path | None = None) -> Path
     return out
 
 
-def cmd_evaluate(args: argparse.Namespace, model: Path | None = None) -> dict:
+def cmd_evaluate(model: Path, out: Path | None, data: Data, threads: int = 2) -> dict:
     from training.data import load_split
     from training.evaluate import evaluate_onnx, format_report
 
-    model = model or args.model
     if not model.is_file():
         raise FileNotFoundError(f"no ONNX model at {model}")
-    out = getattr(args, "out", None) or model.parent / "eval"
-    x, y = (t.numpy() for t in load_split(_data_root(args)[0], train=False))
-    report = evaluate_onnx(model, x, y, out, threads=getattr(args, "threads", 2))
+    out = out or model.parent / "eval"
+    x, y = (t.numpy() for t in load_split(data.root, train=False))
+    report = evaluate_onnx(model, x, y, out, threads=threads)
     print(format_report(report))
     print(f"wrote report.json, confusion_matrix.png and misclassified.png to {out}")
     return report
 
 
-def cmd_promote(args: argparse.Namespace, export_dir: Path | None = None) -> str:
-    from contract import read_served
+@dataclass(frozen=True)
+class Guards:
+    """What a promotion must clear, and whether it then serves the new version."""
+
+    models_dir: Path
+    floor: float = DEFAULT_FLOOR
+    max_drop_pp: float = DEFAULT_MAX_DROP_PP
+    force: bool = False
+    serve: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Guards:
+        return cls(args.models_dir, args.floor, args.max_drop_pp, args.force, not args.no_serve)
+
+
+def cmd_promote(export_dir: Path, guards: Guards) -> str:
     from training.registry import promote
 
-    version = promote(
-        export_dir or args.export_dir, args.models_dir, args.floor, args.max_drop_pp, args.force, not args.no_serve
-    )
-    if args.no_serve:
-        print(f"added {version} to {args.models_dir}; still serving {read_served(args.models_dir).served}")
+    version = promote(export_dir, guards.models_dir, guards.floor, guards.max_drop_pp, guards.force, guards.serve)
+    if guards.serve:
+        print(f"serving {version} from {guards.models_dir} (rollback: mnist rollback); "
+              "`make bento` packs it, nothing to edit")
     else:
-        print(f"serving {version} from {args.models_dir} (rollback: mnist rollback)")
+        print(f"added {version} to {guards.models_dir}; still serving {read_served(guards.models_dir).served}")
     return version
 
 
-def cmd_rollback(args: argparse.Namespace) -> None:
+def cmd_rollback(models_dir: Path, version: str | None) -> None:
     from training.registry import rollback
 
-    print(f"serving {rollback(args.models_dir, args.version)} from {args.models_dir}")
+    print(f"serving {rollback(models_dir, version)} from {models_dir}")
 
 
-def cmd_list(args: argparse.Namespace) -> None:
-    from contract import read_served
+def cmd_list(models_dir: Path) -> None:
     from training.registry import list_versions
 
-    served = read_served(args.models_dir).served
-    for m in list_versions(args.models_dir):
+    served = read_served(models_dir).served
+    for m in list_versions(models_dir):
         mark = "*" if m.version == served else " "
         print(f"{mark} {m.version:28s} {100 * m.test_accuracy:.2f}%  {m.parameters or 0:>9,} params  {m.exported_at}")
 
 
-def cmd_pipeline(args: argparse.Namespace) -> None:
-    best = cmd_train(args)
-    stage2 = FINETUNE.get(args.arch)
-    if stage2 and not (args.no_finetune or args.dry_run):
+def cmd_pipeline(run: TrainRun, data: Data, guards: Guards, finetune: bool, promote: bool) -> None:
+    best = cmd_train(run, data)
+    stage2 = FINETUNE.get(run.tc.arch)
+    if stage2 and finetune:
         print(f"fine-tuning {best}: {stage2}")
-        ft = argparse.Namespace(**{**vars(args), **stage2, "init_from": best, "run_dir": best.parent / "finetune"})
-        best = cmd_train(ft)
-    out = cmd_export(args, best)
-    cmd_evaluate(args, out / "model.onnx")
-    if args.no_promote or args.dry_run:
-        print(f"not promoted ({'--dry-run' if args.dry_run else '--no-promote'}); export in {out}")
+        best = cmd_train(run.finetune(best, stage2), data)
+    out = cmd_export(best, None, data)
+    cmd_evaluate(out / "model.onnx", None, data)
+    if not promote:
+        print(f"not promoted; export in {out}")
         return
-    cmd_promote(args, out)
+    cmd_promote(out, guards)
 
 
-COMMANDS = {
-    "train": cmd_train, "export": cmd_export, "evaluate": cmd_evaluate, "promote": cmd_promote,
-    "rollback": cmd_rollback, "list": cmd_list, "pipeline": cmd_pipeline,
-}  # fmt: skip
+def run_command(args: argparse.Namespace) -> None:
+    """Turn the parsed arguments into plain values, once, and run the command."""
+    data = Data.from_args(args.data_dir, args.download) if hasattr(args, "data_dir") else None
+    match args.command:
+        case "data":
+            cmd_data(data)
+        case "train":
+            cmd_train(TrainRun.from_args(args), data)
+        case "export":
+            cmd_export(args.checkpoint, args.out, data, args.opset)
+        case "evaluate":
+            cmd_evaluate(args.model, args.out, data, args.threads)
+        case "promote":
+            cmd_promote(args.export_dir, Guards.from_args(args))
+        case "rollback":
+            cmd_rollback(args.models_dir, args.version)
+        case "list":
+            cmd_list(args.models_dir)
+        case "pipeline":
+            cmd_pipeline(TrainRun.from_args(args), data, Guards.from_args(args),
+                         finetune=not (args.no_finetune or args.dry_run), promote=not (args.no_promote or args.dry_run))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        run_command(args)
     except (DataNotFoundError, CheckpointError, ExportError, PromotionError, FileNotFoundError, ValueError) as exc:
         print(f"mnist {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -11,12 +11,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-RAW_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+# sha256 of the uncompressed originals: what torchvision's download unpacks (it checks each
+# archive's MD5 on the way) and what ../shared/data holds.
+RAW_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+RAW_FILES = tuple(RAW_SHA256)
 DEFAULT_DATA_DIR = Path("data")
 
 
@@ -40,6 +43,34 @@ def _how_to_get(root: Path) -> str:
         "in torchvision's layout (<root>/MNIST/raw/...), or run with --download while online "
         "to let torchvision fetch it."
     )
+
+
+def ensure_mnist(root: Path, download: bool) -> Path:
+    """MNIST's four raw files in root/MNIST/raw, checked against their sha256; fetched by
+    torchvision first when missing and `download` allows it. One DataNotFoundError line otherwise."""
+    raw = root / "MNIST" / "raw"
+    missing = [name for name in RAW_FILES if not (raw / name).is_file()]
+    if missing and download:
+        from torchvision.datasets import MNIST
+
+        try:
+            for train in (True, False):
+                MNIST(str(root), train=train, download=True)
+        except Exception as exc:  # URLError, OSError, RuntimeError (checksum) ...: all one answer
+            raise DataNotFoundError(
+                f"MNIST is not in {raw.resolve()} and torchvision could not download it "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Offline? Copy the four "
+                f"files ({', '.join(RAW_FILES)}) there, or set MNIST_DATA_DIR to a folder that holds MNIST/raw."
+            ) from None
+        missing = [name for name in RAW_FILES if not (raw / name).is_file()]
+    if missing:
+        raise DataNotFoundError(f"{_how_to_get(root)} (missing: {', '.join(missing)})")
+    bad = [name for name, sha in file_checksums(root).items() if sha != RAW_SHA256[name]]
+    if bad:
+        raise DataNotFoundError(
+            f"{raw.resolve()}: {', '.join(bad)} do not match MNIST's sha256; delete and re-fetch them"
+        )
+    return raw
 
 
 def load_split(root: Path, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -66,7 +66,7 @@ def promote(
     if acc < floor:
         problems.append(f"test accuracy {100 * acc:.2f}% is under the floor {100 * floor:.2f}%")
     if state.served and (models_dir / state.served).exists():
-        current = read_metadata(ModelFiles.of(models_dir / state.served), check_sha256=False)
+        current = checked_metadata(models_dir / state.served)
         if acc < current.test_accuracy - max_drop_pp / 100:
             problems.append(
                 f"test accuracy {100 * acc:.2f}% is more than {max_drop_pp} pp under the served "

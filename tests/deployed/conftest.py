@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from contract import ModelFiles, read_metadata, read_served
 from harness.checks import check_batch
 from harness.mnist import load_mnist
 from harness.uploads import render
@@ -35,13 +35,13 @@ def reported(client: httpx.Client) -> dict:
 @pytest.fixture(scope="session")
 def served_dir(repo_root: Path) -> Path:
     """models/<version>/ that models/served.json names: what should be deployed."""
-    served = json.loads((repo_root / "models" / "served.json").read_text())["served"]
-    return repo_root / "models" / served
+    return repo_root / "models" / str(read_served(repo_root / "models").served)
 
 
 @pytest.fixture(scope="session")
 def metadata(served_dir: Path) -> dict:
-    return json.loads((served_dir / "metadata.json").read_text())
+    """The served version's metadata.json, checked by the contract (and against its ONNX bytes)."""
+    return read_metadata(ModelFiles.of(served_dir)).dump()
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from contract import sha256_file
+from contract import ModelFiles, read_metadata, read_served, sha256_file
 from training.data import load_split
 from training.evaluate import classification_report, ort_session, predict_probabilities
 
@@ -18,8 +17,8 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 @pytest.fixture(scope="module")
 def served() -> tuple[Path, dict]:
-    version = json.loads((MODELS / "served.json").read_text())["served"]
-    return MODELS / version, json.loads((MODELS / version / "metadata.json").read_text())
+    folder = MODELS / str(read_served(MODELS).served)
+    return folder, read_metadata(ModelFiles.of(folder), check_sha256=False).dump()
 
 
 def test_sha256_matches_metadata(served: tuple[Path, dict]) -> None:

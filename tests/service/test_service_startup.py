@@ -58,8 +58,10 @@ BROKEN = {
     "not a graph": ({"onnx_bytes": b"\x08\x07garbage that is no onnx graph" * 10}, "onnxruntime cannot load"),
     "wrong input name": ({"input": {**_spec("image", ["N", 1, 28, 28]), "range": [0.0, 1.0]}},
                          "metadata names input 'image'"),
-    "wrong output name": ({"outputs": {"logits": _spec("logits", ["N", 10]), "probabilities": _spec("probs", ["N", 10])}},
-                          "metadata names output 'probs'"),
+    "wrong output name": (
+        {"outputs": {"logits": _spec("logits", ["N", 10]), "probabilities": _spec("probs", ["N", 10])}},
+        "metadata names output 'probs'",
+    ),
     "wrong output shape": ({"onnx_bytes": tiny_onnx(classes=9)}, "has shape"),
 }
 
