@@ -1,0 +1,138 @@
+"""The serving image, built here with podman as `make container` builds it, and run as a cluster would.
+
+Builds on the Debian base `deploy.container` makes with debootstrap (cached in podman's store
+under its recipe's hash: the first run on a machine takes a minute more), runs the image with a
+read-only root filesystem, no capabilities and 2 CPUs on a free loopback port, and removes the
+container, the image and its bento store afterwards (the base image and podman's layer cache stay:
+they are what makes the next build fast; `podman image prune` clears the layers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy.container import REPO, build, container_env, image_bytes, served_version
+from harness.images import png_bytes
+from harness.mnist import load_mnist
+from harness.server import free_port
+from tests.deploy.conftest import need
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+MAX_IMAGE_BYTES = 500e6
+READY_BUDGET_S = float(os.environ.get("MNIST_CONTAINER_READY_S", "10"))
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], env=container_env(), check=check, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The image built from this checkout (tag private to this run), removed afterwards."""
+    need("podman")
+    need("debootstrap")
+    tag = f"localhost/mnist-test-{uuid.uuid4().hex[:8]}:{served_version()}"
+    try:
+        build(tag, "podman", "debootstrap", store=tmp_path_factory.mktemp("bentoml"))
+        yield tag
+    finally:
+        podman("rmi", "--force", tag, check=False)
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[tuple[str, str, float]]:
+    """(name, URL, seconds from `podman run` to /readyz 200) of the image running hardened."""
+    name, port = f"mnist-test-{uuid.uuid4().hex[:8]}", free_port()
+    start = time.monotonic()
+    podman(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--read-only",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        "--cpus=2",
+        "--publish",
+        f"127.0.0.1:{port}:3000",
+        image,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            state = podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+            if state != "running" or time.monotonic() - start > 120:
+                pytest.fail(f"container {state}, not ready:\n{podman('logs', name, check=False).stderr[-3000:]}")
+            time.sleep(0.1)
+        yield name, url, time.monotonic() - start
+    finally:
+        podman("rm", "--force", "--time", "5", name, check=False)
+
+
+def test_image_is_lean_and_has_no_compiler(image: str) -> None:
+    size = image_bytes(image)
+    assert size <= MAX_IMAGE_BYTES, f"{size / 1e6:.0f} MB"
+    script = "for t in gcc cc c++ make git; do command -v $t && exit 1; done; dpkg-query -W gcc build-essential"
+    found = podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", script, check=False)
+    assert found.returncode != 0 and "/" not in found.stdout, found.stdout + found.stderr
+
+
+def test_image_says_which_model_it_serves(image: str) -> None:
+    labels = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", image).stdout)
+    assert labels["org.opencontainers.image.version"] == served_version()
+    assert image.endswith(":" + served_version())
+
+
+def test_ready_within_budget(container: tuple[str, str, float]) -> None:
+    _, _, ready_s = container
+    assert ready_s <= READY_BUDGET_S, f"ready after {ready_s:.1f} s"
+
+
+def test_answers_real_digits(container: tuple[str, str, float], mnist_data_dir: Path) -> None:
+    _, url, _ = container
+    images, labels = load_mnist(mnist_data_dir, "test")
+    metadata = json.loads((REPO / "models" / served_version() / "metadata.json").read_text())
+    known_wrong = set(metadata.get("misclassified_test_indices", []))
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.get("/model").json()["version"] == served_version()
+        for i in range(20):
+            answer = client.post("/predict", files={"image": ("d.png", png_bytes(images[i]), "image/png")}).json()
+            assert answer["digit"] == labels[i] or i in known_wrong, (i, answer)
+            assert answer["model_version"] == served_version()
+        n = 256
+        files = [("images", (f"{i}.png", png_bytes(images[i]), "image/png")) for i in range(n)]
+        answers = client.post("/predict_batch", files=files).json()
+        assert len(answers) == n
+        wrong = {i for i, a in enumerate(answers) if a["digit"] != labels[i]}
+        assert wrong <= known_wrong, wrong - known_wrong
+
+
+def test_bad_input_is_the_callers_error(container: tuple[str, str, float]) -> None:
+    _, url, _ = container
+    response = httpx.post(f"{url}/predict", content=b"not an image", headers={"Content-Type": "image/png"})
+    assert response.status_code == 400
+    assert set(response.json()) == {"error", "accepted"}
+    assert httpx.get(f"{url}/readyz").status_code == 200  # and it keeps serving
+
+
+def test_runs_as_non_root_on_a_read_only_root(container: tuple[str, str, float]) -> None:
+    name, _, _ = container
+    rows = podman("top", name, "huser", "comm").stdout.splitlines()[1:]
+    assert rows and all(row.split()[0] not in ("0", "root") for row in rows), rows
+    write = podman("exec", name, "touch", "/home/bentoml/bento/written", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
