@@ -19,7 +19,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -127,7 +127,10 @@ class Served(BaseModel):
         return [v for v in [self.served, *self.history] if v]
 
 
-def _parse(model: type[BaseModel], path: Path) -> Any:
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], path: Path) -> M:
     """A contract file parsed and checked; any problem is one ContractError naming the file."""
     try:
         return model.model_validate_json(path.read_bytes())

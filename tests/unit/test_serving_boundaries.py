@@ -54,6 +54,18 @@ def test_contract_and_harness_stay_torch_free(repo_root: Path) -> None:
     assert files and not {f: bad for f, bad in offenders.items() if bad}
 
 
+@pytest.mark.parametrize(("room", "never"), [
+    ("training", {"service", "harness", "loadtests", "benchmarks", "tests"}),  # meets service only at contract/
+    ("harness", {"training", "service", "loadtests", "benchmarks", "tests"}),
+    ("loadtests", {"tests", "benchmarks", "training"}),
+    ("benchmarks", {"tests", "loadtests"}),
+])
+def test_rooms_import_one_way(repo_root: Path, room: str, never: set[str]) -> None:
+    files = sorted((repo_root / room).rglob("*.py"))
+    offenders = {str(f.relative_to(repo_root)): _imports(f) & never for f in files}
+    assert files and not {f: bad for f, bad in offenders.items() if bad}
+
+
 def test_no_room_edits_sys_path(repo_root: Path) -> None:
     """Rooms import one way (installed packages, `python -m`), never by editing sys.path."""
     rooms = ("contract", "harness", "service", "training", "loadtests", "benchmarks", "tests")
