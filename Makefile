@@ -43,6 +43,17 @@ lint: install
 bento: install-serve
 	$(SERVE_VENV)/bin/python -m service.bento
 
+BACKEND ?= podman
+.PHONY: container benchmark-container
+## Build the serving image mnist:<served model version>: podman on a Debian base made here (debootstrap),
+## or BACKEND=docker from bentofile.yaml's base image; then see docs/deploy.md
+container: install-serve
+	$(SERVE_VENV)/bin/python -m deploy.container build --backend $(BACKEND)
+
+## Image size, build time and container start-up to /readyz -> BENCHMARKS.md (ARGS=--cold: as on a fresh machine)
+benchmark-container: install
+	$(VENV)/bin/python -m benchmarks.bench_container $(ARGS)
+
 ## /predict and /predict_batch under locust vs in-process onnxruntime and a plain Starlette baseline
 benchmark-service: install
 	$(VENV)/bin/python -m benchmarks.bench_service $(ARGS)

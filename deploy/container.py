@@ -147,11 +147,15 @@ def containerize_command(tag: str, backend: str, base: str | None, ca: Path | No
     return cmd
 
 
-def build(tag: str, backend: str = "podman", base: str = "debootstrap", store: Path = BENTO_STORE) -> str:
-    """Bento, then image `tag` (base: 'debootstrap' or 'bentofile'); returns the tag."""
+def build(
+    tag: str, backend: str = "podman", base: str = "debootstrap", store: Path = BENTO_STORE, no_cache: bool = False
+) -> str:
+    """Bento, then image `tag` (base: 'debootstrap' or 'bentofile'; no_cache: no layer cache); returns the tag."""
     base_image = ensure_base() if base == "debootstrap" else None
     build_bento(store)
     cmd = containerize_command(tag, backend, base_image, host_ca_bundle())
+    if no_cache:
+        cmd += ["--opt", "no-cache"]
     env = {**container_env(), "BENTOML_HOME": str(store), "BENTOML_DO_NOT_TRACK": "true"}
     log.info("%s", " ".join(cmd))
     # From the temp folder: BentoML 1.4 copies the bento there and refuses to read its
