@@ -10,7 +10,8 @@ UV = $(VENV)/bin/uv
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade uv
-	$(UV) pip install --python $(VENV)/bin/python -e ".[serve,train,loadtest,dev]"
+	$(UV) pip install --python $(VENV)/bin/python -e ".[serve,train,loadtest,dev,v2-clients]" \
+		--override tests/v2-clients-overrides.txt
 	touch $@
 
 # Serve-only: bentoml + onnxruntime + numpy + pillow + pydantic, no torch.

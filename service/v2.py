@@ -1,0 +1,317 @@
+"""The Open Inference Protocol (KServe v2 REST, the API Triton implements) on this service.
+
+GET routes (server and model metadata, health, readiness) live in a small Starlette router
+that pages.build_app mounts beside BentoML's routes. Infer is a batchable BentoML API,
+MnistService.v2_infer, whose route is a Starlette path pattern: BentoML hands each API's
+route to Starlette and gives each batchable API one CorkDispatcher, and an IODescriptor's
+from_http_request sees the request's path parameters. So every v2 infer request, for any
+version, with or without /versions/{version}, joins one adaptive-batching queue with the same
+max_batch_size and max_latency_ms as /predict, and each batch runs once per version on the
+worker's sessions. BentoML keeps one dispatcher per API (ServiceAppFactory.dispatchers, with
+one callback each) and offers no way for a route or another API to enqueue into /predict's,
+so v2 batches are coalesced across v2 callers and share the model, not /predict's queue.
+
+Inputs go through the same limits (body bytes, images per request, pixels per image) and,
+for BYTES, the same decode and MNIST framing as /predict; every refusal is a BadInput 4xx
+whose JSON carries the protocol's "error" key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import bentoml
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contract import ModelFiles, read_served
+from service.decode import decode
+from service.errors import BadInput
+from service.http_io import error_response, read_body
+from service.model import Classifier, ModelError
+from service.preprocess import to_mnist_many
+from service.settings import Settings, get_settings
+from service.v2_schemas import ModelMetadata, ServerMetadata, TensorMetadata
+from service.v2_tensors import (
+    ACCEPTED,
+    BYTES,
+    FP32,
+    HEADER,
+    INT64,
+    Wanted,
+    encode_response,
+    input_bytes,
+    read_images,
+    read_pixels,
+    split_body,
+    wanted_outputs,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "mnist"  # the model's name in v2 paths; versions are models/ folder names
+IMAGE_INPUT = "image"  # BYTES [N]: encoded image files, decoded and framed as /predict does
+LABEL_OUTPUT = "label"  # INT64 [N]: the most probable digit
+PLATFORM = "onnxruntime_onnx"
+# One route for both infer paths: {model} is "mnist" or "mnist/versions/<version>".
+INFER_ROUTE = "/v2/models/{model:path}/infer"
+INLINE_BYTES = 4096  # image files this small in all are decoded on the event loop, as /predict's
+
+
+def accepted(settings: Settings) -> str:
+    return ACCEPTED.format(max_images=settings.max_images_per_request)
+
+
+class Versions:
+    """The model versions this worker answers for: the served one (the default) and the
+    earlier ones served.json lists, each an onnxruntime session loaded at start. They run
+    one batch at a time on the worker's thread budget, so workers x threads still holds."""
+
+    def __init__(self, default: Classifier, settings: Settings) -> None:
+        self.default = default.version
+        self.models: dict[str, Classifier] = {default.version: default}
+        for version in read_served(settings.models_dir).versions():
+            if version in self.models:
+                continue
+            files = ModelFiles.of(settings.models_dir / version)
+            if not (files.onnx.is_file() and files.metadata.is_file()):
+                logger.info("v2: version %s is not in %s, not addressable", version, settings.models_dir)
+                continue
+            try:
+                model = Classifier(files, settings.provider, settings.threads_per_worker,
+                                   spinning=settings.spinning)
+                model.warm_up()
+            except ModelError as exc:  # a broken old version must not stop the served one
+                logger.warning("v2: version %s is not servable: %s", version, exc)
+                continue
+            self.models[version] = model
+
+    def names(self) -> list[str]:
+        """Addressable versions, the default first."""
+        return list(self.models)
+
+    def find(self, name: str, version: str | None) -> Classifier:
+        """The model a path names; 404 for another model name or an unknown version."""
+        if name != MODEL_NAME:
+            raise BadInput(f"unknown model {name!r}", f"model {MODEL_NAME!r}", 404)
+        model = self.models.get(version or self.default)
+        if model is None:
+            raise BadInput(f"unknown version {version!r} of model {name!r}",
+                           f"one of the versions {self.names()}", 404)
+        return model
+
+    def metadata(self, model: Classifier, versions: list[str]) -> ModelMetadata:
+        """Model metadata from the version's metadata.json: graph input and outputs, plus the
+        BYTES image input and the label output this service adds."""
+        meta = model.metadata
+        batch = [-1 if isinstance(d, str) else int(d) for d in meta["input"]["shape"]]
+        probs = meta["outputs"]["probabilities"]
+        return ModelMetadata(
+            name=MODEL_NAME,
+            versions=versions,
+            platform=PLATFORM,
+            inputs=[
+                TensorMetadata(name=meta["input"]["name"], datatype=FP32, shape=batch),
+                TensorMetadata(name=IMAGE_INPUT, datatype=BYTES, shape=[-1]),
+            ],
+            outputs=[
+                TensorMetadata(name=probs["name"], datatype=FP32,
+                               shape=[-1 if isinstance(d, str) else int(d) for d in probs["shape"]]),
+                TensorMetadata(name=LABEL_OUTPUT, datatype=INT64, shape=[-1]),
+            ],
+        )
+
+    def run(self, items: list[Any], default: Callable[[np.ndarray], np.ndarray]) -> list[Any]:
+        """One batch of Items from any number of requests -> a (10,) probability row per item,
+        in order; refused requests' BadInputs pass through. Each version runs once; the
+        default version through `default` (the service's way to the model, with its metrics)."""
+        out: list[Any] = list(items)
+        groups: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, Item):
+                groups.setdefault(item.call.version, []).append(i)
+        for version, where in groups.items():
+            pixels = np.stack([items[i].pixels for i in where])  # (n, 28, 28) float32
+            run = default if version == self.default else self.models[version].probabilities
+            probs = run(pixels)  # (n, 10)
+            for i, row in zip(where, probs, strict=True):
+                out[i] = (items[i].call, row)
+        return out
+
+
+@dataclass(eq=False)
+class Call:
+    """What one infer request needs back from its batch: whom to name and what to send."""
+
+    version: str
+    labels: list[int]
+    output_name: str
+    request_id: str | None
+    wanted: list[Wanted]
+
+
+@dataclass(eq=False)
+class Item:
+    """One image of one request in the batch queue."""
+
+    call: Call
+    pixels: np.ndarray  # (28, 28) float32 in [0, 1]
+
+
+def _versions() -> Versions | None:
+    svc = bentoml.get_current_service()
+    return getattr(svc, "v2", None)
+
+
+def _model_path(model: str) -> tuple[str, str | None]:
+    """'mnist' or 'mnist/versions/<v>' -> (name, version or None)."""
+    name, sep, version = model.partition("/versions/")
+    if sep and (not version or "/" in version):
+        raise BadInput(f"no such path /v2/models/{model}", "/v2/models/{name}[/versions/{version}]", 404)
+    return name, version if sep else None
+
+
+def frames_of(files: list[bytes], settings: Settings, accepted_text: str) -> np.ndarray:
+    """Image files -> (N, 28, 28) float32: /predict's decode and MNIST framing and limits."""
+    images = []
+    for i, data in enumerate(files):
+        try:
+            images.append(decode(data, max_pixels=settings.max_image_pixels, accepted=accepted_text))
+        except BadInput as exc:
+            raise exc.at(i) from None
+    return to_mnist_many(images)  # names a refused image images[i] itself
+
+
+async def parse_infer(request: Request, versions: Versions, settings: Settings) -> list[Item]:
+    """An infer request -> one Item per image; BadInput for anything we refuse."""
+    text = accepted(settings)
+    name, version = _model_path(request.path_params.get("model", ""))
+    model = versions.find(name, version)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise BadInput(f"Content-Encoding {encoding} is not supported", text, 415)
+    body = await read_body(request, settings.max_upload_bytes, text)
+    infer, binary = split_body(body, request.headers.get(HEADER), text)
+    (tensor,) = infer.inputs
+    raw = input_bytes(tensor, binary, text)
+    limit = settings.max_images_per_request
+    pixel_input = model.metadata["input"]["name"]
+    if tensor.name == pixel_input:
+        pixels = read_pixels(tensor, raw, limit, text)
+    elif tensor.name == IMAGE_INPUT:
+        files = read_images(tensor, raw, limit, text)
+        if sum(map(len, files)) <= INLINE_BYTES:
+            pixels = frames_of(files, settings, text)
+        else:
+            pixels = await anyio.to_thread.run_sync(frames_of, files, settings, text)
+    else:
+        raise BadInput(f"unknown input {tensor.name!r}; this model takes {pixel_input!r} "
+                       f"(FP32) or {IMAGE_INPUT!r} (BYTES)", text)
+    output_name = model.metadata["outputs"]["probabilities"]["name"]
+    wanted = wanted_outputs(infer, [output_name, LABEL_OUTPUT], text)
+    call = Call(model.version, model.labels, output_name, infer.id, wanted)
+    return [Item(call, frame) for frame in pixels]
+
+
+class InferInput(bentoml.IODescriptor):
+    """An Open Inference Protocol infer request (JSON, or the binary tensor data extension)."""
+
+    items: list[Any]
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> InferInput:
+        """-> items=[Item per image], or items=[BadInput] for a refused request."""
+        settings = get_settings()
+        versions = _versions()
+        try:
+            if versions is None:
+                raise BadInput("the model is not loaded yet", "retry shortly", 503)
+            value: list[Any] = await parse_infer(request, versions, settings)
+        except BadInput as exc:
+            value = [exc]
+        return cls.model_construct(items=value)
+
+
+class InferOutput(bentoml.IODescriptor):
+    """The infer response: this request's rows of the batch, as the request asked."""
+
+    @classmethod
+    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+        if isinstance(obj[0], BadInput):
+            return error_response(obj[0])
+        call: Call = obj[0][0]
+        probs = np.stack([row for _, row in obj]).astype(np.float32)  # (N, 10)
+        labels = np.asarray(call.labels, np.int64)[probs.argmax(axis=1)]  # (N,)
+        header: dict[str, object] = {"model_name": MODEL_NAME, "model_version": call.version}
+        if call.request_id is not None:
+            header["id"] = call.request_id
+        tensors = {call.output_name: (FP32, probs), LABEL_OUTPUT: (INT64, labels)}
+        body, headers = encode_response(header, tensors, call.wanted)
+        kind = "application/octet-stream" if headers else "application/json"
+        return Response(body, headers=headers, media_type=kind)
+
+
+async def server_metadata(_: Request) -> Response:
+    """GET /v2."""
+    meta = ServerMetadata(name=MODEL_NAME, version=bentoml.__version__,
+                          extensions=["binary_tensor_data"])
+    return JSONResponse(meta.model_dump())
+
+
+async def live(_: Request) -> Response:
+    """GET /v2/health/live: the process answers."""
+    return JSONResponse({"live": True})
+
+
+async def ready(_: Request) -> Response:
+    """GET /v2/health/ready: every version loaded (they load before the worker serves)."""
+    if _versions() is None:
+        return JSONResponse({"ready": False}, 503)
+    return JSONResponse({"ready": True})
+
+
+def _model(request: Request) -> Classifier:
+    versions = _versions()
+    if versions is None:
+        raise BadInput("the model is not loaded yet", "retry shortly", 503)
+    return versions.find(request.path_params["name"], request.path_params.get("version"))
+
+
+async def model_metadata(request: Request) -> Response:
+    """GET /v2/models/{name}[/versions/{version}]."""
+    try:
+        model = _model(request)
+    except BadInput as exc:
+        return error_response(exc)
+    versions: Versions = _versions()  # type: ignore[assignment]
+    named = [model.version] if "version" in request.path_params else versions.names()
+    return JSONResponse(versions.metadata(model, named).model_dump())
+
+
+async def model_ready(request: Request) -> Response:
+    """GET /v2/models/{name}[/versions/{version}]/ready: 200 when loaded, else 4xx."""
+    try:
+        _model(request)
+    except BadInput as exc:
+        return error_response(exc)
+    return JSONResponse({"name": request.path_params["name"], "ready": True})
+
+
+def routes() -> list[Route]:
+    """The v2 GET routes, for pages.build_app; POST .../infer is MnistService.v2_infer."""
+    return [
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+    ]
+

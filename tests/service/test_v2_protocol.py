@@ -1,0 +1,296 @@
+"""The Open Inference Protocol (KServe v2 REST) through the clients people already use:
+tritonclient[http] and KServe's InferenceRESTClient, against a started `bentoml serve`;
+its refusals through the in-process app; its accuracy against /predict's."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+from kserve.protocol.infer_type import RequestedOutput
+from tritonclient.utils import InferenceServerException
+
+from harness.images import png_bytes
+from harness.server import running_service
+from service.model import Classifier, ModelFiles
+
+pytestmark = [pytest.mark.service]
+MODEL = "mnist"
+
+
+@pytest.fixture(scope="module")
+def service_url(tmp_path_factory) -> Iterator[str]:
+    """MNIST_SERVICE_URL, else a `bentoml serve` of our own: with its own BENTOML_HOME, since
+    every server that starts on this host clears the shared one's Prometheus files, which
+    test_v2_requests_are_batched reads."""
+    if url := os.environ.get("MNIST_SERVICE_URL"):
+        yield url.rstrip("/")
+        return
+    with running_service(env={"BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml"))}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def triton_client(service_url: str):
+    client = triton.InferenceServerClient(urlparse(service_url).netloc, concurrency=8)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def metadata(triton_client) -> dict:
+    return triton_client.get_model_metadata(MODEL)
+
+
+@pytest.fixture(scope="module")
+def direct(repo_root, metadata):
+    """In-process onnxruntime for each version the server offers: the expected answers."""
+    return {v: Classifier(ModelFiles.of(repo_root / "models" / v), "cpu", 1) for v in metadata["versions"]}
+
+
+def _pixels(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N, 1, 28, 28) float32 in [0, 1], as the graph takes them."""
+    return (images.astype(np.float32) / 255.0)[:, None]
+
+
+def _fp32_input(name: str, pixels: np.ndarray, binary: bool) -> triton.InferInput:
+    tensor = triton.InferInput(name, list(pixels.shape), "FP32")
+    return tensor.set_data_from_numpy(pixels, binary_data=binary)
+
+
+def test_health_and_metadata(triton_client, metadata, repo_root) -> None:
+    served = json.loads((repo_root / "models" / "served.json").read_text())
+    assert triton_client.is_server_live() and triton_client.is_server_ready()
+    assert triton_client.is_model_ready(MODEL)
+    assert triton_client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+    graph = json.loads((repo_root / "models" / served["served"] / "metadata.json").read_text())
+    assert metadata["versions"][0] == served["served"]  # the default comes first
+    assert set(metadata["versions"]) <= {served["served"], *served["history"]}
+    inputs = {t["name"]: (t["datatype"], t["shape"]) for t in metadata["inputs"]}
+    outputs = {t["name"]: (t["datatype"], t["shape"]) for t in metadata["outputs"]}
+    assert inputs == {graph["input"]["name"]: ("FP32", [-1, 1, 28, 28]), "image": ("BYTES", [-1])}
+    assert outputs == {graph["outputs"]["probabilities"]["name"]: ("FP32", [-1, 10]), "label": ("INT64", [-1])}
+    for version in metadata["versions"]:
+        assert triton_client.is_model_ready(MODEL, version)
+        assert triton_client.get_model_metadata(MODEL, version)["versions"] == [version]
+    assert not triton_client.is_model_ready(MODEL, "no-such-version")
+    assert not triton_client.is_model_ready("no-such-model")
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_fp32_pixels(triton_client, metadata, direct, mnist_test, binary: bool) -> None:
+    images, labels = mnist_test
+    pixels = _pixels(images[:64])
+    name = metadata["inputs"][0]["name"]
+    outputs = [triton.InferRequestedOutput("label", binary_data=binary),
+               triton.InferRequestedOutput("probabilities", binary_data=binary)]
+    result = triton_client.infer(MODEL, [_fp32_input(name, pixels, binary)], outputs=outputs, request_id="r1")
+    response = result.get_response()
+    assert response["id"] == "r1" and response["model_version"] == metadata["versions"][0]
+    assert [o["name"] for o in response["outputs"]] == ["label", "probabilities"]
+    probs = result.as_numpy("probabilities")
+    expected = direct[metadata["versions"][0]].probabilities(pixels)
+    assert probs.shape == (64, 10) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs, expected, atol=1e-6)
+    np.testing.assert_array_equal(result.as_numpy("label"), expected.argmax(1))
+    assert (result.as_numpy("label") == labels[:64]).mean() > 0.9
+
+
+def test_only_the_outputs_asked_for(triton_client, metadata, mnist_test) -> None:
+    pixels = _pixels(mnist_test[0][:3])
+    inp = _fp32_input(metadata["inputs"][0]["name"], pixels, True)
+    result = triton_client.infer(MODEL, [inp], outputs=[triton.InferRequestedOutput("label")])
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["label"]
+    assert result.as_numpy("probabilities") is None and result.as_numpy("label").shape == (3,)
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json-base64"])
+def test_bytes_images_read_like_predict(triton_client, service_url, mnist_test, binary: bool) -> None:
+    """Image files as BYTES get /predict's decoding and framing: the same probabilities."""
+    images, _ = mnist_test
+    files = [png_bytes(img) for img in images[:16]]
+    elements = files if binary else [base64.b64encode(f) for f in files]
+    tensor = triton.InferInput("image", [len(files)], "BYTES")
+    tensor.set_data_from_numpy(np.array(elements, dtype=np.object_), binary_data=binary)
+    result = triton_client.infer(MODEL, [tensor])
+    with httpx.Client(base_url=service_url, timeout=60) as http:
+        via_predict = [http.post("/predict", content=f, headers={"content-type": "image/png"}).json()
+                       for f in files]
+    np.testing.assert_allclose(result.as_numpy("probabilities"),
+                               [p["probabilities"] for p in via_predict], atol=1e-5)
+    assert result.as_numpy("label").tolist() == [p["digit"] for p in via_predict]
+
+
+def test_every_version_answers_as_itself(triton_client, metadata, direct, mnist_test) -> None:
+    """Concurrent requests for different versions, coalesced into shared batches, each get
+    their own version's answer."""
+    pixels = _pixels(mnist_test[0][:8])
+    name = metadata["inputs"][0]["name"]
+    asked = [metadata["versions"][i % len(metadata["versions"])] for i in range(24)]
+    pending = [(v, triton_client.async_infer(MODEL, [_fp32_input(name, pixels, True)], model_version=v))
+               for v in asked]
+    for version, request in pending:
+        result = request.get_result()
+        assert result.get_response()["model_version"] == version
+        np.testing.assert_allclose(result.as_numpy("probabilities"), direct[version].probabilities(pixels),
+                                   atol=1e-6)
+
+
+def test_errors_reach_the_client(triton_client, metadata, mnist_test) -> None:
+    pixels = _pixels(mnist_test[0][:2])
+    with pytest.raises(InferenceServerException, match="unknown model") as err:
+        triton_client.infer("nope", [_fp32_input(metadata["inputs"][0]["name"], pixels, True)])
+    assert err.value.status() == "404"
+    with pytest.raises(InferenceServerException, match="unknown input") as err:
+        triton_client.infer(MODEL, [_fp32_input("wrong", pixels, True)])
+    assert err.value.status() == "400"
+
+
+def test_v2_requests_are_batched(service_url, triton_client, metadata, mnist_test) -> None:
+    """BentoML's adaptive batching serves v2: 128 concurrent requests take fewer runs (the
+    histogram counts requests per run)."""
+    def batches() -> tuple[float, float]:
+        text = httpx.get(f"{service_url}/metrics", timeout=30).text
+        total = {"count": 0.0, "sum": 0.0}
+        for line in text.splitlines():
+            m = re.match(r'^bentoml_service_adaptive_batch_size_(count|sum)\{([^}]*)\}\s+(\S+)$', line)
+            if m and 'method_name="v2_infer"' in m.group(2):
+                total[m.group(1)] += float(m.group(3))
+        return total["count"], total["sum"]
+
+    count0, sum0 = batches()
+    inp = _fp32_input(metadata["inputs"][0]["name"], _pixels(mnist_test[0][:1]), True)
+    for _ in range(2):
+        for request in [triton_client.async_infer(MODEL, [inp]) for _ in range(64)]:
+            request.get_result()
+    count1, sum1 = batches()
+    assert sum1 - sum0 == 128, (count0, sum0, count1, sum1)  # every request went through a dispatcher
+    assert count1 - count0 < 128  # and some shared a run
+
+
+def test_kserve_rest_client(service_url, metadata, direct, mnist_test) -> None:
+    images, _ = mnist_test
+    pixels = _pixels(images[:10])
+    name = metadata["inputs"][0]["name"]
+
+    async def run() -> list:
+        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=60))
+        try:
+            assert await client.is_server_live(service_url)
+            assert await client.is_server_ready(service_url)
+            assert await client.is_model_ready(service_url, MODEL)
+            answers = []
+            for binary in (True, False):
+                tensor = InferInput(name=name, shape=list(pixels.shape), datatype="FP32")
+                tensor.set_data_from_numpy(pixels, binary_data=binary)
+                outputs = [RequestedOutput("probabilities", {"binary_data": binary})]
+                request = InferRequest(model_name=MODEL, infer_inputs=[tensor], request_outputs=outputs)
+                answers.append(await client.infer(service_url, request, model_name=MODEL))
+            return answers
+        finally:
+            await client.close()
+
+    expected = direct[metadata["versions"][0]].probabilities(pixels)
+    for response in asyncio.run(run()):
+        (out,) = response.outputs
+        assert out.name == "probabilities"
+        np.testing.assert_allclose(out.as_numpy().reshape(10, 10), expected, atol=1e-6)
+
+
+def _binary(name: str, shape: list[int], datatype: str, size: int, raw: bytes) -> tuple[bytes, dict[str, str]]:
+    """A body with the binary tensor data extension: its JSON header, then `raw`."""
+    header = json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": datatype,
+                                     "parameters": {"binary_data_size": size}}]}).encode()
+    return header + raw, {"Inference-Header-Content-Length": str(len(header))}
+
+
+BAD_REQUESTS = [
+    ("empty body", b"", {}, 400),
+    ("not JSON", b"{nope", {}, 400),
+    ("no inputs", b'{"inputs": []}', {}, 422),
+    ("inputs not a list", b'{"inputs": 3}', {}, 422),
+    ("unknown input", b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [0]}]}', {}, 400),
+    ("wrong datatype", b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "INT8", "data": [0]}]}',
+     {}, 400),
+    ("wrong shape", b'{"inputs": [{"name": "pixels", "shape": [1,28,28], "datatype": "FP32", "data": [0]}]}', {}, 400),
+    ("too few values", b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "FP32", "data": [0]}]}',
+     {}, 400),
+    ("strings as FP32", json.dumps({"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                                                "data": ["a"] * 784}]}).encode(), {}, 400),
+    ("out of range", json.dumps({"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                                             "data": [2.0] * 784}]}).encode(), {}, 400),
+    ("too many images", b'{"inputs": [{"name": "pixels", "shape": [100000,1,28,28], "datatype": "FP32", "data": []}]}',
+     {}, 413),
+    ("not base64", b'{"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["**"]}]}', {}, 400),
+    ("not an image", json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                                             "data": [base64.b64encode(b"hello").decode()]}]}).encode(), {}, 400),
+    ("header length past the body", b'{"inputs": []}', {"Inference-Header-Content-Length": "999"}, 400),
+    ("binary size mismatch", *_binary("pixels", [1, 1, 28, 28], "FP32", 3136, b"\0" * 10), 400),
+    ("binary FP32 too short", *_binary("pixels", [1, 1, 28, 28], "FP32", 10, b"\0" * 10), 400),
+    ("truncated BYTES", *_binary("image", [1], "BYTES", 6, b"\xff\0\0\0ab"), 400),
+    ("BYTES count mismatch", *_binary("image", [2], "BYTES", 6, b"\2\0\0\0ab"), 400),
+    ("unknown output", b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "FP32", "data": '
+     + json.dumps([0.0] * 784).encode() + b'}], "outputs": [{"name": "logits"}]}', {}, 400),
+    ("compressed", b"\x1f\x8b", {"Content-Encoding": "gzip"}, 415),
+]
+
+
+@pytest.mark.parametrize(("body", "headers", "status"), [b[1:] for b in BAD_REQUESTS],
+                         ids=[b[0] for b in BAD_REQUESTS])
+def test_bad_requests_get_protocol_errors(client, body: bytes, headers: dict, status: int) -> None:
+    """Refusals are a 4xx with the protocol's {"error": ...}, never a 500."""
+    r = client.post("/v2/models/mnist/infer", content=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert isinstance(r.json()["error"], str) and r.json()["error"]
+
+
+def test_unknown_paths_are_404(client) -> None:
+    body = {"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [0.0] * 784}]}
+    for path in ("/v2/models/nope/infer", "/v2/models/mnist/versions/nope/infer", "/v2/models/mnist/versions//infer"):
+        r = client.post(path, json=body)
+        assert r.status_code == 404 and "error" in r.json(), path
+    assert client.get("/v2/models/nope").status_code == 404
+
+
+@pytest.mark.slow
+@pytest.mark.regression
+def test_accuracy_equals_predict(triton_client, service_url, metadata, direct, mnist_test) -> None:
+    """All 10,000 test digits: FP32 over v2 gives the graph's own answers, and PNGs over v2
+    give exactly /predict's answers for the same PNGs."""
+    images, labels = mnist_test
+    name = metadata["inputs"][0]["name"]
+    fp32, files = [], [png_bytes(img) for img in images]
+    for i in range(0, len(images), 1000):
+        result = triton_client.infer(MODEL, [_fp32_input(name, _pixels(images[i : i + 1000]), True)])
+        fp32.append(result.as_numpy("label"))
+    via_bytes = []
+    for i in range(0, len(files), 500):
+        tensor = triton.InferInput("image", [len(files[i : i + 500])], "BYTES")
+        tensor.set_data_from_numpy(np.array(files[i : i + 500], dtype=np.object_), binary_data=True)
+        via_bytes.append(triton_client.infer(MODEL, [tensor]).as_numpy("label"))
+    with httpx.Client(base_url=service_url, timeout=60) as http, ThreadPoolExecutor(8) as pool:
+        def predict(data: bytes) -> int:
+            r = http.post("/predict", content=data, headers={"content-type": "image/png"})
+            assert r.status_code == 200, r.text
+            return r.json()["digit"]
+
+        via_predict = np.array(list(pool.map(predict, files)))
+    fp32, via_bytes = np.concatenate(fp32), np.concatenate(via_bytes)
+    graph = direct[metadata["versions"][0]].probabilities(_pixels(images)).argmax(1)
+    acc = {k: float((v == labels).mean()) for k, v in
+           {"v2 FP32": fp32, "graph": graph, "v2 PNG": via_bytes, "/predict PNG": via_predict}.items()}
+    print("\naccuracy on the 10,000 MNIST test digits: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+    np.testing.assert_array_equal(fp32, graph)
+    np.testing.assert_array_equal(via_bytes, via_predict)
+    assert acc["v2 PNG"] == acc["/predict PNG"]
