@@ -50,13 +50,16 @@ class Budget:
 
 def probe_all(blobs: Sequence[bytes], budget: Budget, accepted: str) -> list[Header]:
     """Every upload's header, and the request's decoded pixels held to its budget (413)."""
-    headers = []
-    for i, data in enumerate(blobs):
-        try:
-            headers.append(probe(data, max_pixels=budget.image_pixels, accepted=accepted))
-        except BadInput as exc:
-            raise exc.at(i) if len(blobs) > 1 else exc from None
-    total = sum(h.pixels for h in headers)
+    if len(blobs) == 1:  # one upload: its refusal needs no position
+        headers = [probe(blobs[0], max_pixels=budget.image_pixels, accepted=accepted)]
+    else:
+        headers = []
+        for i, data in enumerate(blobs):
+            try:
+                headers.append(probe(data, max_pixels=budget.image_pixels, accepted=accepted))
+            except BadInput as exc:
+                raise exc.at(i) from None
+    total = sum([h.pixels for h in headers])
     if total > budget.request_pixels:
         raise BadInput(
             f"the images would decode to {total:,} pixels, more than the "

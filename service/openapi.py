@@ -5,8 +5,8 @@ BentoML documents each API by its input and output specs, which for ours (they p
 request themselves) says too little: no raw-body /predict, pixel floats up to 255, no list
 bounds, and 400/404/500 in BentoML's error shape while we answer 400, 413, 415, 422, 503 and
 504 in ours. The routes listed in ROUTES are rewritten here from the settings in force; any
-other route keeps BentoML's description. Served from a Starlette app mounted in front of
-BentoML's own /docs.json.
+other route keeps BentoML's description; service/pages.py's GET routes are added. Served
+from a Starlette app mounted in front of BentoML's own /docs.json.
 """
 
 from __future__ import annotations
@@ -49,6 +49,23 @@ ROUTES = {
     "/preprocess": (400, 413, 415, 422, 503, 504),
     "/predict_batch": (400, 413, 415, 422, 503, 504),
     "/predict_pixels": (400, 413, 422, 503, 504),
+}
+# The GET routes of service/pages.py, which BentoML does not see (a mounted Starlette app).
+PAGES = {
+    "/model": {"get": {
+        "description": "the served model's metadata.json, plus its provider and threads",
+        "responses": {
+            "200": {"description": "the metadata", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["version", "sha256", "runtime"]}}}},
+            "503": {"description": "the model is not loaded yet", "content": {
+                "application/json": {"schema": {"$ref": REF.format("Error")}}}},
+        },
+    }},
+    "/ui": {"get": {
+        "description": "the draw-a-digit page",
+        "responses": {"200": {"description": "HTML", "content": {
+            "text/html": {"schema": {"type": "string"}}}}},
+    }},
 }
 RAW_IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
                    "image/tiff", "application/octet-stream")
@@ -106,6 +123,7 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "/predict_batch": {"application/json": {"schema": predictions}},
         "/predict_pixels": {"application/json": {"schema": predictions}},
     }
+    spec["paths"].update(PAGES)
     for path, statuses in ROUTES.items():
         post = spec["paths"].get(path, {}).get("post")
         if post is None:

@@ -204,7 +204,7 @@ def _small(img: Decoded) -> Decoded:
         h, w = img.shape[:2]
     else:
         w, h = img.size
-    factor = int(np.ceil(max(h, w) / WORK_LONG_SIDE))
+    factor = -(-max(h, w) // WORK_LONG_SIDE)  # ceil, in ints: this runs for every upload
     if factor <= 1:
         return img
     fx, fy = min(factor, w), min(factor, h)

@@ -64,6 +64,7 @@ CASES = {
     "no ink at all": ("/predict", _raw(png_bytes(np.full((50, 50), 255, np.uint8))), 422, "no ink"),
     "JSON sent to /predict": ("/predict", {"json": {"image": "abc"}}, 415, "content type"),
     "no content type": ("/predict", {"content": GOOD_PNG}, 415, "content type"),
+    "no body, no content type": ("/predict", {}, 400, "empty"),
     "unsupported format (ICO)": ("/predict", _raw(png_bytes(DIGIT, "ICO")), 415, "ICO"),
     "garbage multipart": (
         "/predict",
@@ -95,6 +96,10 @@ CASES = {
         "NaN",
     ),
     "pixels: empty list": ("/predict_pixels", _pixels([]), 422, "at least 1"),
+    "pixels: booleans": ("/predict_pixels", _pixels([[[True] * 28] * 28]), 422, "bool"),
+    "pixels: JSON nested 5,000 deep": (
+        "/predict_pixels", _raw(b"[" * 5000 + b"]" * 5000, "application/json"), 400, "nested"
+    ),
     "pixels: no images key": ("/predict_pixels", {"json": {"pixels": []}}, 422, "images"),
 }
 
@@ -115,12 +120,27 @@ def test_bad_request_gets_a_4xx_json_and_the_service_keeps_serving(
     assert ok.status_code == 200 and ok.json()["digit"] == 1
 
 
+THIN = {f"{w}x{h}": png_bytes(RNG.integers(0, 255, (h, w), np.uint8))
+        for w, h in ((1000, 1), (1, 1000), (2, 800), (800, 2), (1, 1))}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/preprocess", "/predict_batch"])
+@pytest.mark.parametrize("size", THIN.keys())
+def test_very_thin_images_are_read_or_refused_never_a_500(client, path, size) -> None:
+    field = "images" if path == "/predict_batch" else "image"
+    r = client.post(path, files=[(field, ("t.png", THIN[size], "image/png"))])
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        assert set(r.json()) == {"error", "accepted"}
+
+
 class TestLimits:
     """Limits come from settings read once; here they are swapped for small ones."""
 
     @pytest.fixture
     def small_limits(self, monkeypatch) -> Settings:
-        limits = Settings(max_upload_bytes=20_000, max_images_per_request=3)
+        limits = Settings(max_upload_bytes=20_000, max_images_per_request=3,
+                          max_image_pixels=1_000_000, max_request_pixels=1_500_000)
         monkeypatch.setattr(http_io, "get_settings", lambda: limits)
         return limits
 
@@ -135,6 +155,16 @@ class TestLimits:
         r = client.post("/predict_batch", files=files)
         assert r.status_code == 413 and "at most 3" in r.json()["accepted"]
         assert len(client.post("/predict_batch", files=files[:3]).json()) == 3
+
+    def test_image_over_the_pixel_cap(self, client, small_limits) -> None:
+        bomb = png_bytes(np.zeros((1001, 1000), np.uint8))
+        r = client.post("/predict", **_raw(bomb))
+        assert r.status_code == 413 and "1,000,000 pixel limit" in r.json()["error"]
+
+    def test_request_over_the_pixel_budget(self, client, small_limits) -> None:
+        big = ("b.png", png_bytes(np.zeros((800, 1000), np.uint8)), "image/png")
+        r = client.post("/predict_batch", files=[("images", big)] * 2)
+        assert r.status_code == 413 and "1,500,000 pixel limit per request" in r.json()["error"]
 
     def test_too_many_pixel_images(self, client, small_limits) -> None:
         r = client.post("/predict_pixels", json={"images": [DIGIT.tolist()] * 4})
