@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from service import v2
+from service.security import UI_CSP
 from service.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -58,27 +58,27 @@ async def model(_: Request) -> Response:
     return JSONResponse(svc.model_info())
 
 
-def _ui_index(ui_dir: Path) -> Any:
+def _ui_index(ui_dir: Path, headers: dict[str, str]) -> Any:
     async def index(_: Request) -> Response:
         """GET /ui: the draw-a-digit page, or a placeholder until it is installed."""
         page = ui_dir / "index.html"
         if page.is_file():
-            return FileResponse(page, media_type="text/html")
-        return HTMLResponse(PLACEHOLDER)
+            return FileResponse(page, media_type="text/html", headers=headers)
+        return HTMLResponse(PLACEHOLDER, headers=headers)
 
     return index
 
 
 def build_app(ui_dir: Path | None = None) -> Starlette:
     """A small Starlette app mounted beside BentoML's routes."""
-    ui_dir = ui_dir or get_settings().ui_dir
-    index = _ui_index(ui_dir)
+    settings = get_settings()
+    ui_dir = ui_dir or settings.ui_dir
+    index = _ui_index(ui_dir, {"content-security-policy": UI_CSP} if settings.security_headers else {})
     return Starlette(
         routes=[
             Route("/model", model, methods=["GET"]),
             Route("/ui", index, methods=["GET"]),
             Route("/ui/", index, methods=["GET"]),
             Mount("/ui", StaticFiles(directory=ui_dir, check_dir=False), name="ui"),
-            *v2.routes(),  # the Open Inference Protocol's GETs; its infer is an API
         ]
     )

@@ -11,7 +11,7 @@ import bentoml
 import numpy as np
 from PIL import Image
 
-from service import metrics, openapi, pages, traffic
+from service import connections, metrics, openapi, pages, security, supervisor, traffic
 from service.errors import BadInput
 from service.http_io import (
     Answer,
@@ -27,12 +27,15 @@ from service.memory import tune_gc, tune_malloc
 from service.model import Classifier, resolve, validate
 from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
-from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions
 
 logger = logging.getLogger("service")
 # BentoML's server logging shows its own INFO lines and only WARNING+ from others: ours too.
 logger.setLevel(logging.INFO)
 settings = get_settings()
+# Worker deaths logged and one metrics folder per instance (in `bentoml serve`'s process);
+# header deadline, size limit, connection cap and age, security headers (in each worker).
+supervisor.install()
+connections.install(settings)
 # Checked when `bentoml serve` (or build) imports this module, before any worker starts: a
 # missing, corrupt or mis-described model stops start-up here with one clear error instead of
 # workers failing and being restarted forever.
@@ -40,6 +43,7 @@ MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.mode
 validate(MODEL_FILES)
 
 
+@security.guarded(settings)  # MNIST_API_KEYS: a 401 without a key; nothing when unset
 @bentoml.service(
     name="mnist",
     workers=settings.workers,
@@ -62,9 +66,6 @@ class MnistService:
             MODEL_FILES, settings.provider, self.threads, spinning=settings.spinning
         )
         self.classifier.warm_up()
-        # The Open Inference Protocol's versions: this one (the default) and the earlier ones
-        # served.json lists, each its own session (service/v2.py).
-        self.v2 = Versions(self.classifier, settings)
         # One CPU thread per worker (the default): the model runs on the calling thread anyway,
         # so run it on the event loop and save two thread switches per batch (a sixth more
         # /predict requests/s when measured). More threads, or a GPU to wait for: a thread.
@@ -133,24 +134,6 @@ class MnistService:
             if isinstance(item, BadInput):
                 metrics.rejected("predict", item.status)
         return answers
-
-    @bentoml.api(
-        batchable=True,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.max_latency_ms,
-        route=INFER_ROUTE,
-        input_spec=InferInput,
-        output_spec=InferOutput,
-    )
-    async def v2_infer(self, items: list[Item | BadInput]) -> list[object]:
-        """Open Inference Protocol infer, any version: concurrent requests share one batch
-        per version (service/v2.py says why this is its own batching queue)."""
-        for item in items:
-            if isinstance(item, BadInput):
-                metrics.rejected("v2_infer", item.status)
-        if self.inline:
-            return self.v2.run(items, self._probabilities)
-        return await anyio.to_thread.run_sync(self.v2.run, items, self._probabilities)
 
     @bentoml.api(input_spec=ImagesInput, output_spec=PredictionsOutput)
     async def predict_batch(self, images: Frames) -> Answer:

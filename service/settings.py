@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_DIR = Path(__file__).resolve().parent
@@ -109,6 +109,34 @@ class Settings(BaseSettings):
 
     ui_dir: Path = SERVICE_DIR / "ui"
 
+    # Connections (per worker; docs/hardening.md): slow or idle clients cannot pile up.
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a request line and headers must arrive within this"
+    )
+    max_header_bytes: PositiveInt = Field(
+        default=64 * 1024, description="request line plus headers; more gets a 431"
+    )
+    max_connections: PositiveInt | None = Field(
+        default=None,
+        description="open connections per worker; at the limit the oldest idle one is closed "
+        "(default: what the open-file limit allows, at most 4096)",
+    )
+    connection_max_age_s: float = Field(
+        default=5.0, ge=0, description="close a kept-alive connection after a response once it "
+        "is this old, so that clients spread over new workers; 0 = never",
+    )
+    security_headers: bool = Field(
+        default=True, description="nosniff and X-Frame-Options on every response, a CSP on /ui"
+    )
+
+    # Access control (service/security.py): off unless keys are given.
+    api_keys: SecretStr = Field(
+        default=SecretStr(""), description="comma-separated keys; unset = no access control"
+    )
+    open_health: bool = Field(default=True, description="/livez, /healthz, /readyz need no key")
+    open_metrics: bool = Field(default=False, description="/metrics needs no key")
+    open_ui: bool = Field(default=False, description="/ui needs no key")
+
     @model_validator(mode="after")
     def _threads_fit_cores(self) -> Settings:
         """Refuse a thread count that would oversubscribe the cores (workers x threads)."""
@@ -127,6 +155,11 @@ class Settings(BaseSettings):
         if self.intra_op_threads is not None:
             return self.intra_op_threads
         return max(1, cpu_count() // self.workers)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """MNIST_API_KEYS as a tuple, empty when access control is off."""
+        return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
 
 
 @functools.lru_cache(maxsize=1)

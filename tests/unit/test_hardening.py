@@ -1,0 +1,130 @@
+"""The hardening pieces without a server: API keys, the uvicorn and circus hand-offs, and the
+BentoML 1.4 internals they rely on (a BentoML upgrade that moves them fails here first)."""
+
+from __future__ import annotations
+
+import inspect
+import resource
+import warnings
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from service import connections, security, supervisor
+from service.settings import Settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's note about httpx in its test client
+    from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.unit
+
+
+def _app(**settings: object) -> TestClient:
+    async def ok(_: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    s = Settings(api_keys="alpha, beta", **settings)
+    app = Starlette(routes=[Route(p, ok, methods=["GET", "POST", "OPTIONS"])
+                            for p in ("/predict", "/readyz", "/metrics", "/ui", "/ui/app.js")])
+    return TestClient(security.ApiKeys(app, s.keys, security.open_paths(s)))
+
+
+def test_api_keys_refuse_with_our_json_and_accept_either_header() -> None:
+    client = _app()
+    refused = client.post("/predict")
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+    assert set(refused.json()) == {"error", "accepted"}
+    assert client.post("/predict", headers={"authorization": "Bearer gamma"}).status_code == 401
+    assert client.post("/predict", headers={"authorization": "Basic alpha"}).status_code == 401
+    assert client.post("/predict", headers={"authorization": "Bearer beta"}).status_code == 200
+    assert client.post("/predict", headers={"x-api-key": "alpha"}).status_code == 200
+    assert client.options("/predict").status_code == 200  # CORS preflights carry no key
+
+
+def test_health_is_open_by_default_metrics_and_ui_are_not() -> None:
+    client = _app()
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/ui").status_code == 401 and client.get("/ui/app.js").status_code == 401
+
+
+def test_each_path_group_can_be_opened_or_protected() -> None:
+    client = _app(open_health=False, open_metrics=True, open_ui=True)
+    assert client.get("/readyz").status_code == 401
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/ui").status_code == 200 and client.get("/ui/app.js").status_code == 200
+    assert client.get("/uix").status_code == 401  # a prefix match needs the slash
+
+
+def test_keys_are_compared_as_digests_against_every_key() -> None:
+    keys = security.ApiKeys(lambda *_: None, ["alpha", "beta"])  # type: ignore[arg-type]
+    assert keys.digests == (security.digest("alpha"), security.digest("beta"))
+    assert keys.allows(b"beta") and not keys.allows(b"alph") and not keys.allows(None)
+    assert "compare_digest" in inspect.getsource(security.ApiKeys.allows)
+
+
+def test_no_keys_no_middleware() -> None:
+    """Nothing changes when MNIST_API_KEYS is unset: the service gets no middleware."""
+
+    class Fake:
+        def __init__(self) -> None:
+            self.middlewares: list[object] = []
+
+        def add_asgi_middleware(self, *args: object, **kwargs: object) -> None:
+            self.middlewares.append(args)
+
+    fake = Fake()
+    security.guarded(Settings(api_keys=""))(fake)
+    assert fake.middlewares == []
+    security.guarded(Settings(api_keys="alpha"))(fake)
+    assert len(fake.middlewares) == 1
+
+
+def test_uvicorn_gets_our_protocol_and_headers() -> None:
+    connections.install(Settings())
+    config = uvicorn.Config(app=lambda *_: None)
+    assert issubclass(config.http, connections.GuardedProtocol)
+    assert ("x-content-type-options", "nosniff") in config.headers
+    own = uvicorn.Config(app=lambda *_: None, http="h11", headers=[])
+    assert own.http == "h11" and own.headers == []
+
+
+def test_bentoml_worker_leaves_http_and_headers_to_us() -> None:
+    """BentoML 1.4's worker builds uvicorn.Config through the `uvicorn` module after loading
+    the service, passing neither `http` nor `headers`: what install() relies on."""
+    from _bentoml_impl.worker import service as worker
+
+    source = inspect.getsource(worker.main.callback)  # a click command
+    assert "uvicorn.Config(" in source and "http=" not in source and "headers=" not in source
+    assert source.index("load(bento_identifier") < source.index("uvicorn.Config(")
+
+
+def test_connection_budget_fits_the_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    budget = connections.connection_budget(10**9)
+    now_soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert budget <= now_soft - connections.RESERVED_FILES or now_soft == resource.RLIM_INFINITY
+    assert connections.connection_budget(100) == 100
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_exit_codes_are_worded() -> None:
+    assert supervisor.describe_exit(-9) == "SIGKILL"
+    assert supervisor.describe_exit(3) == "exit code 3"
+
+
+def test_circus_watchers_get_our_hooks_and_metrics_folder() -> None:
+    """BentoML 1.4 imports circus's Watcher when it builds the watcher (after loading the
+    service), and passes the Prometheus folder in its env: what supervisor.install() relies on."""
+    import circus.watcher
+    from bentoml import serving
+
+    supervisor.install()
+    assert "from circus.watcher import Watcher" in inspect.getsource(serving.create_watcher)
+    watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"})
+    assert watcher.env["PROMETHEUS_MULTIPROC_DIR"] == supervisor.instance_metrics_dir() != "/shared"
+    assert {"before_reap", "after_reap"} <= set(watcher.hooks)
