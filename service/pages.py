@@ -13,6 +13,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from service import v2
 from service.security import UI_CSP
 from service.settings import get_settings
 
@@ -80,5 +81,6 @@ def build_app(ui_dir: Path | None = None) -> Starlette:
             Route("/ui", index, methods=["GET"]),
             Route("/ui/", index, methods=["GET"]),
             Mount("/ui", StaticFiles(directory=ui_dir, check_dir=False), name="ui"),
+            *v2.routes(),  # the Open Inference Protocol's GETs; its infer is an API
         ]
     )

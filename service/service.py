@@ -27,6 +27,7 @@ from service.memory import tune_gc, tune_malloc
 from service.model import Classifier, resolve, validate
 from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
+from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions
 
 logger = logging.getLogger("service")
 # BentoML's server logging shows its own INFO lines and only WARNING+ from others: ours too.
@@ -66,6 +67,9 @@ class MnistService:
             MODEL_FILES, settings.provider, self.threads, spinning=settings.spinning
         )
         self.classifier.warm_up()
+        # The Open Inference Protocol's versions: this one (the default) and the earlier ones
+        # served.json lists, each its own session (service/v2.py).
+        self.v2 = Versions(self.classifier, settings)
         # One CPU thread per worker (the default): the model runs on the calling thread anyway,
         # so run it on the event loop and save two thread switches per batch (a sixth more
         # /predict requests/s when measured). More threads, or a GPU to wait for: a thread.
@@ -134,6 +138,24 @@ class MnistService:
             if isinstance(item, BadInput):
                 metrics.rejected("predict", item.status)
         return answers
+
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=settings.max_batch_size,
+        max_latency_ms=settings.max_latency_ms,
+        route=INFER_ROUTE,
+        input_spec=InferInput,
+        output_spec=InferOutput,
+    )
+    async def v2_infer(self, items: list[Item | BadInput]) -> list[object]:
+        """Open Inference Protocol infer, any version: concurrent requests share one batch
+        per version (service/v2.py says why this is its own batching queue)."""
+        for item in items:
+            if isinstance(item, BadInput):
+                metrics.rejected("v2_infer", item.status)
+        if self.inline:
+            return self.v2.run(items, self._probabilities)
+        return await anyio.to_thread.run_sync(self.v2.run, items, self._probabilities)
 
     @bentoml.api(input_spec=ImagesInput, output_spec=PredictionsOutput)
     async def predict_batch(self, images: Frames) -> Answer:
