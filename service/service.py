@@ -27,7 +27,7 @@ from service.memory import tune_gc, tune_malloc
 from service.model import Classifier, resolve, validate
 from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
-from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions
+from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
 
 logger = logging.getLogger("service")
 # BentoML's server logging shows its own INFO lines and only WARNING+ from others: ours too.
@@ -192,4 +192,5 @@ class MnistService:
 
 
 MnistService.add_asgi_middleware(traffic.Deadline, timeout_s=settings.timeout_s,
-                                 paths=frozenset(api.route for api in MnistService.apis.values()))
+                                 paths=frozenset(api.route for api in MnistService.apis.values())
+                                 | infer_paths(settings))

@@ -23,19 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 import bentoml
 import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contract import ModelFiles, read_served
-from service.decode import decode
+from contract import ModelFiles, read_metadata, read_served, resolve
 from service.errors import BadInput
-from service.http_io import error_response, read_body
+from service.frames import frames_of
+from service.http_io import budget, decode_threads, error_response, read_body
 from service.model import Classifier, ModelError
-from service.preprocess import to_mnist_many
 from service.settings import Settings, get_settings
 from service.v2_schemas import ModelMetadata, ServerMetadata, TensorMetadata
 from service.v2_tensors import (
@@ -61,7 +59,15 @@ LABEL_OUTPUT = "label"  # INT64 [N]: the most probable digit
 PLATFORM = "onnxruntime_onnx"
 # One route for both infer paths: {model} is "mnist" or "mnist/versions/<version>".
 INFER_ROUTE = "/v2/models/{model:path}/infer"
-INLINE_BYTES = 4096  # image files this small in all are decoded on the event loop, as /predict's
+
+
+def infer_paths(settings: Settings) -> frozenset[str]:
+    """The concrete infer paths of the served and earlier versions, for middleware that
+    matches exact paths (traffic.Deadline's 504 and 503 in our JSON)."""
+    files = resolve(settings.models_dir, settings.model_version, settings.model_path)
+    versions = [read_metadata(files, check_sha256=False).version, *read_served(settings.models_dir).versions()]
+    base = f"/v2/models/{MODEL_NAME}"
+    return frozenset([f"{base}/infer", *(f"{base}/versions/{v}/infer" for v in versions)])
 
 
 def accepted(settings: Settings) -> str:
@@ -177,20 +183,10 @@ def _model_path(model: str) -> tuple[str, str | None]:
     return name, version if sep else None
 
 
-def frames_of(files: list[bytes], settings: Settings, accepted_text: str) -> np.ndarray:
-    """Image files -> (N, 28, 28) float32: /predict's decode and MNIST framing and limits."""
-    images = []
-    for i, data in enumerate(files):
-        try:
-            images.append(decode(data, max_pixels=settings.max_image_pixels, accepted=accepted_text))
-        except BadInput as exc:
-            raise exc.at(i) from None
-    return to_mnist_many(images)  # names a refused image images[i] itself
-
-
 async def parse_infer(request: Request, versions: Versions, settings: Settings) -> list[Item]:
     """An infer request -> one Item per image; BadInput for anything we refuse."""
     text = accepted(settings)
+    limits = budget(settings)  # before the body: the deadline runs from the request's arrival
     name, version = _model_path(request.path_params.get("model", ""))
     model = versions.find(name, version)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -206,10 +202,8 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
         pixels = read_pixels(tensor, raw, limit, text)
     elif tensor.name == IMAGE_INPUT:
         files = read_images(tensor, raw, limit, text)
-        if sum(map(len, files)) <= INLINE_BYTES:
-            pixels = frames_of(files, settings, text)
-        else:
-            pixels = await anyio.to_thread.run_sync(frames_of, files, settings, text)
+        # /predict_batch's path: pixel budgets, decode threads, deadline, decode and framing
+        pixels = await frames_of(files, limits, text, decode_threads())
     else:
         raise BadInput(f"unknown input {tensor.name!r}; this model takes {pixel_input!r} "
                        f"(FP32) or {IMAGE_INPUT!r} (BYTES)", text)

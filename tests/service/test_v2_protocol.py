@@ -235,6 +235,8 @@ BAD_REQUESTS = [
     ("not base64", b'{"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["**"]}]}', {}, 400),
     ("not an image", json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
                                              "data": [base64.b64encode(b"hello").decode()]}]}).encode(), {}, 400),
+    ("over the pixel budget", json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [
+        base64.b64encode(png_bytes(np.zeros((5000, 5000), np.uint8))).decode()]}]}).encode(), {}, 413),
     ("header length past the body", b'{"inputs": []}', {"Inference-Header-Content-Length": "999"}, 400),
     ("binary size mismatch", *_binary("pixels", [1, 1, 28, 28], "FP32", 3136, b"\0" * 10), 400),
     ("binary FP32 too short", *_binary("pixels", [1, 1, 28, 28], "FP32", 10, b"\0" * 10), 400),
