@@ -112,6 +112,7 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
                         "type": "array", "items": PIXEL_IMAGE_SCHEMA,
                         "minItems": 1, "maxItems": limit,
                     }},
+                    "additionalProperties": False,
                 }
             }
         },

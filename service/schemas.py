@@ -97,7 +97,8 @@ def pixels_to_array(value: Any, *, look_for_bools: bool = True) -> np.ndarray:
 class PixelsRequest(BaseModel):
     """Programmatic clients that already hold pixels: {"images": [28x28 arrays]}."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # Only "images": a body's other keys are refused, unparsed (http_io.load_json).
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     images: Annotated[
         list[Any],

@@ -91,3 +91,44 @@ def test_predictions_follow_the_probabilities() -> None:
     assert [p.digit for p in out] == [3, 7]
     assert out[0].confidence == pytest.approx(0.91)
     assert len(out[1].probabilities) == 10 and out[1].model_version == "v1"
+
+
+class TestLoadJson:
+    """http_io.load_json: json.loads, one image at a time, for {"images": [...]} only."""
+
+    def _load(self, body: bytes, limit: int = 10):
+        from service.http_io import load_json
+
+        return load_json(body, limit, "x")
+
+    @pytest.mark.parametrize("body", [
+        b'{"images": []}',
+        b' { "images" : [ [[1, 2]], [[0.5]] ] } ',
+        b'{"images":[[[1e-3,2]],[[NaN]]]}',
+        b'[1, 2]',
+        b'{"pixels": 1}',
+    ])
+    def test_reads_what_json_loads_reads(self, body: bytes) -> None:
+        assert json.dumps(self._load(body)) == json.dumps(json.loads(body))
+
+    @pytest.mark.parametrize("body", [b'{"images": [[1] [2]]}', b'{"images": [[1],', b'{"images": [1]'])
+    def test_malformed_is_a_json_error(self, body: bytes) -> None:
+        with pytest.raises(ValueError):
+            self._load(body)
+
+    def test_other_keys_are_refused_unparsed(self) -> None:
+        with pytest.raises(BadInput) as info:
+            self._load(b'{"images": [], "junk": [' + b"0," * 50_000 + b"0]}")
+        assert info.value.status == 422 and "nothing else" in info.value.error
+
+    def test_a_big_body_of_another_shape_is_refused_unparsed(self) -> None:
+        with pytest.raises(BadInput) as info:
+            self._load(b'{"junk": [' + b"0," * 50_000 + b'0], "images": []}')
+        assert info.value.status == 422
+
+    def test_the_image_limit_stops_the_parse(self) -> None:
+        body = b'{"images": [[[0]], [[0]], [[0]], [[0]], not even JSON after the limit'
+
+        with pytest.raises(BadInput) as info:
+            self._load(body, limit=3)
+        assert info.value.status == 413
