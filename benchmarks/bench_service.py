@@ -6,6 +6,8 @@ One run on this machine, all against 127.0.0.1, with locust (headless, FastHttpU
 at a fixed concurrency:
   1. the served model in-process with onnxruntime: images/s at max_batch_size (the ceiling);
   2. `bentoml serve` (this repo's service): /predict requests/s, p50, p99; /predict_batch images/s;
+     the Open Inference Protocol's infer (v2), one image and a batch per request, as
+     tritonclient sends them (BYTES PNGs with the binary tensor data extension);
   3. a minimal hand-written Starlette + onnxruntime /predict doing the same decode, MNIST
      framing and predict per request (service.decode.decode + service.preprocess): the
      baseline a user would otherwise write.
@@ -51,15 +53,16 @@ from locust import FastHttpUser, constant, task
 D = pathlib.Path(os.environ["BENCH_DIR"])
 KIND = os.environ["BENCH_KIND"]
 META = json.loads((D / "meta.json").read_text())[KIND]
-BODIES = [(D / f).read_bytes() for f in META["files"]]
+EXTRA = META.get("headers") or [{}] * len(META["files"])
+BODIES = [((D / f).read_bytes(), h) for f, h in zip(META["files"], EXTRA)]
 
 class Bench(FastHttpUser):
     wait_time = constant(0)
 
     @task
     def post(self):
-        body = random.choice(BODIES)
-        headers = {"Content-Type": META["content_type"]}
+        body, extra = random.choice(BODIES)
+        headers = {"Content-Type": META["content_type"], **extra}
         with self.client.post(META["path"], data=body, headers=headers, name=KIND,
                               catch_response=True) as r:
             if r.status_code != 200:
@@ -81,6 +84,19 @@ def multipart(field: str, blobs: list[bytes]) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
+def v2_bytes_request(pngs: list[bytes]) -> tuple[bytes, int]:
+    """An Open Inference Protocol infer body as tritonclient sends image files: BYTES [N]
+    with the binary tensor data extension (each file after a 4-byte little-endian length),
+    outputs in binary too; and the length of its JSON header."""
+    raw = b"".join(len(p).to_bytes(4, "little") + p for p in pngs)
+    header = json.dumps({
+        "inputs": [{"name": "image", "shape": [len(pngs)], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(raw)}}],
+        "parameters": {"binary_data_output": True},
+    }).encode()
+    return header + raw, len(header)
+
+
 def write_payloads(folder: Path, images: np.ndarray, batch: int) -> None:
     """Request bodies on disk for the locust processes: single uploads and batches."""
     pngs = []
@@ -100,6 +116,15 @@ def write_payloads(folder: Path, images: np.ndarray, batch: int) -> None:
         (folder / f"b{j}.bin").write_bytes(multipart("images", pngs[j : j + batch]))
         batches.append(f"b{j}.bin")
     meta["predict_batch"] = {"path": "/predict_batch", "files": batches, "content_type": ctype}
+    for kind, n in (("v2_infer", 1), ("v2_infer_batch", batch)):
+        files, headers = [], []
+        for j in range(0, len(pngs) - n + 1, n):
+            body, header_length = v2_bytes_request(pngs[j : j + n])
+            (folder / f"{kind}{j}.bin").write_bytes(body)
+            files.append(f"{kind}{j}.bin")
+            headers.append({"Inference-Header-Content-Length": str(header_length)})
+        meta[kind] = {"path": "/v2/models/mnist/infer", "files": files, "headers": headers,
+                      "content_type": "application/octet-stream"}
     (folder / "meta.json").write_text(json.dumps(meta))
     (folder / "locustfile.py").write_text(LOCUSTFILE)
 
@@ -244,6 +269,10 @@ def table(r: dict) -> str:
         row(f"BentoML `/predict` (adaptive batching), {w} workers", p),
         row(f"Starlette + onnxruntime baseline `/predict`, {w} workers", base),
         row(f"BentoML `/predict_batch`, {r['batch']} images per request, {w} workers", b, r["batch"]),
+        *([row(f"BentoML v2 infer (Open Inference Protocol), 1 PNG per request, {w} workers",
+               r["v2_infer"]),
+           row(f"BentoML v2 infer, {r['batch']} PNGs per request, {w} workers", r["v2_infer_batch"],
+               r["batch"])] if "v2_infer" in r else []),
         row(f"BentoML `/predict`, 1 worker x {r['cores']} threads", p1),
         row(f"Starlette baseline `/predict`, 1 worker x {r['cores']} threads", base1),
         "",
@@ -252,7 +281,8 @@ def table(r: dict) -> str:
         f"each: {p1['rps'] / base1['rps']:.2f}x, p99 {p1['p99_ms']:.0f} vs {base1['p99_ms']:.0f} ms.",
         f"- `/predict_batch` vs in-process: **{b['rps'] * r['batch'] / r['in_process']:.0%}** of "
         "the images/s (target >= 50%).",
-        f"- Mean adaptive batch on `/predict`: {r['mean_batch']:.1f} images per onnxruntime call.",
+        f"- Mean adaptive batch on `/predict`: {r['mean_batch']:.1f} images per onnxruntime call"
+        + (f"; on v2 infer: {r['mean_batch_v2']:.1f} requests per call." if "mean_batch_v2" in r else "."),
         "",
         "Rerun: `make benchmark-service` (add `ARGS=--ablation` for the table below), or "
         "`python -m benchmarks.bench_service --users 32`. Per-stage costs and the cores each "
@@ -306,19 +336,40 @@ def write_markdown(text: str, path: Path) -> None:
     path.write_text(new)
 
 
-def mean_batch(url: str) -> float:
+def mean_batch(url: str, method: str = "predict") -> float:
+    """Requests per batched call of one API, from BentoML's adaptive batch size histogram."""
     import urllib.request
 
     text = urllib.request.urlopen(f"{url}/metrics").read().decode()
     total = count = 0.0
     for line in text.splitlines():
-        if line.startswith("bentoml_service_adaptive_batch_size_") and 'method_name="predict"' in line:
+        if line.startswith("bentoml_service_adaptive_batch_size_") and f'method_name="{method}"' in line:
             value = float(line.rsplit(" ", 1)[1])
             if line.startswith("bentoml_service_adaptive_batch_size_sum"):
                 total += value
             elif line.startswith("bentoml_service_adaptive_batch_size_count"):
                 count += value
     return total / count if count else float("nan")
+
+
+# contender -> (server, payload kind); "..._1w": one process with every core's threads
+CONTENDERS = {"predict": ("service", "predict"), "baseline": ("baseline", "predict"),
+              "predict_batch": ("service", "predict_batch"),
+              "v2_infer": ("service", "v2_infer"), "v2_infer_batch": ("service", "v2_infer_batch"),
+              "predict_1w": ("service_1w", "predict"), "baseline_1w": ("baseline_1w", "predict")}
+
+
+def partial_table(r: dict, contenders: dict) -> str:
+    """--only's rows: requests/s, images/s (batch payloads count every image), p50, p99."""
+    lines = [f"Machine: {r['machine']}; {r['users']} users, medians of {r['rounds']} rounds of "
+             f"{r['seconds']} s (--only: a quick check, not the full comparison)", "",
+             "| what | requests/s | images/s | p50 ms | p99 ms | failures |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, (_, kind) in contenders.items():
+        m, n = r[name], r["batch"] if kind.endswith("batch") else 1
+        lines.append(f"| {name} | {m['rps']:,.0f} | {m['rps'] * n:,.0f} | {m['p50_ms']:.0f} | "
+                     f"{m['p99_ms']:.0f} | {m['failures']} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -333,6 +384,9 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; keep BENCHMARKS.md")
     parser.add_argument("--ablation", action="store_true",
                         help="also run /predict with each removed overhead put back")
+    parser.add_argument("--only", nargs="+", choices=CONTENDERS, metavar="NAME",
+                        help="measure only these rows and print them, writing nothing "
+                        f"(a quick check; one of {', '.join(CONTENDERS)})")
     parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
@@ -351,21 +405,20 @@ def main() -> None:
                      "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds,
                      "batch": batch, "workers": settings.workers,
                      "ort_threads": settings.threads_per_worker, "cores": cores}
-    # contender -> (server, endpoint); "..._1w": one process with every core's threads
-    contenders = {"predict": ("service", "predict"), "baseline": ("baseline", "predict"),
-                  "predict_batch": ("service", "predict_batch"),
-                  "predict_1w": ("service_1w", "predict"), "baseline_1w": ("baseline_1w", "predict")}
+    contenders = {name: CONTENDERS[name] for name in args.only or CONTENDERS}
     runs: dict[str, list] = {name: [] for name in [*contenders, "in_process"]}
     extra = ""
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         write_payloads(folder, images, batch)
-        urls = {
-            "service": stack.enter_context(running_service()),
-            "baseline": stack.enter_context(running_baseline(settings.workers)),
-            "service_1w": stack.enter_context(running_service(env={"MNIST_WORKERS": "1"})),
-            "baseline_1w": stack.enter_context(running_baseline(1)),
+        servers = {
+            "service": lambda: running_service(),
+            "baseline": lambda: running_baseline(settings.workers),
+            "service_1w": lambda: running_service(env={"MNIST_WORKERS": "1"}),
+            "baseline_1w": lambda: running_baseline(1),
         }
+        urls = {server: stack.enter_context(servers[server]())
+                for server in dict.fromkeys(server for server, _ in contenders.values())}
         print("warm-up ...", flush=True)
         for server, kind in contenders.values():
             run_locust(urls[server], folder, kind, args.users, args.warmup)
@@ -374,10 +427,15 @@ def main() -> None:
             print(f"round {r + 1}/{args.rounds} ...", flush=True)
             for name, (server, kind) in contenders.items():
                 runs[name].append(run_locust(urls[server], folder, kind, args.users, args.seconds))
-            runs["in_process"].append(in_process(clf, pixels, batch, args.seconds / 2))
-        results["mean_batch"] = mean_batch(urls["service"])
+            if not args.only:
+                runs["in_process"].append(in_process(clf, pixels, batch, args.seconds / 2))
         for name in contenders:
             results[name] = median_run(runs[name])
+        if args.only:
+            print(partial_table(results, contenders))
+            return
+        results["mean_batch"] = mean_batch(urls["service"])
+        results["mean_batch_v2"] = mean_batch(urls["service"], "v2_infer")
         results["in_process"] = statistics.median(runs["in_process"])
         if args.ablation:
             extra = ablation(folder, args.users, args.seconds, args.warmup, args.rounds)

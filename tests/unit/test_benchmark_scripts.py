@@ -33,3 +33,18 @@ def test_service_table_renders_the_targets() -> None:
                "predict_batch": run, "predict_1w": run, "baseline_1w": run}
     text = bench_service.table(json.loads(json.dumps(results)))
     assert "**1.00x** requests/s" in text and "**50%** of the images/s" in text
+    assert "v2 infer" not in text  # results from before the v2 rows still render
+    results |= {"v2_infer": run, "v2_infer_batch": run, "mean_batch_v2": 2.0}
+    text = bench_service.table(json.loads(json.dumps(results)))
+    assert "| BentoML v2 infer, 64 PNGs per request, 2 workers | 100 | 6,400 |" in text
+    assert "on v2 infer: 2.0 requests per call" in text
+
+
+def test_v2_payload_is_what_tritonclient_sends() -> None:
+    """The benchmark's v2 body parses as the service reads tritonclient's."""
+    from service.v2_tensors import input_bytes, read_images, split_body
+
+    body, header_length = bench_service.v2_bytes_request([b"png one", b"two"])
+    request, binary = split_body(body, str(header_length), "a")
+    (tensor,) = request.inputs
+    assert read_images(tensor, input_bytes(tensor, binary, "a"), 10, "a") == [b"png one", b"two"]
