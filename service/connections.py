@@ -109,9 +109,14 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        counting = self.head_timer is not None  # the head was under way before this chunk
+        # A head under way before this chunk (or a new connection's first bytes) counts it.
+        counting = self.in_head or self.head_timer is not None
         super().data_received(data)
-        if counting and self.head_timer is not None:  # ...and is still not complete
+        if self.in_head:  # the head is still not complete
+            if self.head_timer is None:  # a kept-alive request's head spans chunks: time it
+                self._arm_head_timer()
+            if not counting:
+                return
             self.head_bytes += len(data)
             if self.head_bytes > self.limits.max_header_bytes:
                 tally.add("for headers over MNIST_MAX_HEADER_BYTES", self.loop)
@@ -123,12 +128,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.in_head = True
         self.head_bytes = 0
-        if self.head_timer is None:  # a request on a kept-alive connection: from its first byte
-            self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        self._cancel_head_timer()
+        if self.head_timer is not None:
+            self._cancel_head_timer()
         super().on_headers_complete()
         if self.loop.time() >= self.retire_at and self.cycle is not None:
             self.cycle.keep_alive = False  # uvicorn answers with Connection: close, then closes
