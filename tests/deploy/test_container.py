@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -59,10 +60,18 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             podman("rmi", "--force", *made, check=False)
 
 
+class Running(NamedTuple):
+    name: str
+    url: str
+    ready_s: float  # from `podman run` to the first 200 from /readyz
+    load: float  # 1-minute load average just before the start
+
+
 @contextlib.contextmanager
-def started(image: str) -> Iterator[tuple[str, str, float]]:
-    """(name, URL, seconds from `podman run` to /readyz 200) of the image running hardened; removed after."""
+def started(image: str) -> Iterator[Running]:
+    """The image running hardened, as in Kubernetes, on a free loopback port; removed after."""
     name, port = f"mnist-test-{uuid.uuid4().hex[:8]}", free_port()
+    load = os.getloadavg()[0]
     start = time.monotonic()
     podman("run", "--detach", "--name", name, "--read-only", "--cap-drop=ALL",
            "--security-opt=no-new-privileges", "--cpus=2", "--publish", f"127.0.0.1:{port}:3000", image)  # fmt: skip
@@ -78,13 +87,13 @@ def started(image: str) -> Iterator[tuple[str, str, float]]:
             if state != "running" or time.monotonic() - start > 120:
                 pytest.fail(f"container {state}, not ready:\n{podman('logs', name, check=False).stderr[-3000:]}")
             time.sleep(0.1)
-        yield name, url, time.monotonic() - start
+        yield Running(name, url, time.monotonic() - start, load)
     finally:
         podman("rm", "--force", "--time", "5", name, check=False)
 
 
 @pytest.fixture(scope="module")
-def container(image: str) -> Iterator[tuple[str, str, float]]:
+def container(image: str) -> Iterator[Running]:
     with started(image) as running:
         yield running
 
@@ -103,18 +112,17 @@ def test_image_says_which_model_it_serves(image: str) -> None:
     assert image.endswith(":" + served_version())
 
 
-def test_ready_within_budget(container: tuple[str, str, float], image: str) -> None:
-    """Ready within 10 s of `podman run`: 3-4 s on a quiet 2-core machine, so one more start is
-    allowed when other work shares the cores (BENCHMARKS.md has both)."""
-    times = [container[2]]
-    if times[0] > READY_BUDGET_S:
-        with started(image) as (_, _, again):
-            times.append(again)
-    assert min(times) <= READY_BUDGET_S, f"ready after {' and '.join(f'{t:.1f}' for t in times)} s"
+def test_ready_within_budget(container: Running) -> None:
+    """Ready within 10 s of `podman run` on 2 free cores (3-4 s on a quiet machine). When other work
+    already kept the cores busy (load average over the core count), the budget grows in proportion."""
+    busy = max(1.0, container.load / (os.cpu_count() or 1))
+    assert container.ready_s <= READY_BUDGET_S * busy, (
+        f"ready after {container.ready_s:.1f} s; budget {READY_BUDGET_S:.0f} s x {busy:.1f} (load {container.load:.1f})"
+    )
 
 
-def test_answers_real_digits(container: tuple[str, str, float], mnist_data_dir: Path) -> None:
-    _, url, _ = container
+def test_answers_real_digits(container: Running, mnist_data_dir: Path) -> None:
+    url = container.url
     images, labels = load_mnist(mnist_data_dir, "test")
     metadata = json.loads((REPO / "models" / served_version() / "metadata.json").read_text())
     known_wrong = set(metadata.get("misclassified_test_indices", []))
@@ -132,16 +140,16 @@ def test_answers_real_digits(container: tuple[str, str, float], mnist_data_dir: 
         assert wrong <= known_wrong, wrong - known_wrong
 
 
-def test_bad_input_is_the_callers_error(container: tuple[str, str, float]) -> None:
-    _, url, _ = container
+def test_bad_input_is_the_callers_error(container: Running) -> None:
+    url = container.url
     response = httpx.post(f"{url}/predict", content=b"not an image", headers={"Content-Type": "image/png"})
     assert response.status_code == 400
     assert set(response.json()) == {"error", "accepted"}
     assert httpx.get(f"{url}/readyz").status_code == 200  # and it keeps serving
 
 
-def test_runs_as_non_root_on_a_read_only_root(container: tuple[str, str, float]) -> None:
-    name, _, _ = container
+def test_runs_as_non_root_on_a_read_only_root(container: Running) -> None:
+    name = container.name
     rows = podman("top", name, "huser", "comm").stdout.splitlines()[1:]
     assert rows and all(row.split()[0] not in ("0", "root") for row in rows), rows
     write = podman("exec", name, "touch", "/home/bentoml/bento/written", check=False)
