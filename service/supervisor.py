@@ -8,9 +8,10 @@ start-up: a second instance (a canary, a test run, a benchmark) wiped the first 
 and then had both instances' workers counted in its /metrics.
 
 `install()` replaces `circus.watcher.Watcher`, in this process only, by a subclass that adds
-two circus hooks (before_reap, after_reap) and points the watcher's PROMETHEUS_MULTIPROC_DIR
-at a fresh folder of this instance, removed when it exits. `bentoml serve` imports the
-service (and so this) before it builds the watcher.
+two circus hooks (before_reap, after_reap), reaps a dead worker on SIGCHLD instead of at
+BentoML's 10 s check, respawns workers in containers too, and points the watcher's
+PROMETHEUS_MULTIPROC_DIR at a fresh folder of this instance, removed when it exits.
+`bentoml serve` imports the service (and so this) before it builds the watcher.
 """
 
 from __future__ import annotations
@@ -66,8 +67,7 @@ def _after_reap(watcher: Any, process_pid: int, exit_code: int | None = None, **
     if watcher.is_stopping() or watcher.is_stopped():
         logger.info("worker %s (pid %d) stopped: %s", wid, process_pid, how)
     else:
-        then = "a new worker starts in its place" if watcher.respawn else (
-            "it is not replaced (BentoML turns respawning off in containers)")
+        then = "a new worker starts in its place" if watcher.respawn else "it is not replaced"
         logger.warning("worker %s (pid %d) died: %s; its requests in flight failed; %s",
                        wid, process_pid, how, then)
     directory = (watcher.env or {}).get(METRICS_ENV)
@@ -118,6 +118,10 @@ def install() -> None:
                      **(hooks or {})}
             if env and METRICS_ENV in env:
                 env = {**env, METRICS_ENV: instance_metrics_dir()}
+            # BentoML turns respawning off in containers (BENTOML_CONTAINERIZED, set by its
+            # image): a killed worker left the pod serving on fewer workers for good, its
+            # probes still green. Replace it, as outside a container.
+            kwargs["respawn"] = True
             super().__init__(*args, hooks=hooks, env=env, **kwargs)
 
         def initialize(self, evpub_socket: Any, sockets: Any, arbiter: Any) -> None:

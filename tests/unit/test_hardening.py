@@ -125,6 +125,9 @@ def test_circus_watchers_get_our_hooks_and_metrics_folder() -> None:
 
     supervisor.install()
     assert "from circus.watcher import Watcher" in inspect.getsource(serving.create_watcher)
-    watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"})
+    assert "respawn=not running_inside_container()" in inspect.getsource(serving.create_watcher)
+    watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"},
+                                     respawn=False)
     assert watcher.env["PROMETHEUS_MULTIPROC_DIR"] == supervisor.instance_metrics_dir() != "/shared"
     assert {"before_reap", "after_reap"} <= set(watcher.hooks)
+    assert watcher.respawn  # containers too
