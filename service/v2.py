@@ -35,7 +35,7 @@ from service.frames import frames_of
 from service.http_io import budget, decode_threads, error_response, read_body
 from service.model import Classifier, ModelError
 from service.settings import Settings, get_settings
-from service.v2_schemas import ModelMetadata, ServerMetadata, TensorMetadata
+from service.v2_schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata, TensorMetadata
 from service.v2_tensors import (
     ACCEPTED,
     BYTES,
@@ -219,6 +219,11 @@ class InferInput(bentoml.IODescriptor):
     items: list[Any]
 
     @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """/docs.json's request body: the protocol's infer request, which from_http_request reads."""
+        return InferRequest.model_json_schema(*args, **kwargs)
+
+    @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> InferInput:
         """-> items=[Item per image], or items=[BadInput] for a refused request."""
         settings = get_settings()
@@ -234,6 +239,11 @@ class InferInput(bentoml.IODescriptor):
 
 class InferOutput(bentoml.IODescriptor):
     """The infer response: this request's rows of the batch, as the request asked."""
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """/docs.json's answer: the protocol's infer response."""
+        return InferResponse.model_json_schema(*args, **kwargs)
 
     @classmethod
     async def to_http_response(cls, obj: Any, serde: Any) -> Response:

@@ -36,6 +36,25 @@ class InferRequest(BaseModel):
     outputs: list[RequestOutput] | None = None
 
 
+class ResponseOutput(BaseModel):
+    """One output tensor: JSON data, or parameters.binary_data_size bytes after the header."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, Any] | None = None
+    data: list[float] | None = None
+
+
+class InferResponse(BaseModel):
+    """The infer response (service/v2_tensors.encode_response writes it; /docs.json shows it)."""
+
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[ResponseOutput]
+
+
 class TensorMetadata(BaseModel):
     """A tensor in model metadata: -1 marks the batch dimension."""
 
