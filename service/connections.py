@@ -229,9 +229,9 @@ def install(settings: Settings) -> None:
 
         guarded = True
 
-        def __init__(self, app: Any, **kwargs: Any) -> None:
+        def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("http", protocol)
             kwargs.setdefault("headers", headers)
-            super().__init__(app, **kwargs)
+            super().__init__(app, *args, **kwargs)
 
     uvicorn.Config = GuardedConfig  # type: ignore[misc]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import socket
 import sys
 import threading
@@ -27,7 +28,7 @@ from harness.server import free_port, running_server
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 HEADER_TIMEOUT_S = 2.0
-IDLE = 2500  # more than the two workers' 1024 open files together
+IDLE = 4000  # more than the two workers' 1024 open files and the 2048 backlog together
 SLOW = 200  # connections sending one header byte a second
 
 
@@ -41,6 +42,15 @@ def serve_with_file_limit(tmp_path: Path, nofile: int = 1024, **env: str) -> Ite
                 "MNIST_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S), **env}
     with running_server(cmd, port, full_env, name="bentoml serve", log_path=tmp_path / "serve.log") as url:
         yield url
+
+
+def _our_file_budget(wanted: int) -> int:
+    """Sockets this test process may open: its soft open-file limit, raised toward `wanted`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted + 200:
+        soft = wanted + 200 if hard == resource.RLIM_INFINITY else min(wanted + 200, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return wanted if soft == resource.RLIM_INFINITY else min(wanted, soft - 200)
 
 
 def _connect(port: int) -> socket.socket | None:
@@ -83,16 +93,17 @@ def _service_answers(url: str) -> tuple[int, int, float]:
 
 
 def test_idle_and_slow_header_flood(tmp_path: Path) -> None:
-    """2,500 idle connections and 200 sending a header byte a second, against two workers that
-    may open 1,024 files each: /readyz and /predict keep answering, and the server closes
-    the flood once the header timeout passes (slow senders get a 408)."""
+    """4,000 idle connections and 200 sending a header byte a second, against two workers that
+    may open 1,024 files each: /readyz and /predict keep answering (they failed before), and
+    the server closes the flood once the header timeout passes (slow senders get a 408)."""
+    n_idle = _our_file_budget(IDLE + SLOW) - SLOW
     with serve_with_file_limit(tmp_path) as url:
         port = int(url.rsplit(":", 1)[1])
-        idle = [s for s in (_connect(port) for _ in range(IDLE)) if s]
+        idle = [s for s in (_connect(port) for _ in range(n_idle)) if s]
+        during = _service_answers(url)
         slow = [s for s in (_connect(port) for _ in range(SLOW)) if s]
         for sock in slow:
             sock.send(b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        during = _service_answers(url)
         deadline = time.monotonic() + HEADER_TIMEOUT_S + 15
         open_idle, open_slow = idle, slow
         while time.monotonic() < deadline and (open_idle or open_slow):
