@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +22,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from deploy.container import REPO, base_tag, build, container_env, image_bytes, served_version
 from harness.images import png_bytes
@@ -68,13 +72,13 @@ class Running(NamedTuple):
 
 
 @contextlib.contextmanager
-def started(image: str) -> Iterator[Running]:
+def started(image: str, *args: str) -> Iterator[Running]:
     """The image running hardened, as in Kubernetes, on a free loopback port; removed after."""
     name, port = f"mnist-test-{uuid.uuid4().hex[:8]}", free_port()
     load = os.getloadavg()[0]
     start = time.monotonic()
-    podman("run", "--detach", "--name", name, "--read-only", "--cap-drop=ALL",
-           "--security-opt=no-new-privileges", "--cpus=2", "--publish", f"127.0.0.1:{port}:3000", image)  # fmt: skip
+    hardened = ["--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges", "--cpus=2"]
+    podman("run", "--detach", "--name", name, *hardened, "--publish", f"127.0.0.1:{port}:3000", image, *args)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -154,3 +158,37 @@ def test_runs_as_non_root_on_a_read_only_root(container: Running) -> None:
     assert rows and all(row.split()[0] not in ("0", "root") for row in rows), rows
     write = podman("exec", name, "touch", "/home/bentoml/bento/written", check=False)
     assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+def test_sigterm_drains_the_request_in_flight(image: str, mnist_data_dir: Path) -> None:
+    """What Kubernetes does at termination (SIGTERM, then SIGKILL after the grace): a request in
+    flight is answered in full and the server exits 0, well inside the Deployment's 45 s grace."""
+    images, labels = load_mnist(mnist_data_dir, "test")
+    n = 240  # 500x500 scans: a few seconds of decoding and framing, under the per-request pixel limit
+    scans = [
+        png_bytes(np.asarray(Image.fromarray(255 - images[i]).resize((500, 500), Image.BILINEAR))) for i in range(n)
+    ]
+    files = [("images", (f"{i}.png", scan, "image/png")) for i, scan in enumerate(scans)]
+    with started(image, "--timeout-graceful-shutdown", "30") as running, httpx.Client(timeout=10) as client:
+        answer: dict[str, httpx.Response] = {}
+        sender = threading.Thread(
+            target=lambda: answer.update(r=httpx.post(f"{running.url}/predict_batch", files=files, timeout=60))
+        )
+        sender.start()
+        deadline = time.monotonic() + 30
+        while not re.search(
+            r'request_in_progress\{endpoint="/predict_batch"[^}]*\} [1-9]', client.get(f"{running.url}/metrics").text
+        ):
+            assert time.monotonic() < deadline and sender.is_alive(), "the batch never showed as in flight"
+            time.sleep(0.02)
+        start = time.monotonic()
+        podman("stop", "--time", "45", running.name)
+        stopped_s = time.monotonic() - start
+        sender.join()
+        exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", running.name).stdout.strip()
+    response = answer["r"]
+    assert response.status_code == 200, response.text
+    digits = [a["digit"] for a in response.json()]
+    assert sum(d == labels[i] for i, d in enumerate(digits)) >= n - 2
+    assert stopped_s < 45 - 5  # inside the grace, with the preStop's 5 s
+    assert exit_code == "0"
