@@ -149,6 +149,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.transport.is_closing():
             return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a pipelined head waits for the response before it: not late
+            return
         if not self.in_head:  # opened and never used: nothing to answer
             tally.add("idle since they opened", self.loop)
             self.transport.close()
