@@ -56,7 +56,7 @@ def test_schemathesis_finds_no_failures(tmp_path: Path) -> None:
             # Open Inference Protocol routes are service/v2.py's to describe and test.
             "--exclude-path-regex", "^/v2/",
         ]
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     out = run.stdout + run.stderr
     (tmp_path / "schemathesis.txt").write_text(out)
     summary = out[out.rfind("SUMMARY"):]
