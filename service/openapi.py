@@ -36,6 +36,7 @@ ERROR_SCHEMA = {
     "additionalProperties": False,
 }
 WHY = {
+    401: "no known API key (MNIST_API_KEYS is set)",
     400: "malformed request: empty body, not an image, truncated, wrong field, bad JSON",
     413: "over a limit: body bytes, images per request, pixels per image or per request",
     415: "unsupported Content-Type or image format",
@@ -125,6 +126,13 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "/predict_pixels": {"application/json": {"schema": predictions}},
     }
     spec["paths"].update(PAGES)
+    keys = getattr(settings, "api_keys", None)  # service/security.py: MNIST_API_KEYS
+    guarded = bool(keys and keys.get_secret_value())
+    if guarded:
+        spec["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
     for path, statuses in ROUTES.items():
         post = spec["paths"].get(path, {}).get("post")
         if post is None:
@@ -134,6 +142,9 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "200": {"description": "the answer", "content": answers[path]},
             **{str(status): _error(status) for status in statuses},
         }
+        if guarded:
+            post["security"] = [{"bearer": []}, {"apiKey": []}]
+            post["responses"]["401"] = _error(401)
     return spec
 
 

@@ -42,6 +42,18 @@ def test_docs_json_documents_every_status_of_the_image_routes() -> None:
     floats = images["items"]["anyOf"][1]["items"]["items"]
     assert floats == {"type": "number", "minimum": 0, "maximum": 1}
     assert {"/model", "/ui"} <= set(spec["paths"])
+    assert "401" not in responses
+
+
+def test_with_api_keys_every_image_route_documents_its_401() -> None:
+    from service.openapi import complete
+    from service.settings import Settings
+
+    settings = Settings(api_keys="k1")
+    spec = complete({"paths": {path: {"post": {}} for path in IMAGE_ROUTES}}, settings)
+    for path in IMAGE_ROUTES:
+        post = spec["paths"][path]["post"]
+        assert "401" in post["responses"] and post["security"]
 
 
 def test_schemathesis_finds_no_failures(tmp_path: Path) -> None:
