@@ -102,22 +102,22 @@ class DecodeThreads:
 
     def __init__(self, threads: int, queue: int) -> None:
         self.threads, self.queue = threads, queue
-        self.waiting = 0
+        self.admitted = 0  # running or waiting for a thread
         self._limiter: anyio.CapacityLimiter | None = None
 
     async def run(self, work: Callable[..., T], *args: object, accepted: str) -> T:
         """work(*args) in a decode thread, or a 503 BadInput when the queue is full."""
         if self._limiter is None:  # made in the worker's event loop
             self._limiter = anyio.CapacityLimiter(self.threads)
-        if self.waiting >= self.threads + self.queue:
+        if self.admitted >= self.threads + self.queue:
             raise overloaded(accepted)
-        self.waiting += 1
+        self.admitted += 1
         try:
             return await anyio.to_thread.run_sync(
                 functools.partial(work, *args), limiter=self._limiter
             )
         finally:
-            self.waiting -= 1
+            self.admitted -= 1
 
 
 async def frames_of(blobs: Sequence[bytes], budget: Budget, accepted: str,
