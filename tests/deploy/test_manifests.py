@@ -83,6 +83,8 @@ def test_deployment_is_hardened_and_sized() -> None:
     res = container["resources"]
     assert res["requests"] == res["limits"]  # Guaranteed: the quota is the cores the workers get
     assert float(res["limits"]["cpu"]).is_integer()  # service.settings.cpu_count floors the quota
+    workers = next(e["valueFrom"]["resourceFieldRef"] for e in container["env"] if e["name"] == "MNIST_WORKERS")
+    assert workers == {"containerName": container["name"], "resource": "limits.cpu", "divisor": "1"}
     assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
@@ -95,7 +97,7 @@ def test_termination_grace_covers_the_drain() -> None:
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
     args = container["args"]
     drain = int(args[args.index("--timeout-graceful-shutdown") + 1])
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     assert float(env["MNIST_TIMEOUT_S"]) <= drain
     assert pre_stop + drain < pod["terminationGracePeriodSeconds"]
 
