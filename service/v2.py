@@ -171,7 +171,11 @@ class Item:
 
 
 def _versions() -> Versions | None:
-    svc = bentoml.get_current_service()
+    """This worker's versions, None until the service instance exists."""
+    try:
+        svc = bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException:  # "service isn't instantiated yet"
+        return None
     return getattr(svc, "v2", None)
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
-from collections.abc import Iterator
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+import bentoml
 import httpx
 import numpy as np
 import pytest
@@ -22,23 +22,10 @@ from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from harness.images import png_bytes
-from harness.server import running_service
 from service.model import Classifier, ModelFiles
 
 pytestmark = [pytest.mark.service]
 MODEL = "mnist"
-
-
-@pytest.fixture(scope="module")
-def service_url(tmp_path_factory) -> Iterator[str]:
-    """MNIST_SERVICE_URL, else a `bentoml serve` of our own: with its own BENTOML_HOME, since
-    every server that starts on this host clears the shared one's Prometheus files, which
-    test_v2_requests_are_batched reads."""
-    if url := os.environ.get("MNIST_SERVICE_URL"):
-        yield url.rstrip("/")
-        return
-    with running_service(env={"BENTOML_HOME": str(tmp_path_factory.mktemp("bentoml"))}) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +144,10 @@ def test_errors_reach_the_client(triton_client, metadata, mnist_test) -> None:
     assert err.value.status() == "400"
 
 
-def test_v2_requests_are_batched(service_url, triton_client, metadata, mnist_test) -> None:
-    """BentoML's adaptive batching serves v2: 128 concurrent requests take fewer runs (the
-    histogram counts requests per run)."""
+def test_v2_requests_go_through_adaptive_batching(service_url, metadata, mnist_test) -> None:
+    """Every v2 infer request of a started server passes BentoML's batching dispatcher (the
+    histogram counts requests per run); test_concurrent_requests_share_model_runs shows
+    that concurrent ones share runs, which a fast idle machine may not need to do here."""
     def batches() -> tuple[float, float]:
         text = httpx.get(f"{service_url}/metrics", timeout=30).text
         total = {"count": 0.0, "sum": 0.0}
@@ -170,13 +158,37 @@ def test_v2_requests_are_batched(service_url, triton_client, metadata, mnist_tes
         return total["count"], total["sum"]
 
     count0, sum0 = batches()
-    inp = _fp32_input(metadata["inputs"][0]["name"], _pixels(mnist_test[0][:1]), True)
+    inp = _fp32_input(metadata["inputs"][0]["name"], _pixels(mnist_test[0][:16]), True)
+    many = triton.InferenceServerClient(urlparse(service_url).netloc, concurrency=32)
     for _ in range(2):
-        for request in [triton_client.async_infer(MODEL, [inp]) for _ in range(64)]:
+        for request in [many.async_infer(MODEL, [inp]) for _ in range(64)]:
             request.get_result()
+    many.close()
     count1, sum1 = batches()
-    assert sum1 - sum0 == 128, (count0, sum0, count1, sum1)  # every request went through a dispatcher
-    assert count1 - count0 < 128  # and some shared a run
+    assert sum1 - sum0 == 128, (count0, sum0, count1, sum1)
+    assert 0 < count1 - count0 <= 128
+
+
+def test_concurrent_requests_share_model_runs(client, monkeypatch, mnist_test) -> None:
+    """The coalescing itself, made certain: with every model run held for 50 ms (off the event
+    loop), 16 concurrent v2 requests reach onnxruntime in fewer runs than requests."""
+    svc = bentoml.get_current_service()  # the in-process service behind `client`
+    real, runs = svc.classifier.probabilities, []
+
+    def slow(pixels: np.ndarray) -> np.ndarray:
+        runs.append(len(pixels))
+        time.sleep(0.05)
+        return real(pixels)
+
+    monkeypatch.setattr(svc.classifier, "probabilities", slow)
+    monkeypatch.setattr(svc, "inline", False)
+    pixels = _pixels(mnist_test[0][:1])
+    body = {"inputs": [{"name": svc.classifier.input_name, "shape": [1, 1, 28, 28], "datatype": "FP32",
+                        "data": pixels.ravel().tolist()}]}
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: client.post("/v2/models/mnist/infer", json=body), range(16)))
+    assert [a.status_code for a in answers] == [200] * 16
+    assert sum(runs) == 16 and len(runs) < 16, runs
 
 
 def test_kserve_rest_client(service_url, metadata, direct, mnist_test) -> None:
