@@ -123,6 +123,8 @@ def scenarios() -> list[tuple[str, str, Callable[[], dict], int]]:
     jpeg_64mp_prog = _jpeg((8000, 8000), progressive=True)
     pixels_17mib = _pixels_json(1024)
     deep = b"[" * 100_000 + b"]" * 100_000
+    noise = _png(Image.fromarray(np.random.default_rng(0).integers(0, 255, (512, 512, 3), np.uint8)))
+    per_body = (20 * MB - 4096) // len(noise)  # as many as fit in a 20 MiB body
 
     def files(data: bytes, n: int, field: str = "images") -> Callable[[], dict]:
         return lambda: {"files": [(field, (f"{i}.png", data, "image/png")) for i in range(n)]}
@@ -151,6 +153,8 @@ def scenarios() -> list[tuple[str, str, Callable[[], dict], int]]:
         ("JSON nested 100,000 deep", "/predict_pixels", raw(deep, "application/json"), 1),
         ("8 x (4 x 4000x4000 1-bit PNG) at once (timeouts)", "/predict_batch",
          files(at_cap_1bit, 4), 8),
+        (f"10 x 20 MiB bodies at once ({per_body} noise PNGs each)", "/predict_batch",
+         files(noise, per_body), 10),
     ]
 
 

@@ -14,10 +14,12 @@ bodies in its own shape, and fetches URLs given in place of files).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -41,6 +43,7 @@ from service.errors import (
     ACCEPTED_PIXELS,
     RETRY_AFTER_S,
     BadInput,
+    overloaded,
     too_large,
 )
 from service.frames import INLINE_BYTES, Budget, DecodeThreads, frames_of
@@ -129,7 +132,11 @@ async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> l
         max_files = settings.max_images_per_request if many else 1
         field = "images" if many else "image"
         content_type = request.headers["content-type"]
-        return multipart_files(body, content_type, field, max_files, accepted)
+        if len(body) <= INLINE_BYTES:
+            return multipart_files(body, content_type, field, max_files, accepted)
+        # 20 MiB of parts take the event loop 40 ms to split: a decode thread's work
+        return await decode_threads().run(multipart_files, body, content_type, field,
+                                          max_files, accepted, accepted=accepted)
     if not many and (kind.startswith("image/") or kind in RAW_TYPES):
         return [body]
     if not body:
@@ -151,14 +158,50 @@ def decode_threads() -> DecodeThreads:
     return DecodeThreads(settings.decode_threads, settings.decode_queue)
 
 
+class BodiesInFlight:
+    """The bytes of request bodies over INLINE_BYTES that a worker holds at once, bounded.
+
+    Decode threads bound the memory of decoding; this bounds the bodies that wait for them
+    (each held until its request is framed, a multipart one twice over while it is split).
+    A body is counted by its Content-Length, or at the byte limit when it has none; one body
+    always fits, and past the budget a request gets a 503 before its body is read.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.held = budget, 0
+
+    @contextlib.contextmanager
+    def hold(self, request: Request, limit: int, accepted: str) -> Iterator[None]:
+        """Count this request's body while the block runs."""
+        declared = request.headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else limit
+        if size <= INLINE_BYTES or size > limit:  # small, or read_body's 413 at once
+            yield
+            return
+        if self.held and self.held + size > self.budget:
+            raise overloaded(accepted)
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size
+
+
+@functools.lru_cache(maxsize=1)
+def bodies_in_flight() -> BodiesInFlight:
+    """This worker's count of bodies in flight (one per process)."""
+    return BodiesInFlight(get_settings().max_bytes_in_flight)
+
+
 async def read_request(request: Request, *, many: bool) -> Frames:
     """An image request from transport to frames: (N, 28, 28) float32, or its BadInput."""
     settings = get_settings()
     deadline = budget(settings)  # before the body: the clock runs from the request's arrival
     accepted = accepted_images(settings) if many else ACCEPTED_IMAGE
     try:
-        blobs = await upload_bytes(request, settings, many=many)
-        return await frames_of(blobs, deadline, accepted, decode_threads())
+        with bodies_in_flight().hold(request, settings.max_upload_bytes, accepted):
+            blobs = await upload_bytes(request, settings, many=many)
+            return await frames_of(blobs, deadline, accepted, decode_threads())
     except BadInput as exc:
         return exc
 
@@ -201,12 +244,13 @@ class PixelsInput(PixelsRequest, bentoml.IODescriptor):
         limit = settings.max_images_per_request
         accepted = ACCEPTED_PIXELS.format(max_images=limit)
         try:
-            body = await read_body(request, settings.max_upload_bytes, accepted)
-            if len(body) <= INLINE_BYTES:
-                value: Frames = _parse_pixels(body, limit, accepted)
-            else:
-                value = await decode_threads().run(_parse_pixels, body, limit, accepted,
-                                                   accepted=accepted)
+            with bodies_in_flight().hold(request, settings.max_upload_bytes, accepted):
+                body = await read_body(request, settings.max_upload_bytes, accepted)
+                if len(body) <= INLINE_BYTES:
+                    value: Frames = _parse_pixels(body, limit, accepted)
+                else:
+                    value = await decode_threads().run(_parse_pixels, body, limit, accepted,
+                                                       accepted=accepted)
         except BadInput as exc:
             value = exc
         return cls.model_construct(images=value)

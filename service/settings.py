@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     decode_queue: PositiveInt = Field(
         default=32, description="requests that may wait for a decode thread; more get a 503"
     )
+    max_bytes_in_flight: PositiveInt = Field(
+        default=64 * 1024 * 1024,
+        description="request bodies over 64 KiB a worker holds at once (one always fits); "
+        "more get a 503",
+    )
     timeout_s: float = Field(default=60.0, gt=0)
 
     # Observability.

@@ -185,3 +185,26 @@ def test_other_paths_pass_through() -> None:
 
     status, _, body = asyncio.run(_call(Deadline(ok, 5, frozenset({"/predict"})), "/readyz"))
     assert status == 503 and body == b"not ready"
+
+
+class _Request:
+    def __init__(self, length: int | None) -> None:
+        self.headers = {} if length is None else {"content-length": str(length)}
+
+
+def test_bodies_in_flight_are_bounded_but_one_always_fits() -> None:
+    from service.http_io import BodiesInFlight
+
+    bodies = BodiesInFlight(budget=50_000_000)
+    mib20 = 20 * 1024 * 1024
+    with bodies.hold(_Request(mib20), mib20, "x"), bodies.hold(_Request(mib20), mib20, "x"):
+        with pytest.raises(BadInput) as info, bodies.hold(_Request(mib20), mib20, "x"):
+            pass
+        assert info.value.status == 503
+        with bodies.hold(_Request(300), mib20, "x"):  # small bodies are not counted
+            assert bodies.held == 2 * mib20
+        with pytest.raises(BadInput), bodies.hold(_Request(None), mib20, "x"):  # no length: the limit
+            pass
+    assert bodies.held == 0
+    with BodiesInFlight(budget=1).hold(_Request(mib20), mib20, "x") as alone:
+        assert alone is None  # alone, a body over the budget still fits
