@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,3 +227,24 @@ def bento_includes(models_dir: Path, root: Path) -> list[str]:
         f"{rel}/{SERVED_FILE}",
         *(f"{rel}/{v}/**" for v in versions),
     ]
+
+
+# Kustomizations whose `mnist` image is tagged with the served version (`make container` tags the
+# image so). Rewritten on every promotion and rollback, so the manifests never lag served.json.
+IMAGE_TAG_FILES = ("deploy/k8s/base/kustomization.yaml", "deploy/k8s/overlays/kserve/kustomization.yaml")
+_IMAGE_TAG = re.compile(r"(^\s*- name: mnist\n(?:\s+newName: [^\n]*\n)?\s+newTag: )(\S+)", re.M)
+
+
+def sync_image_tags(root: Path, version: str) -> list[Path]:
+    """Point the deployment's image tags under `root` at `version`; the files that changed."""
+    changed = []
+    for rel in IMAGE_TAG_FILES:
+        path = root / rel
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        new = _IMAGE_TAG.sub(lambda m: m.group(1) + version, text)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed

@@ -20,6 +20,7 @@ from contract import (
     Served,
     read_metadata,
     read_served,
+    sync_image_tags,
     write_served,
 )
 
@@ -91,7 +92,7 @@ def promote(
         tmp.rename(dest)  # atomic: a half-copied version is never visible
     if serve and state.served != meta.version:
         history = [v for v in state.versions() if v != meta.version]
-        write_served(models_dir, Served(served=meta.version, history=history))
+        _serve(models_dir, Served(served=meta.version, history=history))
     return meta.version
 
 
@@ -106,5 +107,13 @@ def rollback(models_dir: Path, to: str | None = None) -> str:
     history = [v for v in state.versions() if v != to]
     if state.history and to == state.history[0]:
         history = [v for v in state.history[1:] if v != to]
-    write_served(models_dir, Served(served=to, history=history))
+    _serve(models_dir, Served(served=to, history=history))
     return to
+
+
+def _serve(models_dir: Path, state: Served) -> None:
+    """Write served.json and carry the change to the deployment: the manifests beside models/
+    deploy the image tagged with the served version (the bento reads served.json at build time)."""
+    write_served(models_dir, state)
+    for path in sync_image_tags(models_dir.resolve().parent, str(state.served)):
+        log.info("%s now deploys mnist:%s", path, state.served)

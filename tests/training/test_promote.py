@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from contract import Served, read_served, sha256_file, version_name
+from contract import IMAGE_TAG_FILES, Served, read_served, sha256_file, version_name, write_served
 from training.cli import main
 from training.registry import PromotionError, promote, rollback
 
@@ -83,3 +83,20 @@ def test_rollback_serves_the_previous_version(tmp_path: Path, smoke_run: dict, m
         rollback(models)
     assert main(["rollback", second_name, "--models-dir", str(models)]) == 0
     assert read_served(models).served == second_name
+
+
+def test_promotion_and_rollback_retag_the_deployment(tmp_path: Path, smoke_run: dict, repo_root: Path) -> None:
+    """The manifests beside models/ follow served.json with no hand step."""
+    for rel in IMAGE_TAG_FILES:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(repo_root / rel, tmp_path / rel)
+    models = tmp_path / "models"
+    version = promote(smoke_run["export"], models, force=True)
+    for rel in IMAGE_TAG_FILES:
+        assert f"newTag: {version}\n" in (tmp_path / rel).read_text()
+    write_served(models, Served(served=version, history=["lenet5-849842fc"]))
+    shutil.copytree(repo_root / "models" / "lenet5-849842fc", models / "lenet5-849842fc")
+    assert rollback(models) == "lenet5-849842fc"
+    for rel in IMAGE_TAG_FILES:
+        text = (tmp_path / rel).read_text()
+        assert "newTag: lenet5-849842fc\n" in text and version not in text
