@@ -24,7 +24,7 @@ from service.settings import Settings
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
-HEALTH_PATHS = ("/livez", "/healthz", "/readyz")
+HEALTH_PATHS = ("/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")
 METRICS_PATHS = ("/metrics",)
 UI_PATHS = ("/ui",)  # and everything under /ui/
 # The draw-a-digit page: its own script, style and images, and POSTs to this origin only.

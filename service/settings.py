@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     api_keys: SecretStr = Field(
         default=SecretStr(""), description="comma-separated keys; unset = no access control"
     )
-    open_health: bool = Field(default=True, description="/livez, /healthz, /readyz need no key")
+    open_health: bool = Field(default=True, description="/livez, /healthz, /readyz, /v2/health/* need no key")
     open_metrics: bool = Field(default=False, description="/metrics needs no key")
     open_ui: bool = Field(default=False, description="/ui needs no key")
 

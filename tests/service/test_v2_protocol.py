@@ -23,6 +23,8 @@ from tritonclient.utils import InferenceServerException
 
 from harness.images import png_bytes
 from service.model import Classifier, ModelFiles
+from service.security import ApiKeys, open_paths
+from service.settings import Settings
 
 pytestmark = [pytest.mark.service]
 MODEL = "mnist"
@@ -267,6 +269,27 @@ def test_bad_requests_get_protocol_errors(client, body: bytes, headers: dict, st
     r = client.post("/v2/models/mnist/infer", content=body, headers=headers)
     assert r.status_code == status, r.text
     assert isinstance(r.json()["error"], str) and r.json()["error"]
+
+
+def test_api_keys_leave_v2_health_open() -> None:
+    """With MNIST_API_KEYS, v2 probes need no key (as /livez and /readyz); infer does."""
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guard = ApiKeys(app, keys=["k"], open_paths=open_paths(Settings()))
+
+    def status(path: str) -> int:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        asyncio.run(guard({"type": "http", "method": "GET", "path": path, "headers": []}, None, send))
+        return sent[0]["status"]
+
+    assert status("/v2/health/live") == status("/v2/health/ready") == 200
+    assert status("/v2/models/mnist/infer") == status("/v2/models/mnist") == 401
 
 
 def test_unknown_paths_are_404(client) -> None:
