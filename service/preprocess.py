@@ -235,20 +235,52 @@ def _window(a: np.ndarray, k: int, reduce: str) -> np.ndarray:
 
 
 def _background(pixels: np.ndarray, how: str) -> np.ndarray:
-    """The paper without the ink, lighting included, from a coarse rank filter, smoothed.
+    """The paper without the ink, lighting included: the paper-ward of two coarse estimates.
 
-    how: "max" (dark ink on light paper: the filter erases thinner dark strokes) or "min".
+    how: "max" (dark ink on light paper) or "min". A 7x7 rank filter follows the light closely
+    but only erases strokes narrower than its window: inside wider solid ink (a marker, a tight
+    crop) it returns ink. A smooth surface fitted to the paper alone (`_paper_surface`) does not
+    care how much of the image the ink covers. Taking whichever is nearer the paper keeps both.
     """
     h, w = pixels.shape[:2]
     scale = BACKGROUND_LONG_SIDE / max(h, w)
     small = (max(1, round(w * scale)), max(1, round(h * scale)))
+    sign = 1.0 if how == "max" else -1.0  # work as if the paper were the bright side
     planes = []
     for c in range(pixels.shape[-1]):
         coarse = _resize(pixels[..., c], small, Image.Resampling.BOX)
-        coarse = _window(coarse, 7, how)
-        coarse = _window(coarse, 5, "mean")
-        planes.append(_resize(coarse, (w, h), Image.Resampling.BILINEAR))
+        rank = _window(_window(coarse, 7, how), 5, "mean")
+        surface = _paper_surface(sign * coarse)
+        if surface is not None:
+            rank = sign * np.maximum(sign * rank, surface - SURFACE_MARGIN)
+        planes.append(_resize(rank.astype(np.float32), (w, h), Image.Resampling.BILINEAR))
     return np.stack(planes, axis=-1)
+
+
+SURFACE_MARGIN = 0.03  # the fitted paper sits this far inside it: fit error never reads as ink
+
+
+def _paper_surface(bright: np.ndarray) -> np.ndarray | None:
+    """A quadratic lighting surface fitted to the paper (the bright side) of a coarse plane.
+
+    Iteratively reweighted: each pass drops the pixels well below the last fit (ink, whatever
+    its share), starting from the brightest third; a plane first, then the quadratic that a
+    lamp's fall-off and vignette need. None when the plane is too small to fit.
+    """
+    h, w = bright.shape
+    if h * w < 24 or min(h, w) < 3:
+        return None
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    yy, xx = yy.ravel() / max(h - 1, 1) - 0.5, xx.ravel() / max(w - 1, 1) - 0.5
+    design = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=1)  # (h*w, 6)
+    values = bright.ravel().astype(np.float64)
+    keep = values >= np.percentile(values, 67)
+    for terms in (3, 3, 6, 6, 6, 6):
+        coef, *_ = np.linalg.lstsq(design[keep, :terms], values[keep], rcond=None)
+        residual = values - design[:, :terms] @ coef
+        spread = 1.4826 * float(np.median(np.abs(residual[keep])))  # robust sigma of the paper
+        keep = residual > -max(3.0 * spread, 0.04)
+    return (design[:, :terms] @ coef).reshape(h, w)
 
 
 def _blocks(a: np.ndarray) -> np.ndarray:
@@ -265,13 +297,26 @@ def _peak(a: np.ndarray) -> float:
 
 
 def is_dark_ink(pixels: np.ndarray) -> bool:
-    """Polarity: is the ink darker than the paper? The paper is most of the pixels, so the
-    ink is whichever extreme lies farther from the median (per channel, for coloured pens)."""
-    blocks = _blocks(pixels).reshape(-1, pixels.shape[-1])  # (n, C)
-    paper = np.median(blocks, axis=0)
+    """Polarity: is the ink darker than the paper? The paper is read from the image's edges (a
+    tight crop of a marker digit can be mostly ink, but its rim is mostly paper), and the ink is
+    whichever extreme lies farther from it (per channel, for coloured pens)."""
+    grid = _blocks(pixels)  # (h, w, C)
+    blocks = grid.reshape(-1, pixels.shape[-1])  # (n, C)
+    paper = np.median(_rim(grid), axis=0)
     darker = float((paper - blocks.min(axis=0)).max())
     lighter = float((blocks.max(axis=0) - paper).max())
     return darker >= lighter
+
+
+def _rim(grid: np.ndarray) -> np.ndarray:
+    """The outer eighth of a (h, w, C) grid on each side, as (n, C); all of it when it is tiny."""
+    h, w = grid.shape[:2]
+    if h < 8 or w < 8:
+        return grid.reshape(-1, grid.shape[-1])
+    ry, rx = max(1, h // 8), max(1, w // 8)
+    rim = np.ones((h, w), bool)
+    rim[ry:-ry, rx:-rx] = False
+    return grid[rim]
 
 
 def ink_map(pixels: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from harness.mnist import load_mnist
 from service import preprocess as pp
@@ -212,3 +212,47 @@ class TestBatch:
         with pytest.raises(BadInput, match=r"images\[1\]: no ink") as info:
             pp.to_mnist_many(batch)
         assert info.value.status == 422
+
+
+class TestSolidInk:
+    """Issue 16: the paper estimate must not eat into thick strokes, however much of the image they fill."""
+
+    @staticmethod
+    def _solid_disc(size: int, fill: float, light: float) -> np.ndarray:
+        """A filled dark disc whose diameter is `fill` of the image, under a lamp's ramp: (size, size) uint8."""
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (fill * size / 2) ** 2
+        ramp = 1.0 - light * xx / size  # the lamp on the left
+        return ((np.where(disc, 0.1, 0.9) * ramp) * 255).astype(np.uint8)
+
+    @pytest.mark.parametrize("fill", [0.3, 0.5, 0.7, 0.9])
+    @pytest.mark.parametrize("light", [0.0, 0.3])
+    def test_a_filled_disc_stays_filled(self, fill: float, light: float) -> None:
+        out = pp.to_mnist(Image.fromarray(self._solid_disc(300, fill, light)))
+        inside = out[11:17, 11:17]  # the disc's centre in the frame
+        assert inside.min() > 0.8, f"hollowed: centre {inside.min():.2f} at fill {fill}"
+
+    @pytest.mark.parametrize("fill", [0.5, 0.9])
+    def test_a_marker_stroke_keeps_its_width(self, fill: float) -> None:
+        """A thick bar (a marker's 1) as wide as a quarter of the image reaches the model solid."""
+        size = 240
+        img = np.full((size, size), 230, np.uint8)
+        h, w = int(size * fill), int(size * fill * 0.35)
+        top, left = (size - h) // 2, (size - w) // 2
+        img[top : top + h, left : left + w] = 30
+        out = pp.to_mnist(Image.fromarray(img))
+        row = out[14]
+        assert (row > 0.8).sum() >= 5, np.round(row, 2)  # ~7 px wide, not two thin edges
+        assert row[13:16].min() > 0.8
+
+    def test_uneven_light_with_a_marker_digit(self, digits) -> None:
+        """Thickened MNIST digit under a strong vignette: ink solid, paper clean."""
+        thick = Image.fromarray(digits[0][0]).resize((112, 112), Image.Resampling.BICUBIC)
+        thick = thick.filter(ImageFilter.MaxFilter(9)).resize((300, 300), Image.Resampling.BICUBIC)
+        ink = np.asarray(thick, np.float32) / 255.0
+        yy, xx = np.mgrid[0:300, 0:300].astype(np.float32) / 299 - 0.5
+        light = 1.0 - 0.4 * (xx**2 + yy**2) * 2
+        photo = (0.92 - 0.8 * ink) * light
+        out = pp.to_mnist(Image.fromarray((photo * 255).astype(np.uint8)))
+        reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
+        assert _agreement(out, reference) > 0.95
