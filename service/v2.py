@@ -31,8 +31,8 @@ from starlette.routing import Route
 
 from contract import ModelFiles, read_metadata, read_served, resolve
 from service.errors import BadInput
-from service.frames import frames_of
-from service.http_io import budget, decode_threads, error_response, read_body
+from service.frames import INLINE_BYTES, frames_of
+from service.http_io import bodies_in_flight, budget, decode_threads, error_response, read_body
 from service.model import Classifier, ModelError
 from service.settings import Settings, get_settings
 from service.v2_schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata, TensorMetadata
@@ -187,8 +187,29 @@ def _model_path(model: str) -> tuple[str, str | None]:
     return name, version if sep else None
 
 
+def read_tensors(body: bytes, header_length: str | None, model: Classifier, limit: int,
+                 text: str) -> tuple[InferRequest, np.ndarray | list[bytes]]:
+    """A body -> (the request, (N, 28, 28) float32 pixels or N image files)."""
+    infer, binary = split_body(body, header_length, text)
+    (tensor,) = infer.inputs
+    raw = input_bytes(tensor, binary, text)
+    pixel_input = model.metadata["input"]["name"]
+    if tensor.name == pixel_input:
+        return infer, read_pixels(tensor, raw, limit, text)
+    if tensor.name == IMAGE_INPUT:
+        return infer, read_images(tensor, raw, limit, text)
+    raise BadInput(f"unknown input {tensor.name!r}; this model takes {pixel_input!r} "
+                   f"(FP32) or {IMAGE_INPUT!r} (BYTES)", text)
+
+
 async def parse_infer(request: Request, versions: Versions, settings: Settings) -> list[Item]:
-    """An infer request -> one Item per image; BadInput for anything we refuse."""
+    """An infer request -> one Item per image; BadInput for anything we refuse.
+
+    The image endpoints' bounds hold: the body counts against the worker's bodies in flight
+    until its images are framed, and a body of more than INLINE_BYTES is parsed in a decode
+    thread (JSON parsing still holds the GIL: 16 MB of FP32 JSON, 0.2 s; binary tensors cost
+    a copy).
+    """
     text = accepted(settings)
     limits = budget(settings)  # before the body: the deadline runs from the request's arrival
     name, version = _model_path(request.path_params.get("model", ""))
@@ -196,21 +217,18 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":
         raise BadInput(f"Content-Encoding {encoding} is not supported", text, 415)
-    body = await read_body(request, settings.max_upload_bytes, text)
-    infer, binary = split_body(body, request.headers.get(HEADER), text)
-    (tensor,) = infer.inputs
-    raw = input_bytes(tensor, binary, text)
-    limit = settings.max_images_per_request
-    pixel_input = model.metadata["input"]["name"]
-    if tensor.name == pixel_input:
-        pixels = read_pixels(tensor, raw, limit, text)
-    elif tensor.name == IMAGE_INPUT:
-        files = read_images(tensor, raw, limit, text)
-        # /predict_batch's path: pixel budgets, decode threads, deadline, decode and framing
-        pixels = await frames_of(files, limits, text, decode_threads())
-    else:
-        raise BadInput(f"unknown input {tensor.name!r}; this model takes {pixel_input!r} "
-                       f"(FP32) or {IMAGE_INPUT!r} (BYTES)", text)
+    limit, header_length = settings.max_images_per_request, request.headers.get(HEADER)
+    with bodies_in_flight().hold(request, settings.max_upload_bytes, text):
+        body = await read_body(request, settings.max_upload_bytes, text)
+        if len(body) <= INLINE_BYTES:
+            infer, tensor = read_tensors(body, header_length, model, limit, text)
+        else:
+            infer, tensor = await decode_threads().run(read_tensors, body, header_length, model,
+                                                       limit, text, accepted=text)
+        del body
+        # BYTES: /predict_batch's path (pixel budgets, decode threads, deadline, framing)
+        pixels = tensor if isinstance(tensor, np.ndarray) else await frames_of(
+            tensor, limits, text, decode_threads())
     output_name = model.metadata["outputs"]["probabilities"]["name"]
     wanted = wanted_outputs(infer, [output_name, LABEL_OUTPUT], text)
     call = Call(model.version, model.labels, output_name, infer.id, wanted)
