@@ -19,7 +19,6 @@ import functools
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -170,21 +169,31 @@ class BodiesInFlight:
     def __init__(self, budget: int) -> None:
         self.budget, self.held = budget, 0
 
-    @contextlib.contextmanager
-    def hold(self, request: Request, limit: int, accepted: str) -> Iterator[None]:
-        """Count this request's body while the block runs."""
+    def hold(self, request: Request, limit: int, accepted: str) -> contextlib.AbstractContextManager:
+        """Count this request's body while the returned context runs (small ones: nothing)."""
         declared = request.headers.get("content-length", "")
         size = int(declared) if declared.isdigit() else limit
         if size <= INLINE_BYTES or size > limit:  # small, or read_body's 413 at once
-            yield
-            return
+            return NOTHING_HELD
         if self.held and self.held + size > self.budget:
             raise overloaded(accepted)
-        self.held += size
-        try:
-            yield
-        finally:
-            self.held -= size
+        return _Held(self, size)
+
+
+NOTHING_HELD = contextlib.nullcontext()  # a tiny upload's hold: no generator per request
+
+
+class _Held:
+    """One body's bytes, counted from enter to exit."""
+
+    def __init__(self, bodies: BodiesInFlight, size: int) -> None:
+        self.bodies, self.size = bodies, size
+
+    def __enter__(self) -> None:
+        self.bodies.held += self.size
+
+    def __exit__(self, *exc: object) -> None:
+        self.bodies.held -= self.size
 
 
 @functools.lru_cache(maxsize=1)
