@@ -8,6 +8,8 @@ import asyncio
 import base64
 import json
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
@@ -94,6 +96,18 @@ def test_fp32_pixels(triton_client, metadata, direct, mnist_test, binary: bool) 
     np.testing.assert_allclose(probs, expected, atol=1e-6)
     np.testing.assert_array_equal(result.as_numpy("label"), expected.argmax(1))
     assert (result.as_numpy("label") == labels[:64]).mean() > 0.9
+
+
+def test_readme_example_runs_as_pasted(service_url, repo_root) -> None:
+    """README's tritonclient example, against this server, prints the sample's digit."""
+    readme = (repo_root / "README.md").read_text()
+    section = readme[readme.index("### Open Inference Protocol"):]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
+    code = code.replace("localhost:3000", urlparse(service_url).netloc)
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("[7]"), done.stdout
 
 
 def test_only_the_outputs_asked_for(triton_client, metadata, mnist_test) -> None:
