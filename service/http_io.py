@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import re
 import time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -32,7 +30,7 @@ from multipart import (
     PushMultipartParser,
     parse_options_header,
 )
-from pydantic import Field, ValidationError
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,7 +44,7 @@ from service.errors import (
     too_large,
 )
 from service.frames import INLINE_BYTES, Budget, DecodeThreads, frames_of
-from service.schemas import PixelsRequest, Prediction
+from service.schemas import PixelsRequest, Prediction, parse_pixels
 from service.settings import Settings, get_settings
 
 RAW_TYPES = ("application/octet-stream",)
@@ -256,91 +254,13 @@ class PixelsInput(PixelsRequest, bentoml.IODescriptor):
             with bodies_in_flight().hold(request, settings.max_upload_bytes, accepted):
                 body = await read_body(request, settings.max_upload_bytes, accepted)
                 if len(body) <= INLINE_BYTES:
-                    value: Frames = _parse_pixels(body, limit, accepted)
+                    value: Frames = parse_pixels(body, limit, accepted)
                 else:
-                    value = await decode_threads().run(_parse_pixels, body, limit, accepted,
+                    value = await decode_threads().run(parse_pixels, body, limit, accepted,
                                                        accepted=accepted)
         except BadInput as exc:
             value = exc
         return cls.model_construct(images=value)
-
-
-def _parse_pixels(body: bytes, limit: int, accepted: str) -> np.ndarray:
-    """Validate a /predict_pixels body into (N, 28, 28) float32 in [0, 1]."""
-    if not body.strip():
-        raise BadInput("the request body is empty", accepted)
-    try:
-        payload = load_json(body, limit, accepted)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"the body is not valid JSON ({exc})", accepted) from None
-    except RecursionError:  # [[[[...]]]] a thousand deep: Python's parser recurses
-        raise BadInput("the JSON is nested too deeply", accepted) from None
-    try:
-        bools = b"true" in body or b"false" in body
-        return PixelsRequest.model_validate(payload, context={"look_for_bools": bools}).stack()
-    except ValidationError as exc:
-        raise BadInput(validation_message(exc), accepted, 422) from None
-
-
-IMAGES_START = re.compile(r'\s*\{\s*"images"\s*:\s*\[\s*')
-WHITESPACE = re.compile(r"\s*")
-
-
-def load_json(body: bytes, limit: int, accepted: str) -> Any:
-    """json.loads for a /predict_pixels body, one image at a time.
-
-    Why: json.loads holds the GIL for the whole body (17 MiB: about a second), which stalls
-    the event loop even from a decode thread; parsed image by image, the loop runs between
-    images, and the parse stops (413) as soon as the list passes `limit`. A body of any other
-    shape is parsed whole only when small: {"images": [...]} is the only key we take.
-    """
-    text = body.decode()
-    start = IMAGES_START.match(text)
-    if start is None:
-        if len(body) > INLINE_BYTES:
-            raise BadInput('the body must be a JSON object {"images": [...]} and nothing else',
-                           accepted, 422)
-        return json.loads(text)
-    decoder, images, pos = json.JSONDecoder(), [], start.end()
-    if text.startswith("]", pos):
-        pos += 1
-    else:
-        while True:
-            image, pos = decoder.raw_decode(text, pos)
-            images.append(image)
-            if len(images) > limit:
-                raise BadInput(f"more than {limit} images in one request: the limit is {limit}",
-                               accepted, 413)
-            pos = WHITESPACE.match(text, pos).end()
-            if text.startswith(",", pos):
-                pos = WHITESPACE.match(text, pos + 1).end()
-            elif text.startswith("]", pos):
-                pos += 1
-                break
-            else:
-                raise ValueError(f"expected ',' or ']' at char {pos}")
-    rest = text[pos:].strip()
-    if rest == "}":
-        return {"images": images}
-    if not rest.startswith(","):
-        raise ValueError(f"expected '}}' at char {pos}")
-    if len(rest) <= INLINE_BYTES:  # other keys: first, is it JSON at all?
-        json.loads("{" + rest[1:])
-    raise BadInput('the body must be a JSON object {"images": [...]} and nothing else',
-                   accepted, 422)
-
-
-def validation_message(exc: ValidationError) -> str:
-    """pydantic's first complaint, as one line a person can act on."""
-    first = exc.errors(include_url=False)[0]
-    if not first["loc"]:
-        return 'the body must be a JSON object with an "images" list'
-    where = ".".join(str(p) for p in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    if message.startswith(f"{where}["):  # our validators already name the image
-        return f"{message}{more}"
-    return f"{where}: {message}{more}"
 
 
 class PredictionOutput(Prediction, bentoml.IODescriptor):

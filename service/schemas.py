@@ -1,7 +1,10 @@
-"""The JSON shapes of the API: what a prediction looks like and what /predict_pixels accepts."""
+"""The JSON shapes of the API: what a prediction looks like, and what /predict_pixels accepts
+and how its body is read."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any
 
 import numpy as np
@@ -9,11 +12,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
 from pydantic_core import to_json
+
+from service.errors import BadInput
+from service.frames import INLINE_BYTES
 
 
 def _image_of(item: dict[str, Any], what: str) -> dict[str, Any]:
@@ -122,3 +129,81 @@ def _checked(index: int, image: Any, look_for_bools: bool) -> np.ndarray:
         return pixels_to_array(image, look_for_bools=look_for_bools)
     except ValueError as exc:
         raise ValueError(f"images[{index}]: {exc}") from None
+
+
+def parse_pixels(body: bytes, limit: int, accepted: str) -> np.ndarray:
+    """Validate a /predict_pixels body into (N, 28, 28) float32 in [0, 1]."""
+    if not body.strip():
+        raise BadInput("the request body is empty", accepted)
+    try:
+        payload = load_json(body, limit, accepted)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"the body is not valid JSON ({exc})", accepted) from None
+    except RecursionError:  # [[[[...]]]] a thousand deep: Python's parser recurses
+        raise BadInput("the JSON is nested too deeply", accepted) from None
+    try:
+        bools = b"true" in body or b"false" in body
+        return PixelsRequest.model_validate(payload, context={"look_for_bools": bools}).stack()
+    except ValidationError as exc:
+        raise BadInput(validation_message(exc), accepted, 422) from None
+
+
+IMAGES_START = re.compile(r'\s*\{\s*"images"\s*:\s*\[\s*')
+WHITESPACE = re.compile(r"\s*")
+
+
+def load_json(body: bytes, limit: int, accepted: str) -> Any:
+    """json.loads for a /predict_pixels body, one image at a time.
+
+    Why: json.loads holds the GIL for the whole body (17 MiB: about a second), which stalls
+    the event loop even from a decode thread; parsed image by image, the loop runs between
+    images, and the parse stops (413) as soon as the list passes `limit`. A body of any other
+    shape is parsed whole only when small: {"images": [...]} is the only key we take.
+    """
+    text = body.decode()
+    start = IMAGES_START.match(text)
+    if start is None:
+        if len(body) > INLINE_BYTES:
+            raise BadInput('the body must be a JSON object {"images": [...]} and nothing else',
+                           accepted, 422)
+        return json.loads(text)
+    decoder, images, pos = json.JSONDecoder(), [], start.end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            image, pos = decoder.raw_decode(text, pos)
+            images.append(image)
+            if len(images) > limit:
+                raise BadInput(f"more than {limit} images in one request: the limit is {limit}",
+                               accepted, 413)
+            pos = WHITESPACE.match(text, pos).end()
+            if text.startswith(",", pos):
+                pos = WHITESPACE.match(text, pos + 1).end()
+            elif text.startswith("]", pos):
+                pos += 1
+                break
+            else:
+                raise ValueError(f"expected ',' or ']' at char {pos}")
+    rest = text[pos:].strip()
+    if rest == "}":
+        return {"images": images}
+    if not rest.startswith(","):
+        raise ValueError(f"expected '}}' at char {pos}")
+    if len(rest) <= INLINE_BYTES:  # other keys: first, is it JSON at all?
+        json.loads("{" + rest[1:])
+    raise BadInput('the body must be a JSON object {"images": [...]} and nothing else',
+                   accepted, 422)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's first complaint, as one line a person can act on."""
+    first = exc.errors(include_url=False)[0]
+    if not first["loc"]:
+        return 'the body must be a JSON object with an "images" list'
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if message.startswith(f"{where}["):  # our validators already name the image
+        return f"{message}{more}"
+    return f"{where}: {message}{more}"

@@ -1,4 +1,4 @@
-"""service.schemas / http_io: the /predict_pixels JSON rules and the Prediction shape."""
+"""service.schemas: the /predict_pixels JSON rules and the Prediction shape."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from service.errors import BadInput
-from service.http_io import _parse_pixels
-from service.schemas import Prediction, pixels_to_array, prediction_answers, predictions_json
+from service.schemas import Prediction, parse_pixels, pixels_to_array, prediction_answers, predictions_json
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +50,7 @@ class TestPixelValues:
 class TestRequestBody:
     def test_many_images_stack_in_order(self) -> None:
         imgs = [np.full((28, 28), i, dtype=int).tolist() for i in range(3)]
-        out = _parse_pixels(_body(imgs), limit=10, accepted="x")
+        out = parse_pixels(_body(imgs), limit=10, accepted="x")
         assert out.shape == (3, 28, 28)
         np.testing.assert_allclose(out[:, 0, 0], np.arange(3) / 255.0)
 
@@ -72,7 +71,7 @@ class TestRequestBody:
         self, body: bytes, status: int, message: str
     ) -> None:
         with pytest.raises(BadInput) as info:
-            _parse_pixels(body, limit=10, accepted="28x28 arrays")
+            parse_pixels(body, limit=10, accepted="28x28 arrays")
         assert info.value.status == status
         assert message in info.value.error
         assert info.value.body() == {"error": info.value.error, "accepted": "28x28 arrays"}
@@ -80,7 +79,7 @@ class TestRequestBody:
     def test_too_many_images(self) -> None:
         imgs = [np.zeros((28, 28), dtype=int).tolist()] * 4
         with pytest.raises(BadInput) as info:
-            _parse_pixels(_body(imgs), limit=3, accepted="x")
+            parse_pixels(_body(imgs), limit=3, accepted="x")
         assert info.value.status == 413 and "limit is 3" in info.value.error
 
 
@@ -97,7 +96,7 @@ class TestLoadJson:
     """http_io.load_json: json.loads, one image at a time, for {"images": [...]} only."""
 
     def _load(self, body: bytes, limit: int = 10):
-        from service.http_io import load_json
+        from service.schemas import load_json
 
         return load_json(body, limit, "x")
 
