@@ -40,13 +40,20 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto (default): CUDA if present")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="random affine (on for mnist-cnn)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="augment the training images (recipe's)")
+    p.add_argument("--augment-kind", choices=["affine", "upload"],
+                   help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise (recipe's)")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing (recipe's)")
+    p.add_argument("--teacher", nargs="+", help="distil from the ensemble of these best.pt checkpoints")
+    p.add_argument("--distill-alpha", type=float, help="weight of the teacher's soft targets (default: 0.7)")
+    p.add_argument("--distill-temperature", type=float, help="distillation temperature (default: 4)")
+    p.add_argument("--val-size", type=int, help="images held out for validation (default: 6000; 0: none)")
     p.add_argument("--ema-decay", type=float, help="EMA of the weights is what gets exported (recipe's; 0: off)")
     p.add_argument("--patience", type=int, help="early stop after N epochs without a better validation accuracy")
     p.add_argument("--limit-train", type=int, help="train on the first N training images only")
     p.add_argument("--run-dir", type=Path, help="where checkpoints, metrics and PNGs go (default: runs/ARCH)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--init-from", type=Path, help="fine-tune: start from this checkpoint's weights")
+    p.add_argument("--init-from", type=Path, help="fine-tune: start from this checkpoint's (or model.onnx's) weights")
     p.add_argument("--dry-run", action="store_true", help="1 epoch on 1,000 images, to check the setup quickly")
     _add_data_args(p)
 
@@ -78,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="a best.pt or last.pt from `mnist train`")
     p.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT's folder/export)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument("--no-temperature", action="store_true",
+                   help="export uncalibrated (default: fit a temperature on validation and fold it into the graph)")
     _add_data_args(p)
 
     p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs")
@@ -135,6 +144,9 @@ class TrainRun:
             args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
             seed=args.seed, workers=args.workers, device=args.device, augment=args.augment, patience=args.patience,
             limit_train=args.limit_train, ema_decay=args.ema_decay, amp=False if args.no_amp else None,
+            augment_kind=args.augment_kind, label_smoothing=args.label_smoothing, val_size=args.val_size,
+            teacher=tuple(args.teacher) if args.teacher else None, distill_alpha=args.distill_alpha,
+            distill_temperature=args.distill_temperature,
         )  # fmt: skip
         if args.dry_run:
             tc = replace(tc, epochs=1, limit_train=1000)
@@ -159,7 +171,11 @@ def cmd_train(run: TrainRun, data: Data) -> Path:
     from training.train import train
 
     mc = run.mc
-    if run.init_from:
+    if run.init_from and run.init_from.suffix == ".onnx":
+        from training.warmstart import config_beside
+
+        mc = config_beside(run.init_from)
+    elif run.init_from:
         mc = ModelConfig.from_dict(load_checkpoint(run.init_from)["model_config"])
     best = train(run.tc, mc, data.root, run.run_dir, resume=run.resume, download=data.download,
                  init_from=run.init_from)
@@ -167,14 +183,18 @@ def cmd_train(run: TrainRun, data: Data) -> Path:
     return best
 
 
-def cmd_export(checkpoint: Path, out: Path | None, data: Data, opset: int = DEFAULT_OPSET) -> Path:
+def cmd_export(checkpoint: Path, out: Path | None, data: Data, opset: int = DEFAULT_OPSET,
+               temperature: bool = True) -> Path:
     from training.export import export_checkpoint
 
     out = out or checkpoint.parent / "export"
-    meta = export_checkpoint(checkpoint, out, data.root, opset)
+    meta = export_checkpoint(checkpoint, out, data.root, opset, temperature)
+    cal = meta.get("calibration")
+    calibrated = (f", temperature {cal['temperature']:.3f}: test ECE {100 * cal['test_ece_before']:.2f}% -> "
+                  f"{100 * cal['test_ece']:.2f}%") if cal else ""
     print(
         f"wrote {out}/model.onnx ({meta['version']}, test accuracy {100 * meta['test_accuracy']:.2f}%, "
-        f"parity {meta['parity_max_abs_diff']:.1e}) and metadata.json"
+        f"parity {meta['parity_max_abs_diff']:.1e}{calibrated}) and metadata.json"
     )
     return out
 
@@ -258,7 +278,7 @@ def run_command(args: argparse.Namespace) -> None:
         case "train":
             cmd_train(TrainRun.from_args(args), data)
         case "export":
-            cmd_export(args.checkpoint, args.out, data, args.opset)
+            cmd_export(args.checkpoint, args.out, data, args.opset, not args.no_temperature)
         case "evaluate":
             cmd_evaluate(args.model, args.out, data, args.threads)
         case "promote":

@@ -19,6 +19,7 @@ class TrainConfig:
     schedule: str = "onecycle"  # none | onecycle
     label_smoothing: float = 0.05
     augment: bool = True
+    augment_kind: str = "affine"  # affine | upload (training/augment.py: + elastic, thickness, low-res, blur, noise)
     ema_decay: float | None = None  # validate and export an EMA of the weights (e.g. 0.999); None/0: raw weights
     seed: int = 0
     val_size: int = 6000
@@ -29,13 +30,19 @@ class TrainConfig:
     amp: bool = True  # mixed precision, CUDA only
     workers: int = 0
     init_from: str | None = None  # fine-tuning: the checkpoint whose weights this run started from
+    teacher: tuple[str, ...] = ()  # distillation: best.pt of each ensemble member (training/distill.py)
+    distill_alpha: float = 0.7  # weight of the teacher's soft targets against the hard labels
+    distill_temperature: float = 4.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "teacher" in d:
+            d["teacher"] = tuple(d["teacher"] or ())
+        return cls(**d)
 
 
 # The seed architectures reproduce their notebooks' recipes (no augmentation); mnist-cnn is ours.

@@ -129,20 +129,15 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
-def random_affine(
-    x: torch.Tensor,
+def random_affine_theta(
+    n: int,
     generator: torch.Generator,
     degrees: float = 10.0,
     translate: float = 0.1,
     scale: tuple[float, float] = (0.9, 1.1),
     shear: float = 5.0,
 ) -> torch.Tensor:
-    """A different small random affine per image, on x's device in one grid_sample.
-
-    torchvision's RandomAffine draws one transform per call; per-sample draws on the device keep
-    the CPU free for the model (and the GPU fed) without DataLoader workers.
-    """
-    n = x.shape[0]  # x: (N, 1, 28, 28) float32 in [0, 1]
+    """N random inverse affine maps (output -> input coordinates) for affine_grid: (N, 2, 3)."""
 
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return torch.rand(n, generator=generator) * (hi - lo) + lo
@@ -151,10 +146,19 @@ def random_affine(
     sh = uniform(-shear, shear) * (math.pi / 180)
     s = uniform(*scale)
     tx, ty = uniform(-2 * translate, 2 * translate), uniform(-2 * translate, 2 * translate)
-    # Inverse map (output -> input coordinates) of rotate(angle) . shear_x(sh) . scale(s).
+    # Inverse map of rotate(angle) . shear_x(sh) . scale(s).
     cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(sh)
     a, b = cos / s, (sin + cos * tan) / s
     c, d = -sin / s, (cos - sin * tan) / s
-    theta = torch.stack([torch.stack([a, b, tx], 1), torch.stack([c, d, ty], 1)], 1).to(x.device, x.dtype)  # (N, 2, 3)
+    return torch.stack([torch.stack([a, b, tx], 1), torch.stack([c, d, ty], 1)], 1)
+
+
+def random_affine(x: torch.Tensor, generator: torch.Generator, **ranges: object) -> torch.Tensor:
+    """A different small random affine per image, on x's device in one grid_sample.
+
+    torchvision's RandomAffine draws one transform per call; per-sample draws on the device keep
+    the CPU free for the model (and the GPU fed) without DataLoader workers.
+    """
+    theta = random_affine_theta(x.shape[0], generator, **ranges).to(x.device, x.dtype)  # (N, 2, 3); x: (N, 1, 28, 28)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

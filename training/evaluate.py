@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from training.calibrate import ECE_BINS, plot_reliability, reliability
 from training.plots import plot_confusion_matrix, plot_digit_grid
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def evaluate_onnx(
         dict(index=int(i), true=int(labels[i]), predicted=int(pred[i]), confidence=round(float(probs[i].max()), 4))
         for i in wrong
     ]
+    report["calibration"] = reliability(probs, labels)  # ECE and the reliability diagram's bins
     if measure_speed:
         report["threads"] = threads
         report["images_per_second"] = throughput(session)
@@ -104,6 +106,8 @@ def evaluate_onnx(
         if len(shown) < len(wrong):
             title += f" ({len(shown)} most confident shown)"
         plot_digit_grid(images[shown], caps, out_dir / "misclassified.png", title=title)
+        plot_reliability({name: report["calibration"]}, out_dir / "reliability.png",
+                         title=f"{len(labels):,} test images, {ECE_BINS} bins")
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -114,6 +118,10 @@ def format_report(report: dict) -> str:
     for d in range(10):
         prec, rec = report["per_class_precision"][d], report["per_class_recall"][d]
         lines.append(f"{d:5d}  {100 * prec:8.2f}%  {100 * rec:6.2f}%")
+    if "calibration" in report:
+        cal = report["calibration"]
+        lines.append(f"expected calibration error {100 * cal['ece']:.2f}% "
+                     f"(mean confidence {100 * cal['mean_confidence']:.2f}%)")
     if "images_per_second" in report:
         speeds = ", ".join(f"batch {bs}: {ips:,.0f}" for bs, ips in report["images_per_second"].items())
         lines.append(f"onnxruntime images/s with {report['threads']} threads: {speeds}")

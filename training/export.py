@@ -12,11 +12,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from contract import sha256_file, version_name, write_metadata
+from training.calibrate import Calibrated, fit_temperature, low_confidence_threshold, nll, reliability
 from training.checkpoint import model_from_checkpoint
-from training.data import load_split
+from training.config import TrainConfig
+from training.data import load_split, to_float, train_val_split
 from training.evaluate import evaluate_onnx
 from training.models import count_parameters
 
@@ -90,21 +93,61 @@ def check_export(model: nn.Module, path: Path, images: np.ndarray) -> float:
     return diff
 
 
-def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET) -> dict:
-    """Checkpoint -> out_dir/model.onnx + out_dir/metadata.json (with full test-set metrics)."""
+@torch.no_grad()
+def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> (N, 10) float32 logits, in batches."""
+    return torch.cat([model(to_float(images[i : i + 1000])).float() for i in range(0, len(images), 1000)])
+
+
+def calibrate(model: nn.Module, tc: TrainConfig, data_root: Path, test_x: np.ndarray, test_y: np.ndarray) -> dict:
+    """Fit the temperature on the run's own validation split; report NLL and ECE before and after on test."""
+    images, labels = load_split(data_root, train=True)
+    splits = train_val_split(images, labels, tc.val_size, tc.split_seed)
+    info: dict = {"method": "temperature scaling", "temperature": 1.0,
+                  "logits": "divided by the temperature: softmax(logits) == probabilities"}  # fmt: skip
+    raw = _logits(model.eval(), torch.from_numpy(test_x))
+    if len(splits.val_x):
+        val_logits = _logits(model, splits.val_x)
+        t = fit_temperature(val_logits, splits.val_y)
+        val_y = splits.val_y.numpy()
+        where = f"validation ({len(val_y):,} images, split_seed {tc.split_seed})"
+        info.update(temperature=round(t, 4), fitted_on=where,
+                    val_nll_before=nll(F.softmax(val_logits, 1).numpy(), val_y),
+                    val_nll_after=nll(F.softmax(val_logits / t, 1).numpy(), val_y),
+                    low_confidence=low_confidence_threshold(F.softmax(val_logits / t, 1).numpy(), val_y))  # fmt: skip
+    else:
+        info["fitted_on"] = "nothing: the run held out no validation images (T = 1)"
+    before = reliability(F.softmax(raw, 1).numpy(), test_y)
+    after = reliability(F.softmax(raw / info["temperature"], 1).numpy(), test_y)
+    info.update(test_ece_before=before["ece"], test_ece=after["ece"],
+                test_mean_confidence_before=before["mean_confidence"], test_mean_confidence=after["mean_confidence"])
+    return info
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET,
+                      temperature: bool = True) -> dict:
+    """Checkpoint -> out_dir/model.onnx + out_dir/metadata.json (with full test-set metrics).
+
+    With temperature (the default), T is fitted on the run's validation split and folded into the
+    graph: its logits are the model's divided by T, its probabilities their softmax.
+    """
     model, mc, tc, state = model_from_checkpoint(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
-    export_onnx(model, onnx_path, opset)
     test_x, test_y = (t.numpy() for t in load_split(data_root, train=False))
+    calibration = calibrate(model, tc, data_root, test_x, test_y) if temperature else None
+    if calibration and calibration["temperature"] != 1.0:
+        model = Calibrated(model, calibration["temperature"]).eval()
+    export_onnx(model, onnx_path, opset)
     parity = check_export(model, onnx_path, test_x[:256])  # a fixed batch: the first 256 test digits
     report = evaluate_onnx(onnx_path, test_x, test_y, measure_speed=False)
     digest = sha256_file(onnx_path)
     history = state.get("history", [])
+    params = count_parameters(model)
     metadata = {
         "version": version_name(mc.arch, digest),
         "architecture": mc.arch,
-        "parameters": count_parameters(model),
+        "parameters": params,
         "opset": opset,
         "sha256": digest,
         "input": {
@@ -132,6 +175,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: i
         "best_epoch": state.get("epoch"),
         "best_val_accuracy": state.get("best_val_acc"),
         "epoch_seconds": [h["epoch_seconds"] for h in history],
+        **({"temperature": calibration["temperature"], "calibration": calibration} if calibration else {}),
         "train_device": history[-1]["device"] if history else None,
         "dataset": state.get("data", {}),
         "code_revision": code_revision(),

@@ -18,11 +18,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
+from training.augment import upload_like
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.data import file_checksums, load_split, random_affine, to_float, train_val_split
+from training.distill import distillation_loss, load_teacher, soft_targets
 from training.models import ModelConfig, build_model, count_parameters
 from training.plots import plot_training_curves
+from training.warmstart import model_from_onnx
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,11 @@ def train(
     images, labels = load_split(data_root, train=True, download=download)
     splits = train_val_split(images, labels, tc.val_size, tc.split_seed, tc.limit_train)
     model = build_model(mc)
-    if init_from is not None:  # warm start (fine-tuning): weights only, a fresh optimizer and schedule
+    if init_from is not None and init_from.suffix == ".onnx":  # warm start from an exported graph
+        model = model_from_onnx(init_from, to_float(splits.train_x[:4096]))
+        tc = replace(tc, init_from=str(init_from))
+        log.info("initialised %s from %s", mc.arch, init_from)
+    elif init_from is not None:  # warm start (fine-tuning): weights only, a fresh optimizer and schedule
         model.load_state_dict(load_checkpoint(init_from)["model"])
         tc = replace(tc, init_from=str(init_from))
         log.info("initialised %s from %s", mc.arch, init_from)
@@ -116,6 +123,10 @@ def train(
         else None
     )
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)
+    augment = {"affine": random_affine, "upload": upload_like}.get(tc.augment_kind)
+    if tc.augment and augment is None:
+        raise ValueError(f"unknown augment_kind {tc.augment_kind!r}; choose affine or upload")
+    teacher = load_teacher(tc.teacher, device) if tc.teacher else None
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     history: list[dict] = []
@@ -164,10 +175,15 @@ def train(
             xb = to_float(xb).to(device, non_blocking=True)  # (B, 1, 28, 28) float32 in [0, 1]
             yb = yb.to(device, non_blocking=True)
             if tc.augment:
-                xb = random_affine(xb, aug_gen)
+                xb = augment(xb, aug_gen)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 logits = model(xb)  # (B, 10)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=tc.label_smoothing)
+                if teacher is not None:  # the teacher sees the same augmented batch
+                    targets = soft_targets(teacher, xb, tc.distill_temperature)  # (B, 10)
+                    loss = distillation_loss(logits, targets, yb, tc.distill_temperature, tc.distill_alpha,
+                                             tc.label_smoothing)
+                else:
+                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=tc.label_smoothing)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -182,7 +198,10 @@ def train(
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         train_time = time.perf_counter() - t0
         final = ema.module if ema is not None else model  # the weights that are validated and exported
-        val_loss, val_acc = evaluate_torch(final, splits.val_x, splits.val_y, device)
+        if len(splits.val_x):
+            val_loss, val_acc = evaluate_torch(final, splits.val_x, splits.val_y, device)
+        else:  # --val-size 0 (the seed notebooks trained on all 60,000): the last epoch is the best
+            val_loss, val_acc = float("nan"), float(epoch)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / seen,
