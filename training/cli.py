@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onnxruntime intra-op threads for the speed numbers (default: 2)")
     _add_data_args(p)
 
+    p = sub.add_parser("compare", help="seeds side by side: validation and test accuracy, mean +- sd, ensemble")
+    p.add_argument("checkpoints", nargs="+", type=Path, help="best.pt files of runs to compare")
+    p.add_argument("--json", type=Path, help="also write the numbers here")
+    _add_data_args(p)
+
     p = sub.add_parser("promote", help="copy an export into models/ and serve it")
     p.add_argument("export_dir", type=Path, help="folder with model.onnx + metadata.json")
     _add_promote_args(p)
@@ -228,6 +233,19 @@ class Guards:
         return cls(args.models_dir, args.floor, args.max_drop_pp, args.force, not args.no_serve)
 
 
+def cmd_compare(checkpoints: list[Path], data: Data, json_path: Path | None) -> dict:
+    import json
+
+    from training.compare import compare, format_comparison
+
+    result = compare(checkpoints, data.root)
+    print(format_comparison(result))
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {json_path}")
+    return result
+
+
 def cmd_promote(export_dir: Path, guards: Guards) -> str:
     from training.registry import promote
 
@@ -281,6 +299,8 @@ def run_command(args: argparse.Namespace) -> None:
             cmd_export(args.checkpoint, args.out, data, args.opset, not args.no_temperature)
         case "evaluate":
             cmd_evaluate(args.model, args.out, data, args.threads)
+        case "compare":
+            cmd_compare(args.checkpoints, data, args.json)
         case "promote":
             cmd_promote(args.export_dir, Guards.from_args(args))
         case "rollback":
