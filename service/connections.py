@@ -103,7 +103,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is None:  # refused in connection_made
+        if getattr(self, "transport", None) is None:  # refused in connection_made
             return
         self._cancel_head_timer()
         super().connection_lost(exc)

@@ -82,7 +82,8 @@ def load(header: Header, accepted: str) -> Decoded:
     source = header.source
     if isinstance(source, bytes):
         with contextlib.suppress(Exception):  # Pillow reads it, or says what is wrong with it
-            return pyspng.load(source)
+            pixels: np.ndarray = pyspng.load(source)  # (H, W) or (H, W, C) uint8
+            return pixels
         source = open_header(source, max_pixels=header.pixels, accepted=accepted)
     return load_image(source, accepted)
 
@@ -99,7 +100,7 @@ def _plain_png(data: bytes) -> int | None:
     while pos + 8 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, pos)
         if kind == b"IEND":
-            return width * height
+            return int(width * height)
         if kind not in PLAIN_PNG_CHUNKS:
             return None
         pos += 12 + length

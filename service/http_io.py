@@ -85,7 +85,8 @@ def multipart_files(body: bytes, content_type: str, field: str, max_files: int,
     if not boundary:
         raise BadInput("multipart body without a boundary in its Content-Type", accepted)
     files, texts, others = [], 0, []
-    name, filename, chunks, parts = None, None, [], 0
+    name, filename, parts = None, None, 0
+    chunks: list[bytes] = []
     try:
         with PushMultipartParser(boundary) as parser:
             for event in parser.parse(body):
@@ -167,7 +168,7 @@ class BodiesInFlight:
     def __init__(self, budget: int) -> None:
         self.budget, self.held = budget, 0
 
-    def hold(self, request: Request, limit: int, accepted: str) -> contextlib.AbstractContextManager:
+    def hold(self, request: Request, limit: int, accepted: str) -> contextlib.AbstractContextManager[None]:
         """Count this request's body while the returned context runs (small ones: nothing)."""
         declared = request.headers.get("content-length", "")
         size = int(declared) if declared.isdigit() else limit
@@ -226,7 +227,8 @@ class ImageInput(bentoml.IODescriptor):
         """-> image=[(28, 28) float32 frame] or image=[BadInput] (a list: /predict batches)."""
         frames = await read_request(request, many=False)
         item = frames if isinstance(frames, BadInput) else frames[0]
-        return cls.model_construct(image=[item])
+        spec: ImageInput = cls.model_construct(image=[item])
+        return spec
 
 
 class ImagesInput(bentoml.IODescriptor):
@@ -237,7 +239,8 @@ class ImagesInput(bentoml.IODescriptor):
     @classmethod
     async def from_http_request(cls, request: Request, serde: Any) -> ImagesInput:
         """-> images=(N, 28, 28) float32 frames, or images=BadInput."""
-        return cls.model_construct(images=await read_request(request, many=True))
+        spec: ImagesInput = cls.model_construct(images=await read_request(request, many=True))
+        return spec
 
 
 class PixelsInput(PixelsRequest, bentoml.IODescriptor):

@@ -46,4 +46,4 @@ def tune_malloc(threshold: int = MMAP_THRESHOLD) -> bool:
         return False
     if not done:
         logger.info("mallopt(M_MMAP_THRESHOLD) not supported by this C library; left as is")
-    return done
+    return bool(done)

@@ -22,7 +22,8 @@ ModelError = ContractError
 def load_metadata(files: ModelFiles) -> dict[str, Any]:
     """metadata.json as written (GET /model answers with it), after the contract's checks."""
     read_metadata(files)
-    return json.loads(files.metadata.read_text())
+    raw: dict[str, Any] = json.loads(files.metadata.read_text())
+    return raw
 
 
 def _shape_fits(declared: list[int | str], actual: list[Any]) -> bool:
@@ -136,7 +137,7 @@ class Classifier:
         if batch.shape[0] == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         (probs,) = self.session.run([self.output_name], {self.input_name: batch})
-        return probs  # (N, 10)
+        return np.asarray(probs)  # (N, 10)
 
     def warm_up(self) -> None:
         """One inference before /readyz says yes, so the first user pays no lazy init."""

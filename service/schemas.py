@@ -152,6 +152,12 @@ IMAGES_START = re.compile(r'\s*\{\s*"images"\s*:\s*\[\s*')
 WHITESPACE = re.compile(r"\s*")
 
 
+def _skip_space(text: str, pos: int) -> int:
+    """The position after any whitespace at `pos` (the pattern matches the empty string too)."""
+    match = WHITESPACE.match(text, pos)
+    return match.end() if match else pos
+
+
 def load_json(body: bytes, limit: int, accepted: str) -> Any:
     """json.loads for a /predict_pixels body, one image at a time.
 
@@ -177,9 +183,9 @@ def load_json(body: bytes, limit: int, accepted: str) -> Any:
             if len(images) > limit:
                 raise BadInput(f"more than {limit} images in one request: the limit is {limit}",
                                accepted, 413)
-            pos = WHITESPACE.match(text, pos).end()
+            pos = _skip_space(text, pos)
             if text.startswith(",", pos):
-                pos = WHITESPACE.match(text, pos + 1).end()
+                pos = _skip_space(text, pos + 1)
             elif text.startswith("]", pos):
                 pos += 1
                 break

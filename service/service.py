@@ -78,7 +78,7 @@ class MnistService:
         # bound wrapper (inspect.signature, functools.wraps): 6% of a /predict worker's time in
         # a py-spy profile. The wrapper holds nothing per request, so bind each method once;
         # an instance attribute wins over the class's (non-data) descriptor.
-        for name in MnistService.apis:
+        for name in MnistService.apis:  # type: ignore[attr-defined]  # added by @bentoml.service
             setattr(self, name, getattr(self, name))
         tune_malloc()
         if settings.gc_freeze:
@@ -101,9 +101,8 @@ class MnistService:
         """(N, 28, 28) float32 -> (N, 10), in max_batch_size chunks, counted into the drift
         metrics: every endpoint's one way to the model."""
         chunk = settings.max_batch_size
-        probs = [self.classifier.probabilities(pixels[i : i + chunk])
-                 for i in range(0, len(pixels), chunk)]
-        probs = np.concatenate(probs) if probs else np.zeros((0, 10), np.float32)
+        chunks = [self.classifier.probabilities(pixels[i : i + chunk]) for i in range(0, len(pixels), chunk)]
+        probs = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)  # (N, 10)
         metrics.record(probs, settings.low_confidence)
         return probs
 
@@ -125,9 +124,11 @@ class MnistService:
     async def predict(self, image: list[np.ndarray | BadInput]) -> list[Answer]:
         """Read the digit in one image. Concurrent calls share one onnxruntime run."""
         good = [i for i, item in enumerate(image) if not isinstance(item, BadInput)]
-        answers: list[Answer] = list(image)  # refused uploads answer with their own BadInput
+        frames = [item for item in image if not isinstance(item, BadInput)]
+        # refused uploads answer with their own BadInput; the others are filled in below
+        answers: list[Answer] = [item if isinstance(item, BadInput) else b"" for item in image]
         if good:
-            batch = np.stack([image[i] for i in good])  # (n, 28, 28) float32
+            batch = np.stack(frames)  # (n, 28, 28) float32
             if self.inline:
                 found = self._predict(batch)
             else:
@@ -191,6 +192,6 @@ class MnistService:
         return png.getvalue()
 
 
-MnistService.add_asgi_middleware(traffic.Deadline, timeout_s=settings.timeout_s,
-                                 paths=frozenset(api.route for api in MnistService.apis.values())
+MnistService.add_asgi_middleware(traffic.Deadline, timeout_s=settings.timeout_s,  # type: ignore[attr-defined]
+                                 paths=frozenset(api.route for api in MnistService.apis.values())  # type: ignore[attr-defined]
                                  | infer_paths(settings))

@@ -74,7 +74,7 @@ def _after_reap(watcher: Any, process_pid: int, exit_code: int | None = None, **
     if directory:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(process_pid, directory)
+        multiprocess.mark_process_dead(process_pid, directory)  # type: ignore[no-untyped-call]
     return True
 
 

@@ -29,7 +29,8 @@ class Deadline:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         started = replaced = False
 
         async def send_ours(message: dict[str, Any]) -> None:

@@ -256,7 +256,8 @@ class InferInput(bentoml.IODescriptor):
             value: list[Any] = await parse_infer(request, versions, settings)
         except BadInput as exc:
             value = [exc]
-        return cls.model_construct(items=value)
+        spec: InferInput = cls.model_construct(items=value)
+        return spec
 
 
 class InferOutput(bentoml.IODescriptor):

@@ -146,7 +146,8 @@ def read_images(tensor: RequestInput, raw: bytes | None, max_images: int, accept
 
 def _unpack_bytes(raw: bytes, accepted: str) -> list[bytes]:
     """Triton's serialised BYTES: repeated (uint32 little-endian length, bytes)."""
-    files, pos = [], 0
+    files: list[bytes] = []
+    pos = 0
     while pos < len(raw):
         if pos + 4 > len(raw):
             raise BadInput("BYTES data ends inside an element's 4-byte length", accepted)
