@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_models            # or: make benchmark-models
 
-Models come from models/ (the newest version of each architecture); an architecture with no version
+Models come from models/ (the newest version of each architecture; for the served architecture the
+served version, beside the mnist-cnn it replaced when there is one); an architecture with no version
 there is exported with random weights (speed does not depend on the weights). Rounds are interleaved,
 so background load hits every model alike, and the median round is reported.
 """
@@ -21,8 +22,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from contract import read_served
+
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("seed-small", "lenet5", "seed-deep", "mnist-cnn")
+PREVIOUS = "mnist-cnn (previously served)"
 START, END = "<!-- bench_models:start -->", "<!-- bench_models:end -->"
 
 
@@ -32,6 +36,13 @@ def model_paths(models_dir: Path, tmp: Path) -> dict[str, tuple[Path, dict | Non
     for meta_path in sorted(models_dir.glob("*/metadata.json"), key=lambda p: json.loads(p.read_text())["exported_at"]):
         meta = json.loads(meta_path.read_text())
         found[meta["architecture"]] = (meta_path.parent / "model.onnx", meta)
+    served = read_served(models_dir)
+    meta = json.loads((models_dir / served.served / "metadata.json").read_text())
+    found[meta["architecture"]] = (models_dir / served.served / "model.onnx", meta)  # the served one, not the newest
+    for older in served.history[:1]:  # the model it replaced, side by side (issue 16: no slower than before)
+        meta = json.loads((models_dir / older / "metadata.json").read_text())
+        if meta["architecture"] == "mnist-cnn" and older != found["mnist-cnn"][1]["version"]:
+            found[PREVIOUS] = (models_dir / older / "model.onnx", meta)
     for arch in ARCHS:
         if arch not in found:
             from training.export import export_onnx  # torch only when a model is missing
@@ -40,7 +51,7 @@ def model_paths(models_dir: Path, tmp: Path) -> dict[str, tuple[Path, dict | Non
             path = tmp / f"{arch}.onnx"
             export_onnx(build_model(ModelConfig(arch=arch)), path)
             found[arch] = (path, None)
-    return {a: found[a] for a in ARCHS}
+    return {a: found[a] for a in (*ARCHS, PREVIOUS) if a in found}
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -97,6 +108,9 @@ def main() -> None:
     verdict = "meets" if ratio >= 2 else "MISSES"
     table = "\n".join(rows)
     summary = f"mnist-cnn / seed-deep at batch 64: {ratio:.2f}x ({verdict} the 2x target)"
+    if PREVIOUS in speeds[64]:
+        before = speeds[64][PREVIOUS]
+        summary += f"; served mnist-cnn / previously served at batch 64: {speeds[64]['mnist-cnn'] / before:.2f}x"
     print(table, "", summary, sep="\n")
 
     cpu = platform.processor() or platform.machine()
