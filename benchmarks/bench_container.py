@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.report import write_section
 from deploy.container import base_tag, build, container_env, image_bytes, image_tag, served_version
 from harness.server import free_port
 
@@ -109,12 +110,7 @@ def main() -> int:
         f"runs with a read-only root, no capabilities and `--cpus=2` (2 workers). Builds include "
         f"`python -m service.bento` and pip installing the serve extra from PyPI.\n\n{table}\n{END}"
     )
-    text = args.write.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    args.write.write_text(text)
+    write_section(args.write, START, END, section.removeprefix(START).removesuffix(END))
     print(f"wrote {args.write}")
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks.report import write_section
 from contract import read_served
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,18 +122,9 @@ def main() -> None:
         f"{args.rounds} interleaved {args.window}s windows.\n\n{table}\n\n{summary}.\n\n"
         f"![throughput](benchmarks/models.png)\n{END}"
     )
-    _write_section(args.write, section)
+    write_section(args.write, START, END, section.removeprefix(START).removesuffix(END))
     _plot(speeds, args.png)
     print(f"wrote {args.write} and {args.png}")
-
-
-def _write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEvery number here comes from a command below.\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def _plot(speeds: dict[int, dict[str, float]], path: Path) -> None:

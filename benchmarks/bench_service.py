@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.report import write_section
 from harness.mnist import data_dir, load_mnist
 from harness.server import free_port, running_server, running_service
 from service.model import Classifier, resolve
@@ -327,13 +328,7 @@ def ablation(folder: Path, users: int, seconds: int, warmup: int, rounds: int) -
 
 def write_markdown(text: str, path: Path) -> None:
     """Replace our section of BENCHMARKS.md (other sections are left alone)."""
-    block = f"{START}\n## Serving: BentoML vs a plain endpoint\n\n{text}\n{END}"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(new)
+    write_section(path, START, END, f"## Serving: BentoML vs a plain endpoint\n\n{text}")
 
 
 def mean_batch(url: str, method: str = "predict") -> float:

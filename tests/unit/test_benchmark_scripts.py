@@ -48,3 +48,15 @@ def test_v2_payload_is_what_tritonclient_sends() -> None:
     request, binary = split_body(body, str(header_length), "a")
     (tensor,) = request.inputs
     assert read_images(tensor, input_bytes(tensor, binary, "a"), 10, "a") == [b"png one", b"two"]
+
+
+def test_a_benchmark_rewrites_only_its_own_section(tmp_path: Path) -> None:
+    from benchmarks.report import write_section
+
+    path = tmp_path / "BENCHMARKS.md"
+    write_section(path, "<!-- a:start -->", "<!-- a:end -->", "## A\n\n1")
+    write_section(path, "<!-- b:start -->", "<!-- b:end -->", "## B\n\n2")
+    write_section(path, "<!-- a:start -->", "<!-- a:end -->", "## A\n\n3")
+    text = path.read_text()
+    assert "## A\n\n3" in text and "## A\n\n1" not in text and "## B\n\n2" in text
+    assert text.index("## A") < text.index("## B")
