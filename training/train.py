@@ -198,10 +198,8 @@ def train(
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
         train_time = time.perf_counter() - t0
         final = ema.module if ema is not None else model  # the weights that are validated and exported
-        if len(splits.val_x):
-            val_loss, val_acc = evaluate_torch(final, splits.val_x, splits.val_y, device)
-        else:  # --val-size 0 (the seed notebooks trained on all 60,000): the last epoch is the best
-            val_loss, val_acc = float("nan"), float(epoch)
+        no_val = not len(splits.val_x)  # --val-size 0 (seed-small's notebook trained on all 60,000): keep the last
+        val_loss, val_acc = (float("nan"),) * 2 if no_val else evaluate_torch(final, splits.val_x, splits.val_y, device)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / seen,
@@ -213,10 +211,10 @@ def train(
             "device": str(device),
         }
         history.append(row)
-        improved = val_acc > best_acc
-        if improved:
+        improved = no_val or val_acc > best_acc
+        if improved and not no_val:
             best_acc, stale = val_acc, 0
-        else:
+        elif not improved:
             stale += 1
         state = {
             "model_config": mc.to_dict(),
@@ -238,7 +236,8 @@ def train(
         _write_metrics(run_dir, history)
         tqdm.write(
             f"epoch {epoch:3d}/{tc.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f}{'  *best*' if improved else ''}  {train_time:.1f}s"
+            + ("no validation split" if no_val else f"val loss {val_loss:.4f} acc {val_acc:.4f}")
+            + f"{'  *best*' if improved else ''}  {train_time:.1f}s"
         )
         if tc.patience and stale >= tc.patience:
             tqdm.write(f"early stop: no better validation accuracy for {tc.patience} epochs")
