@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(sub.add_parser("train", help="train a model"))
 
     p = sub.add_parser("export", help="checkpoint -> model.onnx + metadata.json")
-    p.add_argument("checkpoint", type=Path, help="a best.pt or last.pt from `mnist train`")
+    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt from `mnist train`, or a model.onnx to re-export")
     p.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT's folder/export)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     p.add_argument("--no-temperature", action="store_true",

@@ -21,7 +21,7 @@ from training.checkpoint import model_from_checkpoint
 from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
 from training.evaluate import evaluate_onnx
-from training.models import count_parameters
+from training.models import ModelConfig, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +124,36 @@ def calibrate(model: nn.Module, tc: TrainConfig, data_root: Path, test_x: np.nda
     return info
 
 
+def _from_exported(onnx_path: Path, data_root: Path) -> tuple[nn.Module, ModelConfig, TrainConfig, dict]:
+    """An exported version back as (model, configs, the checkpoint fields metadata kept)."""
+    import json
+
+    from training.warmstart import config_beside, model_from_onnx
+
+    meta = json.loads((onnx_path.parent / "metadata.json").read_text())
+    tc = TrainConfig.from_dict(meta["train_config"])
+    images, labels = load_split(data_root, train=True)
+    train_x = train_val_split(images, labels, tc.val_size, tc.split_seed).train_x[:4096]
+    model = model_from_onnx(onnx_path, to_float(train_x)).eval()
+    history = [{"epoch_seconds": t, "device": meta.get("train_device")} for t in meta.get("epoch_seconds", [])]
+    state = {"history": history, "epoch": meta.get("best_epoch"), "best_val_acc": meta.get("best_val_accuracy"),
+             "data": meta.get("dataset", {}), "exported_from": meta["version"],
+             "trained_at": meta.get("trained_at")}  # fmt: skip
+    return model, config_beside(onnx_path), tc, state
+
+
 def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET,
                       temperature: bool = True) -> dict:
     """Checkpoint -> out_dir/model.onnx + out_dir/metadata.json (with full test-set metrics).
 
     With temperature (the default), T is fitted on the run's validation split and folded into the
-    graph: its logits are the model's divided by T, its probabilities their softmax.
+    graph: its logits are the model's divided by T, its probabilities their softmax. A model.onnx
+    in place of the checkpoint re-exports that version (e.g. to calibrate a model already served).
     """
-    model, mc, tc, state = model_from_checkpoint(checkpoint)
+    if checkpoint.suffix == ".onnx":
+        model, mc, tc, state = _from_exported(checkpoint, data_root)
+    else:
+        model, mc, tc, state = model_from_checkpoint(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "model.onnx"
     test_x, test_y = (t.numpy() for t in load_split(data_root, train=False))
@@ -176,10 +198,12 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: i
         "best_val_accuracy": state.get("best_val_acc"),
         "epoch_seconds": [h["epoch_seconds"] for h in history],
         **({"temperature": calibration["temperature"], "calibration": calibration} if calibration else {}),
+        **({"re_exported_from": state["exported_from"]} if "exported_from" in state else {}),
         "train_device": history[-1]["device"] if history else None,
         "dataset": state.get("data", {}),
         "code_revision": code_revision(),
-        "trained_at": dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.UTC).isoformat(timespec="seconds"),
+        "trained_at": state.get("trained_at")
+        or dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.UTC).isoformat(timespec="seconds"),
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }

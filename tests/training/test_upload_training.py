@@ -17,6 +17,7 @@ from training.augment import AugmentConfig, blur, elastic_offsets, low_resolutio
 from training.calibrate import fit_temperature, reliability
 from training.checkpoint import load_checkpoint
 from training.distill import Ensemble, distillation_loss, load_teacher, soft_targets
+from training.export import export_checkpoint
 from training.models import ModelConfig
 from training.train import train
 from training.warmstart import model_from_onnx
@@ -141,3 +142,12 @@ def test_warm_start_from_an_export_matches_the_graph(smoke_run: dict) -> None:
         model.train()
         model[20].p = 0.0  # dropout off: training-mode BatchNorm on the same batch gives the same answer
         np.testing.assert_allclose(model(x).numpy() / t, graph_logits, atol=1e-3)
+
+
+def test_an_export_can_be_re_exported_calibrated(smoke_run: dict, mnist_data_dir: Path, tmp_path: Path) -> None:
+    """`mnist export models/<v>/model.onnx`: same answers, a fresh temperature, the source named."""
+    source = json.loads((smoke_run["export"] / "metadata.json").read_text())
+    meta = export_checkpoint(smoke_run["export"] / "model.onnx", tmp_path, mnist_data_dir)
+    assert meta["re_exported_from"] == source["version"]
+    assert meta["test_accuracy"] == pytest.approx(source["test_accuracy"], abs=2e-4)
+    assert meta["temperature"] > 0 and meta["train_config"]["seed"] == source["train_config"]["seed"]
