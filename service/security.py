@@ -27,9 +27,10 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 HEALTH_PATHS = ("/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")
 METRICS_PATHS = ("/metrics",)
 UI_PATHS = ("/ui",)  # and everything under /ui/
-# The draw-a-digit page: its own script, style and images, and POSTs to this origin only.
+# The draw-a-digit page: its own script, style and images, and POSTs to this origin only
+# (base-uri 'self': the page sets <base href="/ui/">; 'none' left it without its script).
 UI_CSP = ("default-src 'self'; img-src 'self' data: blob:; "
-          "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+          "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 UNAUTHORIZED = json.dumps({
     "error": "missing or unknown API key",
     "accepted": "an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",

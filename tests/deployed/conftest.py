@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -40,8 +41,9 @@ def served_dir(repo_root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def metadata(served_dir: Path) -> dict:
-    """The served version's metadata.json, checked by the contract (and against its ONNX bytes)."""
-    return read_metadata(ModelFiles.of(served_dir)).dump()
+    """The served version's metadata.json as written, after the contract's checks (and its sha256)."""
+    read_metadata(ModelFiles.of(served_dir))
+    return json.loads((served_dir / "metadata.json").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ loop, short limits. What the fault tests show through a server, case by case."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,6 +18,13 @@ pytestmark = pytest.mark.unit
 
 TIMEOUT = 0.05
 REQUEST = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """asyncio.run in a thread of its own: the session's Playwright fixture keeps an event loop
+    running in the main thread once the UI tests have started."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
 
 
 class Transport(asyncio.Transport):
@@ -81,7 +90,7 @@ def test_a_connection_that_sends_nothing_is_closed_silently() -> None:
         await asyncio.sleep(TIMEOUT * 3)
         assert transport.closed and transport.written == b""
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_head_slower_than_the_timeout_gets_a_408() -> None:
@@ -92,7 +101,7 @@ def test_a_head_slower_than_the_timeout_gets_a_408() -> None:
         assert transport.closed and transport.written.startswith(b"HTTP/1.1 408")
         assert b'"accepted"' in transport.written
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_head_over_the_limit_gets_a_431_before_it_ends() -> None:
@@ -104,7 +113,7 @@ def test_a_head_over_the_limit_gets_a_431_before_it_ends() -> None:
                 protocol.data_received(b"a" * 512)
         assert transport.closed and transport.written.startswith(b"HTTP/1.1 431")
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_kept_alive_requests_are_timed_only_when_their_head_is_split() -> None:
@@ -119,7 +128,7 @@ def test_kept_alive_requests_are_timed_only_when_their_head_is_split() -> None:
         await asyncio.sleep(TIMEOUT * 3)
         assert transport.closed and b"HTTP/1.1 408" in transport.written
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_a_pipelined_head_is_not_late_while_the_response_before_it_runs() -> None:
@@ -131,7 +140,7 @@ def test_a_pipelined_head_is_not_late_while_the_response_before_it_runs() -> Non
         await _answered(protocol)
         assert transport.written.startswith(b"HTTP/1.1 200")
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_an_old_connection_is_told_to_close_after_its_response() -> None:
@@ -145,7 +154,7 @@ def test_an_old_connection_is_told_to_close_after_its_response() -> None:
         await _answered(protocol)
         assert b"connection: close" in transport.written.lower() and transport.closed
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_at_the_connection_limit_the_oldest_idle_one_makes_room() -> None:
@@ -166,4 +175,4 @@ def test_at_the_connection_limit_the_oldest_idle_one_makes_room() -> None:
         assert refused.closed and not newest_transport.closed
         await _answered(busy)
 
-    asyncio.run(scenario())
+    run(scenario)
