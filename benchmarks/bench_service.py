@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench_service:start -->", "<!-- bench_service:end -->"
 BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
 
-LOCUSTFILE = '''
+LOCUSTFILE = """
 import json, os, pathlib, random
 from locust import FastHttpUser, constant, task
 
@@ -68,7 +68,7 @@ class Bench(FastHttpUser):
                               catch_response=True) as r:
             if r.status_code != 200:
                 r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
-'''
+"""
 
 
 def multipart(field: str, blobs: list[bytes]) -> bytes:
@@ -90,11 +90,19 @@ def v2_bytes_request(pngs: list[bytes]) -> tuple[bytes, int]:
     with the binary tensor data extension (each file after a 4-byte little-endian length),
     outputs in binary too; and the length of its JSON header."""
     raw = b"".join(len(p).to_bytes(4, "little") + p for p in pngs)
-    header = json.dumps({
-        "inputs": [{"name": "image", "shape": [len(pngs)], "datatype": "BYTES",
-                    "parameters": {"binary_data_size": len(raw)}}],
-        "parameters": {"binary_data_output": True},
-    }).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [len(pngs)],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
     return header + raw, len(header)
 
 
@@ -124,8 +132,12 @@ def write_payloads(folder: Path, images: np.ndarray, batch: int) -> None:
             (folder / f"{kind}{j}.bin").write_bytes(body)
             files.append(f"{kind}{j}.bin")
             headers.append({"Inference-Header-Content-Length": str(header_length)})
-        meta[kind] = {"path": "/v2/models/mnist/infer", "files": files, "headers": headers,
-                      "content_type": "application/octet-stream"}
+        meta[kind] = {
+            "path": "/v2/models/mnist/infer",
+            "files": files,
+            "headers": headers,
+            "content_type": "application/octet-stream",
+        }
     (folder / "meta.json").write_text(json.dumps(meta))
     (folder / "locustfile.py").write_text(LOCUSTFILE)
 
@@ -135,10 +147,29 @@ def run_locust(url: str, folder: Path, kind: str, users: int, seconds: int) -> d
     env = {**os.environ, "BENCH_DIR": str(folder), "BENCH_KIND": kind}
     prefix = folder / f"{kind}-{free_port()}-{time.monotonic_ns()}"
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(folder / "locustfile.py"), "--headless",
-        "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", url,
-        "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
-        "--exit-code-on-error", "0", "--stop-timeout", "5",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(folder / "locustfile.py"),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--host",
+        url,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+        "--stop-timeout",
+        "5",
     ]
     subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=seconds + 120)
     with open(f"{prefix}_stats.csv") as f:
@@ -201,15 +232,19 @@ def baseline_app():  # -> Starlette
         pixels = to_mnist(decode(data, max_pixels=limit, accepted=""))
         probs = clf.probabilities(pixels[None])[0]
         digit = int(probs.argmax())
-        return JSONResponse({"digit": digit, "confidence": float(probs[digit]),
-                             "probabilities": probs.round(6).tolist(),
-                             "model_version": clf.version})
+        return JSONResponse(
+            {
+                "digit": digit,
+                "confidence": float(probs[digit]),
+                "probabilities": probs.round(6).tolist(),
+                "model_version": clf.version,
+            }
+        )
 
     async def ready(_: Request) -> JSONResponse:
         return JSONResponse({})
 
-    return Starlette(routes=[Route("/predict", predict, methods=["POST"]),
-                             Route("/readyz", ready)])
+    return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", ready)])
 
 
 def serve_baseline(port: int) -> None:
@@ -217,9 +252,16 @@ def serve_baseline(port: int) -> None:
     log (uvicorn uses httptools and uvloop, installed with the service)."""
     import uvicorn
 
-    uvicorn.run("bench_service:baseline_app", factory=True, app_dir=str(Path(__file__).parent),
-                workers=get_settings().workers, host="127.0.0.1", port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "bench_service:baseline_app",
+        factory=True,
+        app_dir=str(Path(__file__).parent),
+        workers=get_settings().workers,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @contextlib.contextmanager
@@ -252,8 +294,10 @@ def table(r: dict) -> str:
     p1, base1 = r["predict_1w"], r["baseline_1w"]
 
     def row(what: str, m: dict, per_request: int = 1) -> str:
-        return (f"| {what} | {m['rps']:,.0f} | {m['rps'] * per_request:,.0f} | "
-                f"{m['p50_ms']:.0f} | {m['p99_ms']:.0f} | {m['failures']} |")
+        return (
+            f"| {what} | {m['rps']:,.0f} | {m['rps'] * per_request:,.0f} | "
+            f"{m['p50_ms']:.0f} | {m['p99_ms']:.0f} | {m['failures']} |"
+        )
 
     w, t = r["workers"], r["ort_threads"]
     lines = [
@@ -265,15 +309,18 @@ def table(r: dict) -> str:
         "",
         "| what | requests/s | images/s | p50 ms | p99 ms | failures |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        f"| in-process onnxruntime, batch {r['batch']}, {r['cores']} threads | | "
-        f"{r['in_process']:,.0f} | | | |",
+        f"| in-process onnxruntime, batch {r['batch']}, {r['cores']} threads | | {r['in_process']:,.0f} | | | |",
         row(f"BentoML `/predict` (adaptive batching), {w} workers", p),
         row(f"Starlette + onnxruntime baseline `/predict`, {w} workers", base),
         row(f"BentoML `/predict_batch`, {r['batch']} images per request, {w} workers", b, r["batch"]),
-        *([row(f"BentoML v2 infer (Open Inference Protocol), 1 PNG per request, {w} workers",
-               r["v2_infer"]),
-           row(f"BentoML v2 infer, {r['batch']} PNGs per request, {w} workers", r["v2_infer_batch"],
-               r["batch"])] if "v2_infer" in r else []),
+        *(
+            [
+                row(f"BentoML v2 infer (Open Inference Protocol), 1 PNG per request, {w} workers", r["v2_infer"]),
+                row(f"BentoML v2 infer, {r['batch']} PNGs per request, {w} workers", r["v2_infer_batch"], r["batch"]),
+            ]
+            if "v2_infer" in r
+            else []
+        ),
         row(f"BentoML `/predict`, 1 worker x {r['cores']} threads", p1),
         row(f"Starlette baseline `/predict`, 1 worker x {r['cores']} threads", base1),
         "",
@@ -301,7 +348,9 @@ ABLATION = {
     "+ garbage collector untuned": {"MNIST_GC_FREEZE": "false"},
     "+ spinning onnxruntime threads": {"MNIST_SPINNING": "true"},
     "+ all four (BentoML's and onnxruntime's defaults)": {
-        "MNIST_ACCESS_LOG": "true", "MNIST_TRACING": "true", "MNIST_GC_FREEZE": "false",
+        "MNIST_ACCESS_LOG": "true",
+        "MNIST_TRACING": "true",
+        "MNIST_GC_FREEZE": "false",
         "MNIST_SPINNING": "true",
     },
 }
@@ -311,8 +360,7 @@ def ablation(folder: Path, users: int, seconds: int, warmup: int, rounds: int) -
     """/predict with each removed overhead put back, interleaved rounds, as a markdown table."""
     runs: dict[str, list[dict]] = {name: [] for name in ABLATION}
     with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(running_service(env=env))
-                for name, env in ABLATION.items()}
+        urls = {name: stack.enter_context(running_service(env=env)) for name, env in ABLATION.items()}
         for url in urls.values():
             run_locust(url, folder, "predict", users, warmup)
         for r in range(rounds):
@@ -348,22 +396,32 @@ def mean_batch(url: str, method: str = "predict") -> float:
 
 
 # contender -> (server, payload kind); "..._1w": one process with every core's threads
-CONTENDERS = {"predict": ("service", "predict"), "baseline": ("baseline", "predict"),
-              "predict_batch": ("service", "predict_batch"),
-              "v2_infer": ("service", "v2_infer"), "v2_infer_batch": ("service", "v2_infer_batch"),
-              "predict_1w": ("service_1w", "predict"), "baseline_1w": ("baseline_1w", "predict")}
+CONTENDERS = {
+    "predict": ("service", "predict"),
+    "baseline": ("baseline", "predict"),
+    "predict_batch": ("service", "predict_batch"),
+    "v2_infer": ("service", "v2_infer"),
+    "v2_infer_batch": ("service", "v2_infer_batch"),
+    "predict_1w": ("service_1w", "predict"),
+    "baseline_1w": ("baseline_1w", "predict"),
+}
 
 
 def partial_table(r: dict, contenders: dict) -> str:
     """--only's rows: requests/s, images/s (batch payloads count every image), p50, p99."""
-    lines = [f"Machine: {r['machine']}; {r['users']} users, medians of {r['rounds']} rounds of "
-             f"{r['seconds']} s (--only: a quick check, not the full comparison)", "",
-             "| what | requests/s | images/s | p50 ms | p99 ms | failures |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"Machine: {r['machine']}; {r['users']} users, medians of {r['rounds']} rounds of "
+        f"{r['seconds']} s (--only: a quick check, not the full comparison)",
+        "",
+        "| what | requests/s | images/s | p50 ms | p99 ms | failures |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, (_, kind) in contenders.items():
         m, n = r[name], r["batch"] if kind.endswith("batch") else 1
-        lines.append(f"| {name} | {m['rps']:,.0f} | {m['rps'] * n:,.0f} | {m['p50_ms']:.0f} | "
-                     f"{m['p99_ms']:.0f} | {m['failures']} |")
+        lines.append(
+            f"| {name} | {m['rps']:,.0f} | {m['rps'] * n:,.0f} | {m['p50_ms']:.0f} | "
+            f"{m['p99_ms']:.0f} | {m['failures']} |"
+        )
     return "\n".join(lines)
 
 
@@ -374,14 +432,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up run (%(default)s s)")
     parser.add_argument("--images", type=int, default=1024, help="distinct uploads (%(default)s)")
-    parser.add_argument("--data-dir", type=Path, default=data_dir(),
-                        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=data_dir(),
+        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; keep BENCHMARKS.md")
-    parser.add_argument("--ablation", action="store_true",
-                        help="also run /predict with each removed overhead put back")
-    parser.add_argument("--only", nargs="+", choices=CONTENDERS, metavar="NAME",
-                        help="measure only these rows and print them, writing nothing "
-                        f"(a quick check; one of {', '.join(CONTENDERS)})")
+    parser.add_argument("--ablation", action="store_true", help="also run /predict with each removed overhead put back")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=CONTENDERS,
+        metavar="NAME",
+        help=f"measure only these rows and print them, writing nothing (a quick check; one of {', '.join(CONTENDERS)})",
+    )
     parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
@@ -393,13 +458,22 @@ def main() -> None:
     images = images[: args.images]
     pixels = images.astype(np.float32) / 255.0
     cores = cpu_count()
-    clf = Classifier(resolve(settings.models_dir, settings.model_version, settings.model_path),
-                     "cpu", cores)  # the ceiling: one session on every core
+    clf = Classifier(
+        resolve(settings.models_dir, settings.model_version, settings.model_path), "cpu", cores
+    )  # the ceiling: one session on every core
     batch = settings.max_batch_size
-    results: dict = {"machine": machine(), "model": clf.version, "users": args.users,
-                     "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds,
-                     "batch": batch, "workers": settings.workers,
-                     "ort_threads": settings.threads_per_worker, "cores": cores}
+    results: dict = {
+        "machine": machine(),
+        "model": clf.version,
+        "users": args.users,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "batch": batch,
+        "workers": settings.workers,
+        "ort_threads": settings.threads_per_worker,
+        "cores": cores,
+    }
     contenders = {name: CONTENDERS[name] for name in args.only or CONTENDERS}
     runs: dict[str, list] = {name: [] for name in [*contenders, "in_process"]}
     extra = ""
@@ -412,8 +486,10 @@ def main() -> None:
             "service_1w": lambda: running_service(env={"MNIST_WORKERS": "1"}),
             "baseline_1w": lambda: running_baseline(1),
         }
-        urls = {server: stack.enter_context(servers[server]())
-                for server in dict.fromkeys(server for server, _ in contenders.values())}
+        urls = {
+            server: stack.enter_context(servers[server]())
+            for server in dict.fromkeys(server for server, _ in contenders.values())
+        }
         print("warm-up ...", flush=True)
         for server, kind in contenders.values():
             run_locust(urls[server], folder, kind, args.users, args.warmup)

@@ -48,8 +48,9 @@ def _digit(size: tuple[int, int], mode: str) -> Image.Image:
     img = Image.new(mode, size, "white" if mode != "1" else 1)
     draw = ImageDraw.Draw(img)
     w, h = size
-    draw.line([(w // 2, h // 5), (w // 2, 4 * h // 5)], fill=0 if mode == "1" else "black",
-              width=max(1, min(w, h) // 12))
+    draw.line(
+        [(w // 2, h // 5), (w // 2, 4 * h // 5)], fill=0 if mode == "1" else "black", width=max(1, min(w, h) // 12)
+    )
     return img
 
 
@@ -72,8 +73,7 @@ def worker_pids(url: str) -> list[int]:
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
         if "serve" in cmd and "--port" in cmd and port in cmd:
-            return [c.pid for c in proc.children(recursive=True)
-                    if "_bentoml_impl.worker" in " ".join(c.cmdline())]
+            return [c.pid for c in proc.children(recursive=True) if "_bentoml_impl.worker" in " ".join(c.cmdline())]
     raise RuntimeError(f"no bentoml serve on port {port}")
 
 
@@ -133,28 +133,29 @@ def scenarios() -> list[tuple[str, str, Callable[[], dict], int]]:
         return lambda: {"content": data, "headers": {"content-type": kind}}
 
     return [
-        (f"64 x 6300x6300 1-bit PNG ({64 * len(bomb_1bit) // 1024} KB)", "/predict_batch",
-         files(bomb_1bit, 64), 1),
+        (f"64 x 6300x6300 1-bit PNG ({64 * len(bomb_1bit) // 1024} KB)", "/predict_batch", files(bomb_1bit, 64), 1),
         (f"6300x6300 RGBA PNG ({len(rgba_big) // 1024} KB)", "/predict", raw(rgba_big, "image/png"), 1),
-        (f"12 x 5000x5000 1-bit PNG ({len(small_bomb) // 1024} KB) at once", "/predict",
-         raw(small_bomb, "image/png"), 12),
+        (
+            f"12 x 5000x5000 1-bit PNG ({len(small_bomb) // 1024} KB) at once",
+            "/predict",
+            raw(small_bomb, "image/png"),
+            12,
+        ),
         ("4000x4000 RGBA PNG (16 MP: the image cap)", "/predict", raw(at_cap_rgba, "image/png"), 1),
-        ("4 x 4000x4000 1-bit PNG (64 MP: the request budget)", "/predict_batch",
-         files(at_cap_1bit, 4), 1),
+        ("4 x 4000x4000 1-bit PNG (64 MP: the request budget)", "/predict_batch", files(at_cap_1bit, 4), 1),
         ("8000x8000 baseline JPEG (64 MP stored)", "/predict", raw(jpeg_64mp, "image/jpeg"), 1),
-        ("8000x8000 progressive JPEG (64 MP stored)", "/predict",
-         raw(jpeg_64mp_prog, "image/jpeg"), 1),
-        ("12 x 4000x4000 RGBA PNG at once (decode threads)", "/predict",
-         raw(at_cap_rgba, "image/png"), 12),
-        ("40 x 4000x4000 1-bit PNG at once (past the queue)", "/predict",
-         raw(at_cap_1bit, "image/png"), 40),
-        (f"/predict_pixels, 1024 images ({len(pixels_17mib) / MB:.0f} MiB of JSON)",
-         "/predict_pixels", raw(pixels_17mib, "application/json"), 1),
+        ("8000x8000 progressive JPEG (64 MP stored)", "/predict", raw(jpeg_64mp_prog, "image/jpeg"), 1),
+        ("12 x 4000x4000 RGBA PNG at once (decode threads)", "/predict", raw(at_cap_rgba, "image/png"), 12),
+        ("40 x 4000x4000 1-bit PNG at once (past the queue)", "/predict", raw(at_cap_1bit, "image/png"), 40),
+        (
+            f"/predict_pixels, 1024 images ({len(pixels_17mib) / MB:.0f} MiB of JSON)",
+            "/predict_pixels",
+            raw(pixels_17mib, "application/json"),
+            1,
+        ),
         ("JSON nested 100,000 deep", "/predict_pixels", raw(deep, "application/json"), 1),
-        ("8 x (4 x 4000x4000 1-bit PNG) at once (timeouts)", "/predict_batch",
-         files(at_cap_1bit, 4), 8),
-        (f"10 x 20 MiB bodies at once ({per_body} noise PNGs each)", "/predict_batch",
-         files(noise, per_body), 10),
+        ("8 x (4 x 4000x4000 1-bit PNG) at once (timeouts)", "/predict_batch", files(at_cap_1bit, 4), 8),
+        (f"10 x 20 MiB bodies at once ({per_body} noise PNGs each)", "/predict_batch", files(noise, per_body), 10),
     ]
 
 
@@ -167,10 +168,11 @@ def run(env: dict[str, str]) -> None:
         probe = LivezProbe(url)
         probe.start()
         print(f"worker {pid} at rest: {rest:.0f} MB; env {env}\n")
-        print(f"| {'upload':62} | {'endpoint':15} | {'answers':22} | {'s':>5} | "
-              f"{'peak MB':>7} | {'livez worst ms':>14} | {'CPU s after':>11} |")
-        print(f"| {'-' * 62} | {'-' * 15} | {'-' * 22} | {'-' * 5} | {'-' * 7} | {'-' * 14} "
-              f"| {'-' * 11} |")
+        print(
+            f"| {'upload':62} | {'endpoint':15} | {'answers':22} | {'s':>5} | "
+            f"{'peak MB':>7} | {'livez worst ms':>14} | {'CPU s after':>11} |"
+        )
+        print(f"| {'-' * 62} | {'-' * 15} | {'-' * 22} | {'-' * 5} | {'-' * 7} | {'-' * 14} | {'-' * 11} |")
         worst = 0.0
         with httpx.Client(base_url=url, timeout=120) as client:
             for what, path, request, copies in cases:
@@ -189,12 +191,12 @@ def run(env: dict[str, str]) -> None:
                 worst = max(worst, peak)
                 counts = ", ".join(f"{n} x {s}" for s, n in sorted(Counter(answers).items()))
                 stall = f"{probe.worst * 1000:.0f}" + (f" ({probe.failed} failed)" if probe.failed else "")
-                print(f"| {what:62} | {path:15} | {counts:22} | {wall:5.1f} | {peak:7.0f} "
-                      f"| {stall:>14} | {after:11.2f} |")
+                print(
+                    f"| {what:62} | {path:15} | {counts:22} | {wall:5.1f} | {peak:7.0f} | {stall:>14} | {after:11.2f} |"
+                )
             alive = client.post("/predict_pixels", json={"images": [[[0] * 28] * 28]}).status_code
         probe.stop.set()
-    print(f"\nworst peak RSS {worst:.0f} MB (worker at rest {rest:.0f} MB); "
-          f"worker alive afterwards: {alive == 200}")
+    print(f"\nworst peak RSS {worst:.0f} MB (worker at rest {rest:.0f} MB); worker alive afterwards: {alive == 200}")
 
 
 def _post(client: httpx.Client, path: str, request: dict) -> str:
@@ -214,8 +216,13 @@ def _post(client: httpx.Client, path: str, request: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", action="append", default=[], metavar="MNIST_X=value",
-                        help="extra settings for the service (default: one worker, 2 s timeout)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="MNIST_X=value",
+        help="extra settings for the service (default: one worker, 2 s timeout)",
+    )
     args = parser.parse_args()
     env = {"MNIST_WORKERS": "1", "MNIST_TIMEOUT_S": "2"}  # short: the last scenarios time out
     env.update(dict(item.split("=", 1) for item in args.env))

@@ -70,7 +70,8 @@ def stages(images: np.ndarray) -> None:
     probs = clf.probabilities(pixels)
     steps = {
         "multipart parse": lambda: multipart_files(
-            body, f"multipart/form-data; boundary={BOUNDARY}", "images", 1024, ""),
+            body, f"multipart/form-data; boundary={BOUNDARY}", "images", 1024, ""
+        ),
         "decode (libspng)": lambda: [decode(p, max_pixels=limit, accepted="") for p in pngs],
         "MNIST framing (to_mnist_many)": lambda: to_mnist_many(decoded),
         "onnxruntime, 1 thread": lambda: clf.probabilities(pixels),
@@ -78,8 +79,7 @@ def stages(images: np.ndarray) -> None:
         "drift metrics (metrics.record)": lambda: metrics.record(probs, settings.low_confidence),
     }
     aside = {  # not on the path of these uploads: what the fast decode saves
-        "(Pillow decode of the same PNGs)": lambda: [
-            open_image(p, max_pixels=limit, accepted="") for p in pngs],
+        "(Pillow decode of the same PNGs)": lambda: [open_image(p, max_pixels=limit, accepted="") for p in pngs],
     }
 
     def per_image(step) -> float:
@@ -121,8 +121,15 @@ def _role(cmd: str) -> str | None:
     return None
 
 
-def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, seconds: int,
-         flamegraph: bool, baseline: bool = False) -> None:
+def load(
+    images: np.ndarray,
+    endpoint: str,
+    env: dict[str, str],
+    users: int,
+    seconds: int,
+    flamegraph: bool,
+    baseline: bool = False,
+) -> None:
     """Serve, load one endpoint, and report throughput and each process's cores (and the
     server's CPU time per request: its cores over its requests/s)."""
     if baseline:
@@ -136,8 +143,7 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
         write_payloads(folder, images, 64)
         run_locust(url, folder, endpoint, users, 3)  # warm-up
         result: dict = {}
-        runner = threading.Thread(target=lambda: result.update(
-            run_locust(url, folder, endpoint, users, seconds)))
+        runner = threading.Thread(target=lambda: result.update(run_locust(url, folder, endpoint, users, seconds)))
         runner.start()
         time.sleep(3)  # past locust's ramp-up
         window = max(1, seconds - 6)
@@ -147,9 +153,12 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
             out = REPO / "results" / f"profile-{endpoint}.svg"
             out.parent.mkdir(exist_ok=True)
             py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-            spy = subprocess.Popen([py_spy, "record", "-p", str(workers[0]), "-d", str(window),
-                                    "-o", str(out), "--nonblocking"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            spy = subprocess.Popen(
+                [py_spy, "record", "-p", str(workers[0]), "-d", str(window), "-o", str(out), "--nonblocking"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         before, t0 = _cpu_seconds(), time.monotonic()
         time.sleep(window)
         after, elapsed = _cpu_seconds(), time.monotonic() - t0
@@ -161,9 +170,11 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
             else:
                 print(f"py-spy failed ({spy.returncode}): {log.strip()[-500:]}")
     per_request = 64 if endpoint == "predict_batch" else 1
-    print(f"{endpoint}: {result['rps']:,.0f} requests/s, {result['rps'] * per_request:,.0f} "
-          f"images/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
-          f"{result['failures']} failures ({users} users, env {env or 'defaults'})")
+    print(
+        f"{endpoint}: {result['rps']:,.0f} requests/s, {result['rps'] * per_request:,.0f} "
+        f"images/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, "
+        f"{result['failures']} failures ({users} users, env {env or 'defaults'})"
+    )
     total = served = 0.0
     for pid, (cmd, seconds) in sorted(after.items()):
         role = _role(cmd)
@@ -172,24 +183,35 @@ def load(images: np.ndarray, endpoint: str, env: dict[str, str], users: int, sec
             total += cores
             served += cores if not role.startswith("locust") else 0.0
             print(f"  {cores:5.2f} cores  {role} (pid {pid})")
-    print(f"  {total:5.2f} cores in all, of {os.cpu_count()}; the server's CPU per request: "
-          f"{served / result['rps'] * 1e6:,.0f} us")
+    print(
+        f"  {total:5.2f} cores in all, of {os.cpu_count()}; the server's CPU per request: "
+        f"{served / result['rps'] * 1e6:,.0f} us"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["stages", "load"])
-    parser.add_argument("endpoint", nargs="?", default="predict_batch",
-                        choices=["predict", "predict_batch"])
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="MNIST_* settings for the served service (repeatable)")
+    parser.add_argument("endpoint", nargs="?", default="predict_batch", choices=["predict", "predict_batch"])
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="MNIST_* settings for the served service (repeatable)",
+    )
     parser.add_argument("--users", type=int, default=32, help="locust concurrency (%(default)s)")
     parser.add_argument("--seconds", type=int, default=16, help="measured run (%(default)s s)")
     parser.add_argument("--flamegraph", action="store_true", help="py-spy SVG of one worker")
-    parser.add_argument("--baseline", action="store_true",
-                        help="load bench_service's Starlette baseline instead (/predict only)")
-    parser.add_argument("--data-dir", type=Path, default=data_dir(),
-                        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
+    parser.add_argument(
+        "--baseline", action="store_true", help="load bench_service's Starlette baseline instead (/predict only)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=data_dir(),
+        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)",
+    )
     args = parser.parse_args()
     images, _ = load_mnist(args.data_dir, "test")
     if args.what == "stages":
@@ -198,8 +220,7 @@ def main() -> None:
         env = dict(item.split("=", 1) for item in args.env)
         if args.baseline and (args.endpoint != "predict" or args.flamegraph or env):
             parser.error("--baseline serves /predict only, with its defaults and no flame graph")
-        load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph,
-             args.baseline)
+        load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph, args.baseline)
 
 
 if __name__ == "__main__":

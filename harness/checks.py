@@ -48,9 +48,7 @@ def check_prediction(answer: Any, model_version: str | None = None) -> int:
     if not isinstance(confidence, int | float) or abs(confidence - probs[digit]) > 1e-4:
         raise MalformedAnswer(f"confidence {confidence!r} is not probabilities[{digit}]")
     if model_version is not None and answer["model_version"] != model_version:
-        raise MalformedAnswer(
-            f"answered by model {answer['model_version']!r}, GET /model says {model_version!r}"
-        )
+        raise MalformedAnswer(f"answered by model {answer['model_version']!r}, GET /model says {model_version!r}")
     return digit
 
 

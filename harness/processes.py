@@ -34,8 +34,9 @@ def workers(server: psutil.Process) -> list[psutil.Process]:
     return sorted(found, key=lambda p: p.create_time())
 
 
-def wait_for_workers(server: psutil.Process, count: int, exclude: set[int] = frozenset(),
-                     timeout_s: float = 120.0) -> list[psutil.Process]:
+def wait_for_workers(
+    server: psutil.Process, count: int, exclude: set[int] = frozenset(), timeout_s: float = 120.0
+) -> list[psutil.Process]:
     """Poll until `count` workers run whose pids are not in `exclude` (e.g. a replacement)."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -78,8 +78,9 @@ def running_service(
     cmd = [python, "-m", "bentoml", "serve", target or "."]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", **(env or {})}
-    with running_server(cmd, port, full_env, name="bentoml serve", cwd=cwd,
-                        ready_timeout_s=ready_timeout_s, log_path=log_path) as url:
+    with running_server(
+        cmd, port, full_env, name="bentoml serve", cwd=cwd, ready_timeout_s=ready_timeout_s, log_path=log_path
+    ) as url:
         yield url
 
 
@@ -117,13 +118,10 @@ def running_server(
             while not _is_ready(url):
                 if proc.poll() is not None:
                     raise RuntimeError(
-                        f"{name} exited with code {proc.returncode} before it was ready:\n"
-                        f"{_tail(log_path)}"
+                        f"{name} exited with code {proc.returncode} before it was ready:\n{_tail(log_path)}"
                     )
                 if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{name} not ready after {ready_timeout_s:.0f}s:\n{_tail(log_path)}"
-                    )
+                    raise TimeoutError(f"{name} not ready after {ready_timeout_s:.0f}s:\n{_tail(log_path)}")
                 time.sleep(0.25)
             logger.info("server ready at %s", url)
             yield url

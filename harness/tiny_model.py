@@ -37,8 +37,9 @@ def tiny_onnx(seed: int = 0, classes: int = 10) -> bytes:
     return model.SerializeToString()
 
 
-def write_model_dir(models_dir: Path, *, serve: bool = True, seed: int = 0, onnx_bytes: bytes | None = None,
-                    **overrides: Any) -> str:
+def write_model_dir(
+    models_dir: Path, *, serve: bool = True, seed: int = 0, onnx_bytes: bytes | None = None, **overrides: Any
+) -> str:
     """models_dir/<version>/{model.onnx, metadata.json} (+ served.json); returns the version.
 
     onnx_bytes replaces the graph (its sha256 and version follow it, so only the graph itself is
@@ -56,10 +57,17 @@ def write_model_dir(models_dir: Path, *, serve: bool = True, seed: int = 0, onnx
         "parameters": 7840,
         "opset": 18,
         "sha256": sha,
-        "input": {"name": "pixels", "shape": ["N", 1, 28, 28], "dtype": "float32",
-                  "range": [0.0, 1.0], "polarity": "white-on-black"},
-        "outputs": {"logits": {"name": "logits", "shape": ["N", 10]},
-                    "probabilities": {"name": "probabilities", "shape": ["N", 10]}},
+        "input": {
+            "name": "pixels",
+            "shape": ["N", 1, 28, 28],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "polarity": "white-on-black",
+        },
+        "outputs": {
+            "logits": {"name": "logits", "shape": ["N", 10]},
+            "probabilities": {"name": "probabilities", "shape": ["N", 10]},
+        },
         "labels": [str(i) for i in range(10)],
         "test_accuracy": 0.1,
         "per_class_recall": [0.1] * 10,

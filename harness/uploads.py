@@ -74,8 +74,9 @@ def _ink(
     return np.clip((ink - 0.1) / 0.6, 0.0, 1.0)
 
 
-def _centred(digit28: np.ndarray, size: int, fill: float, rng: np.random.Generator, jitter: float,
-             angle_max: float = 0.0) -> np.ndarray:
+def _centred(
+    digit28: np.ndarray, size: int, fill: float, rng: np.random.Generator, jitter: float, angle_max: float = 0.0
+) -> np.ndarray:
     """Ink for a square `size` canvas whose 28-px frame covers `fill` of it, shifted a little."""
     frame = max(28, int(size * fill))
     slack = size - frame
@@ -217,8 +218,7 @@ def render(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[by
         # Stored pixels are the upright picture turned; the tag says how to turn it back.
         orientation = int(rng.choice([3, 6, 8]))
         stored = upright.transpose(
-            {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
-             8: Image.Transpose.ROTATE_270}[orientation]
+            {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
         )
         exif = Image.Exif()
         exif[_ORIENTATION_TAG] = orientation

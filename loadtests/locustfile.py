@@ -73,19 +73,41 @@ class _State:
 def _add_options(parser: Any) -> None:
     defaults = Budgets()
     group = parser.add_argument_group("MNIST guards (loadtests/locustfile.py)")
-    group.add_argument("--mnist-data-dir", default=str(data_dir()),
-                       help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)")
-    group.add_argument("--p99-budget-ms", type=float, default=defaults.p99_ms,
-                       help="fail when p99 latency of HTTP requests is over this (default %(default)s)")
-    group.add_argument("--max-accuracy-drop-pp", type=float, default=defaults.max_accuracy_drop_pp,
-                       help="fail when accuracy under load is this many points under metadata's "
-                       "test_accuracy (default %(default)s)")
-    group.add_argument("--min-photo-accuracy", type=float, default=defaults.min_photo_accuracy,
-                       help="fail when photo-like uploads score under this (default %(default)s)")
-    group.add_argument("--photo-pool-per-kind", type=int, default=30,
-                       help="photo-like uploads rendered per kind before the run (default %(default)s)")
-    group.add_argument("--progress-every", type=float, default=10.0,
-                       help="seconds between progress lines, 0 for none (default %(default)s)")
+    group.add_argument(
+        "--mnist-data-dir",
+        default=str(data_dir()),
+        help="folder holding MNIST/raw (default: $MNIST_DATA_DIR, else ./data)",
+    )
+    group.add_argument(
+        "--p99-budget-ms",
+        type=float,
+        default=defaults.p99_ms,
+        help="fail when p99 latency of HTTP requests is over this (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-accuracy-drop-pp",
+        type=float,
+        default=defaults.max_accuracy_drop_pp,
+        help="fail when accuracy under load is this many points under metadata's test_accuracy (default %(default)s)",
+    )
+    group.add_argument(
+        "--min-photo-accuracy",
+        type=float,
+        default=defaults.min_photo_accuracy,
+        help="fail when photo-like uploads score under this (default %(default)s)",
+    )
+    group.add_argument(
+        "--photo-pool-per-kind",
+        type=int,
+        default=30,
+        help="photo-like uploads rendered per kind before the run (default %(default)s)",
+    )
+    group.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines, 0 for none (default %(default)s)",
+    )
     group.add_argument("--guard-json", default="", help="write the run's summary and verdict here")
     group.add_argument("--seed", type=int, default=0, help="order of digits and renderings")
 
@@ -99,11 +121,15 @@ def _load_digits(environment: Environment, **_: Any) -> None:
     _State.images, _State.labels = load_mnist(opts.mnist_data_dir, "test")
     _State.order = np.random.default_rng(opts.seed).permutation(len(_State.labels))
     t0 = time.perf_counter()
-    _State.photos = list(sample_uploads(_State.images, _State.labels, PHOTO_LIKE,
-                                        opts.photo_pool_per_kind, seed=opts.seed))
+    _State.photos = list(
+        sample_uploads(_State.images, _State.labels, PHOTO_LIKE, opts.photo_pool_per_kind, seed=opts.seed)
+    )
     np.random.default_rng(opts.seed).shuffle(_State.photos)
-    logger.info("loaded 10000 test digits and rendered %d photo-like uploads in %.1f s",
-                len(_State.photos), time.perf_counter() - t0)
+    logger.info(
+        "loaded 10000 test digits and rendered %d photo-like uploads in %.1f s",
+        len(_State.photos),
+        time.perf_counter() - t0,
+    )
     # We blocked the event loop; refresh its clock or --run-time would end the test early.
     gevent.get_hub().loop.update_now()
 
@@ -111,7 +137,11 @@ def _load_digits(environment: Environment, **_: Any) -> None:
 def _answer_event(environment: Environment, name: str, expected: int, got: int) -> None:
     """Log one checked digit; a wrong one becomes a failure of its own type."""
     environment.events.request.fire(
-        request_type=ANSWER, name=name, response_time=None, response_length=0, context={},
+        request_type=ANSWER,
+        name=name,
+        response_time=None,
+        response_length=0,
+        context={},
         exception=None if got == expected else WrongDigit(expected, got),
     )
 
@@ -136,8 +166,7 @@ class MnistClient(HttpUser):
     def _version(self) -> str | None:
         return _State.model["version"] if _State.model else None
 
-    def _check(self, resp: Any, route: str, kind: str, labels: list[int],
-               keys: list[Any], tally: Tally) -> None:
+    def _check(self, resp: Any, route: str, kind: str, labels: list[int], keys: list[Any], tally: Tally) -> None:
         """Judge an HTTP answer (inside catch_response) and log each digit in it."""
         if resp.status_code != 200:
             resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
@@ -164,8 +193,9 @@ class MnistClient(HttpUser):
         """A 28x28 PNG exactly as MNIST stores it, as a multipart upload."""
         (i,) = _State.next_indices(1)
         data, ctype = render(_State.images[i], "png28", _State.rng)
-        with self.client.post("/predict", files={"image": (f"{i}.png", data, ctype)},
-                              name="/predict [png28]", catch_response=True) as resp:
+        with self.client.post(
+            "/predict", files={"image": (f"{i}.png", data, ctype)}, name="/predict [png28]", catch_response=True
+        ) as resp:
             self._check(resp, "/predict", "png28", [int(_State.labels[i])], [int(i)], _State.clean)
 
     @task(3)
@@ -173,34 +203,27 @@ class MnistClient(HttpUser):
         """A photo-like upload; half as multipart, half as a raw image/* body."""
         up = _State.next_photo()
         if up.index % 2:
-            kwargs: dict[str, Any] = {"files": {"image": (f"upload.{up.content_type[6:]}", up.data,
-                                                          up.content_type)}}
+            kwargs: dict[str, Any] = {"files": {"image": (f"upload.{up.content_type[6:]}", up.data, up.content_type)}}
         else:
             kwargs = {"data": up.data, "headers": {"Content-Type": up.content_type}}
-        with self.client.post("/predict", name="/predict [photo-like]", catch_response=True,
-                              **kwargs) as resp:
+        with self.client.post("/predict", name="/predict [photo-like]", catch_response=True, **kwargs) as resp:
             self._check(resp, "/predict", up.kind, [up.label], [(up.kind, up.index)], _State.photo)
 
     @task(1)
     def predict_batch(self) -> None:
         """16-64 PNG digits in one multipart request."""
         idx = _State.next_indices(int(_State.rng.integers(16, 65)))
-        files = [("images", (f"{i}.png", *render(_State.images[i], "png28", _State.rng)))
-                 for i in idx]
-        with self.client.post("/predict_batch", files=files, name="/predict_batch",
-                              catch_response=True) as resp:
-            self._check(resp, "/predict_batch", "png28", _State.labels[idx].tolist(),
-                        idx.tolist(), _State.clean)
+        files = [("images", (f"{i}.png", *render(_State.images[i], "png28", _State.rng))) for i in idx]
+        with self.client.post("/predict_batch", files=files, name="/predict_batch", catch_response=True) as resp:
+            self._check(resp, "/predict_batch", "png28", _State.labels[idx].tolist(), idx.tolist(), _State.clean)
 
     @task(2)
     def predict_pixels(self) -> None:
         """1-8 digits as JSON arrays, the way a canvas front end or a notebook sends them."""
         idx = _State.next_indices(int(_State.rng.integers(1, 9)))
         payload = {"images": _State.images[idx].tolist()}  # (n, 28, 28) uint8 0-255
-        with self.client.post("/predict_pixels", json=payload, name="/predict_pixels",
-                              catch_response=True) as resp:
-            self._check(resp, "/predict_pixels", "pixels", _State.labels[idx].tolist(),
-                        idx.tolist(), _State.clean)
+        with self.client.post("/predict_pixels", json=payload, name="/predict_pixels", catch_response=True) as resp:
+            self._check(resp, "/predict_pixels", "pixels", _State.labels[idx].tolist(), idx.tolist(), _State.clean)
 
 
 def summary(environment: Environment) -> dict[str, Any]:
@@ -220,9 +243,15 @@ def summary(environment: Environment) -> dict[str, Any]:
         "p95_ms": stats.total.get_response_time_percentile(0.95),
         "p99_ms": stats.total.get_response_time_percentile(0.99),
         "max_ms": stats.total.max_response_time,
-        "per_route": {e.name: {"requests": e.num_requests, "failures": e.num_failures,
-                               "p50_ms": e.median_response_time,
-                               "p99_ms": e.get_response_time_percentile(0.99)} for e in http},
+        "per_route": {
+            e.name: {
+                "requests": e.num_requests,
+                "failures": e.num_failures,
+                "p50_ms": e.median_response_time,
+                "p99_ms": e.get_response_time_percentile(0.99),
+            }
+            for e in http
+        },
         "model_version": model.get("version"),
         "recorded_accuracy": model.get("test_accuracy"),
         "digits_checked": _State.clean.n,
@@ -246,10 +275,17 @@ def _progress(environment: Environment, every: float) -> None:
         gevent.sleep(every)
         s = summary(environment)
         acc = f"{100 * s['accuracy']:.2f}%" if s["accuracy"] is not None else "-"
-        logger.info("%4.0fs %3d users | %6.1f req/s | p50 %4d ms p99 %5d ms | %d failed | "
-                    "accuracy %s on %d digits", s["duration_s"], environment.runner.user_count,
-                    s["req_per_s"], s["p50_ms"], s["p99_ms"], s["http_failures"], acc,
-                    s["digits_checked"])
+        logger.info(
+            "%4.0fs %3d users | %6.1f req/s | p50 %4d ms p99 %5d ms | %d failed | accuracy %s on %d digits",
+            s["duration_s"],
+            environment.runner.user_count,
+            s["req_per_s"],
+            s["p50_ms"],
+            s["p99_ms"],
+            s["http_failures"],
+            acc,
+            s["digits_checked"],
+        )
 
 
 @events.test_start.add_listener
@@ -266,12 +302,21 @@ def _judge(environment: Environment, **_: Any) -> None:
     if _State.progress is not None:
         _State.progress.kill()
     opts = environment.parsed_options
-    budgets = Budgets(p99_ms=opts.p99_budget_ms, max_accuracy_drop_pp=opts.max_accuracy_drop_pp,
-                      min_photo_accuracy=opts.min_photo_accuracy)
+    budgets = Budgets(
+        p99_ms=opts.p99_budget_ms,
+        max_accuracy_drop_pp=opts.max_accuracy_drop_pp,
+        min_photo_accuracy=opts.min_photo_accuracy,
+    )
     s = summary(environment)
-    reasons = verdict(budgets, http_requests=s["http_requests"], http_failures=s["http_failures"],
-                      p99_ms=s["p99_ms"], recorded_accuracy=s["recorded_accuracy"],
-                      clean=_State.clean, photo=_State.photo)
+    reasons = verdict(
+        budgets,
+        http_requests=s["http_requests"],
+        http_failures=s["http_failures"],
+        p99_ms=s["p99_ms"],
+        recorded_accuracy=s["recorded_accuracy"],
+        clean=_State.clean,
+        photo=_State.photo,
+    )
     s.update(passed=not reasons, reasons=reasons, budgets=budgets.__dict__)
     if opts.guard_json:
         Path(opts.guard_json).write_text(json.dumps(s, indent=2) + "\n")

@@ -40,30 +40,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Options with defaults that pass with room to spare on a 2-core machine."""
     b = Budgets()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--host", default=os.environ.get("MNIST_SERVICE_URL"),
-                   help="deployment to test ($MNIST_SERVICE_URL); none: start one locally")
+    p.add_argument(
+        "--host",
+        default=os.environ.get("MNIST_SERVICE_URL"),
+        help="deployment to test ($MNIST_SERVICE_URL); none: start one locally",
+    )
     p.add_argument("--users", type=int, default=10, help="concurrent simulated clients (default %(default)s)")
     p.add_argument("--spawn-rate", type=float, default=2.0, help="users started per second (default %(default)s)")
-    p.add_argument("--duration", type=float, default=None,
-                   help="seconds of load (default 120, enough for all 10,000 test digits at 10 users; "
-                   "600 with --soak)")
-    p.add_argument("--soak", action="store_true",
-                   help="long run that also checks the server's memory (local service only)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of load (default 120, enough for all 10,000 test digits at 10 users; 600 with --soak)",
+    )
+    p.add_argument(
+        "--soak", action="store_true", help="long run that also checks the server's memory (local service only)"
+    )
     p.add_argument("--p99-ms", type=float, default=b.p99_ms, help="p99 latency budget in ms (default %(default)s)")
-    p.add_argument("--max-accuracy-drop-pp", type=float, default=b.max_accuracy_drop_pp,
-                   help="allowed drop under the model's recorded test accuracy, in points "
-                   "(default %(default)s)")
-    p.add_argument("--min-photo-accuracy", type=float, default=b.min_photo_accuracy,
-                   help="floor for photo-like uploads (default %(default)s)")
-    p.add_argument("--max-memory-growth", type=float, default=0.10,
-                   help="soak: allowed growth of server RSS from after warm-up to the end "
-                   "(default %(default)s)")
-    p.add_argument("--data-dir", default=str(data_dir()),
-                   help="folder holding MNIST/raw (default $MNIST_DATA_DIR or %(default)s)")
-    p.add_argument("--results", type=Path, default=None,
-                   help="output folder (default results/<loadtest|soak>-<timestamp>)")
-    p.add_argument("--progress-every", type=float, default=10.0,
-                   help="seconds between progress lines (default %(default)s)")
+    p.add_argument(
+        "--max-accuracy-drop-pp",
+        type=float,
+        default=b.max_accuracy_drop_pp,
+        help="allowed drop under the model's recorded test accuracy, in points (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-photo-accuracy",
+        type=float,
+        default=b.min_photo_accuracy,
+        help="floor for photo-like uploads (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-memory-growth",
+        type=float,
+        default=0.10,
+        help="soak: allowed growth of server RSS from after warm-up to the end (default %(default)s)",
+    )
+    p.add_argument(
+        "--data-dir", default=str(data_dir()), help="folder holding MNIST/raw (default $MNIST_DATA_DIR or %(default)s)"
+    )
+    p.add_argument(
+        "--results", type=Path, default=None, help="output folder (default results/<loadtest|soak>-<timestamp>)"
+    )
+    p.add_argument(
+        "--progress-every", type=float, default=10.0, help="seconds between progress lines (default %(default)s)"
+    )
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 600.0 if args.soak else 120.0
@@ -98,13 +118,40 @@ def _children_rss(parent: psutil.Process, exclude: set[int]) -> int:
 def _locust_cmd(args: argparse.Namespace, url: str) -> list[str]:
     out = args.results
     return [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-        "--host", url, "--users", str(args.users), "--spawn-rate", str(args.spawn_rate),
-        "--run-time", f"{round(args.duration)}s", "--stop-timeout", "10",
-        "--csv", str(out / "locust"), "--csv-full-history", "--html", str(out / "report.html"),
-        "--p99-budget-ms", str(args.p99_ms), "--max-accuracy-drop-pp", str(args.max_accuracy_drop_pp),
-        "--min-photo-accuracy", str(args.min_photo_accuracy), "--mnist-data-dir", str(args.data_dir),
-        "--guard-json", str(out / "guard.json"), "--progress-every", str(args.progress_every),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "--host",
+        url,
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.spawn_rate),
+        "--run-time",
+        f"{round(args.duration)}s",
+        "--stop-timeout",
+        "10",
+        "--csv",
+        str(out / "locust"),
+        "--csv-full-history",
+        "--html",
+        str(out / "report.html"),
+        "--p99-budget-ms",
+        str(args.p99_ms),
+        "--max-accuracy-drop-pp",
+        str(args.max_accuracy_drop_pp),
+        "--min-photo-accuracy",
+        str(args.min_photo_accuracy),
+        "--mnist-data-dir",
+        str(args.data_dir),
+        "--guard-json",
+        str(out / "guard.json"),
+        "--progress-every",
+        str(args.progress_every),
     ]
 
 
@@ -113,8 +160,7 @@ def run_locust(args: argparse.Namespace, url: str, watch_memory: bool) -> tuple[
     me = psutil.Process()
     # Before locust starts, every child of this process belongs to the server.
     server_pids = {p.pid for p in me.children(recursive=True)} if watch_memory else set()
-    logger.info("locust: %d users, spawn %.1f/s, %.0f s against %s", args.users, args.spawn_rate,
-                args.duration, url)
+    logger.info("locust: %d users, spawn %.1f/s, %.0f s against %s", args.users, args.spawn_rate, args.duration, url)
     proc = subprocess.Popen(_locust_cmd(args, url), cwd=REPO)  # its log lines are our progress
     locust_tree = {proc.pid}
     samples: list[tuple[float, int]] = []
@@ -168,8 +214,7 @@ def latency_chart(history_csv: Path, samples: list[tuple[float, int]], out: Path
     axes[1].set_ylabel("HTTP req/s")
     if samples:
         m0 = samples[0][0]
-        axes[2].plot([t - m0 for t, _ in samples], [rss / 2**20 for _, rss in samples],
-                     color="tab:red")
+        axes[2].plot([t - m0 for t, _ in samples], [rss / 2**20 for _, rss in samples], color="tab:red")
         axes[2].set_ylabel("server RSS (MiB)")
     axes[-1].set_xlabel("seconds")
     fig.tight_layout()
@@ -182,16 +227,17 @@ def _one_line(s: dict[str, Any]) -> str:
     acc = f"{100 * s['accuracy']:.2f}%" if s.get("accuracy") is not None else "n/a"
     rec = f"{100 * s['recorded_accuracy']:.2f}%" if s.get("recorded_accuracy") else "n/a"
     photo = f"{100 * s['photo_accuracy']:.2f}%" if s.get("photo_accuracy") is not None else "n/a"
-    return (f"{s['users']} users, {s['duration_s']:.0f} s: {s['http_requests']} requests, "
-            f"{s['req_per_s']:.1f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
-            f"{s['http_failures']} failed; accuracy {acc} on {s['digits_checked']} digits "
-            f"(recorded {rec}), photo-like {photo} on {s['photo_uploads_checked']}")
+    return (
+        f"{s['users']} users, {s['duration_s']:.0f} s: {s['http_requests']} requests, "
+        f"{s['req_per_s']:.1f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
+        f"{s['http_failures']} failed; accuracy {acc} on {s['digits_checked']} digits "
+        f"(recorded {rec}), photo-like {photo} on {s['photo_uploads_checked']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one load test (or soak) and return the process exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args = parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     watch_memory = args.soak and not args.host
@@ -208,18 +254,25 @@ def main(argv: list[str] | None = None) -> int:
         _write_memory(samples, args.results / "memory.csv")
         window = min(60.0, args.duration / 5)
         start, end, growth = memory_growth(samples, warmup_s=window, window_s=window)
-        summary["memory"] = {"start_rss_mb": round(start / 2**20, 1),
-                             "end_rss_mb": round(end / 2**20, 1), "growth": round(growth, 4)}
-        logger.info("server RSS %.0f MiB after warm-up -> %.0f MiB at the end (%+.1f%%)",
-                    start / 2**20, end / 2**20, 100 * growth)
+        summary["memory"] = {
+            "start_rss_mb": round(start / 2**20, 1),
+            "end_rss_mb": round(end / 2**20, 1),
+            "growth": round(growth, 4),
+        }
+        logger.info(
+            "server RSS %.0f MiB after warm-up -> %.0f MiB at the end (%+.1f%%)",
+            start / 2**20,
+            end / 2**20,
+            100 * growth,
+        )
         if growth > args.max_memory_growth:
-            summary["reasons"].append(f"server memory grew {100 * growth:.1f}% "
-                                      f"(allowed {100 * args.max_memory_growth:.0f}%)")
+            summary["reasons"].append(
+                f"server memory grew {100 * growth:.1f}% (allowed {100 * args.max_memory_growth:.0f}%)"
+            )
             summary["passed"] = False
             code = code or 1
         guard_path.write_text(json.dumps(summary, indent=2) + "\n")
-    chart = latency_chart(args.results / "locust_stats_history.csv", samples,
-                          args.results / "latency.png")
+    chart = latency_chart(args.results / "locust_stats_history.csv", samples, args.results / "latency.png")
     verdict = "PASS" if code == 0 else "FAIL"
     print(f"{verdict}: {_one_line(summary)}")
     for reason in summary["reasons"]:

@@ -52,8 +52,9 @@ def build_options(repo: Path, extra: str = "serve") -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--extra", default="serve", choices=["serve", "gpu"], help="which install the bento gets")
     parser.add_argument("--print", action="store_true", help="print the build options as JSON; build nothing")
     parser.add_argument("--repo", type=Path, default=REPO, help="project root")
@@ -65,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     import bentoml
 
     bento = bentoml.bentos.build(**options, build_ctx=str(args.repo))
-    print(f"built {bento.tag} (model {options['labels']['model_version']}); "
-          f"next: bentoml serve {bento.tag} or make container")
+    print(
+        f"built {bento.tag} (model {options['labels']['model_version']}); "
+        f"next: bentoml serve {bento.tag} or make container"
+    )
     return 0
 
 

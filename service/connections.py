@@ -71,8 +71,10 @@ class _Tally:
             loop.call_later(max(1.0, self.last + REPORT_EVERY_S - loop.time()), self.report, loop)
 
     def report(self, loop: asyncio.AbstractEventLoop) -> None:
-        logger.warning("connections closed by this worker's guards: %s",
-                       ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items())))
+        logger.warning(
+            "connections closed by this worker's guards: %s",
+            ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items())),
+        )
         self.counts.clear()
         self.pending = False
         self.last = loop.time()
@@ -120,9 +122,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self.head_bytes += len(data)
             if self.head_bytes > self.limits.max_header_bytes:
                 tally.add("for headers over MNIST_MAX_HEADER_BYTES", self.loop)
-                self._refuse(431, "Request Header Fields Too Large",
-                             f"request line and headers over {self.limits.max_header_bytes} bytes",
-                             "set MNIST_MAX_HEADER_BYTES to allow longer headers")
+                self._refuse(
+                    431,
+                    "Request Header Fields Too Large",
+                    f"request line and headers over {self.limits.max_header_bytes} bytes",
+                    "set MNIST_MAX_HEADER_BYTES to allow longer headers",
+                )
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -157,9 +162,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         tally.add("for headers slower than MNIST_HEADER_TIMEOUT_S", self.loop)
-        self._refuse(408, "Request Timeout",
-                     f"request line and headers not received within {self.limits.header_timeout_s:g} s",
-                     "a request whose headers arrive in time")
+        self._refuse(
+            408,
+            "Request Timeout",
+            f"request line and headers not received within {self.limits.header_timeout_s:g} s",
+            "a request whose headers arrive in time",
+        )
 
     def _refuse(self, status: int, reason: str, error: str, accepted: str) -> None:
         """Answer a request that never reached the app with our 4xx JSON, and close."""
@@ -170,8 +178,7 @@ class GuardedProtocol(HttpToolsProtocol):
         body = json.dumps({"error": error, "accepted": accepted}).encode()
         lines = [f"HTTP/1.1 {status} {reason}".encode()]
         lines += [name + b": " + value for name, value in self.server_state.default_headers]
-        lines += [b"content-type: application/json", b"content-length: %d" % len(body),
-                  b"connection: close", b"", body]
+        lines += [b"content-type: application/json", b"content-length: %d" % len(body), b"connection: close", b"", body]
         self.transport.write(b"\r\n".join(lines))
         self.transport.close()
 
@@ -179,9 +186,13 @@ class GuardedProtocol(HttpToolsProtocol):
 def _make_room(connections: set[Any], loop: asyncio.AbstractEventLoop) -> bool:
     """Close the oldest connection that is between requests (idle, or still sending its
     head); False when every connection is in the middle of a request."""
-    idle = [c for c in connections
-            if isinstance(c, GuardedProtocol) and not c.transport.is_closing()
-            and (c.cycle is None or c.cycle.response_complete)]
+    idle = [
+        c
+        for c in connections
+        if isinstance(c, GuardedProtocol)
+        and not c.transport.is_closing()
+        and (c.cycle is None or c.cycle.response_complete)
+    ]
     if not idle:
         return False
     min(idle, key=lambda c: c.opened_at).transport.close()
@@ -212,10 +223,8 @@ def limits_from(settings: Settings) -> Limits:
     wanted = settings.max_connections or DEFAULT_MAX_CONNECTIONS
     cap = connection_budget(wanted)
     if settings.max_connections and cap < wanted:
-        logger.warning("MNIST_MAX_CONNECTIONS=%d does not fit the open-file limit: %d per worker",
-                       wanted, cap)
-    return Limits(settings.header_timeout_s, settings.max_header_bytes, cap,
-                  settings.connection_max_age_s)
+        logger.warning("MNIST_MAX_CONNECTIONS=%d does not fit the open-file limit: %d per worker", wanted, cap)
+    return Limits(settings.header_timeout_s, settings.max_header_bytes, cap, settings.connection_max_age_s)
 
 
 def install(settings: Settings) -> None:

@@ -164,6 +164,4 @@ def _unsupported(data: bytes, accepted: str) -> BadInput:
 
 def _bomb(max_pixels: int, accepted: str, size: str) -> BadInput:
     """413 for a decompression bomb: a small file that would decode to huge pixel counts."""
-    return BadInput(
-        f"the image ({size}) has more than the {max_pixels:,} pixel limit", accepted, 413
-    )
+    return BadInput(f"the image ({size}) has more than the {max_pixels:,} pixel limit", accepted, 413)

@@ -12,8 +12,7 @@ ACCEPTED_IMAGE = (
     "or as the raw request body with an image/* Content-Type"
 )
 ACCEPTED_IMAGES = (
-    "images (PNG, JPEG, BMP, GIF, WebP or TIFF) as repeated multipart field 'images', "
-    "at most {max_images} per request"
+    "images (PNG, JPEG, BMP, GIF, WebP or TIFF) as repeated multipart field 'images', at most {max_images} per request"
 )
 ACCEPTED_PIXELS = (
     'JSON {{"images": [...]}}: 1 to {max_images} arrays of 28x28 numbers, '
@@ -53,9 +52,7 @@ RETRY_AFTER_S = 1  # a busy worker's advice: bursts of heavy uploads clear withi
 
 def overloaded(accepted: str) -> BadInput:
     """503: this worker's decode threads and their queue are full, or batching fell behind."""
-    return BadInput(
-        f"the server is busy; retry after {RETRY_AFTER_S} s", accepted, 503
-    )
+    return BadInput(f"the server is busy; retry after {RETRY_AFTER_S} s", accepted, 503)
 
 
 def timed_out(accepted: str) -> BadInput:

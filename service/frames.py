@@ -63,7 +63,9 @@ def probe_all(blobs: Sequence[bytes], budget: Budget, accepted: str) -> list[Hea
     if total > budget.request_pixels:
         raise BadInput(
             f"the images would decode to {total:,} pixels, more than the "
-            f"{budget.request_pixels:,} pixel limit per request", accepted, 413,
+            f"{budget.request_pixels:,} pixel limit per request",
+            accepted,
+            413,
         )
     return headers
 
@@ -113,15 +115,12 @@ class DecodeThreads:
             raise overloaded(accepted)
         self.admitted += 1
         try:
-            return await anyio.to_thread.run_sync(
-                functools.partial(work, *args), limiter=self._limiter
-            )
+            return await anyio.to_thread.run_sync(functools.partial(work, *args), limiter=self._limiter)
         finally:
             self.admitted -= 1
 
 
-async def frames_of(blobs: Sequence[bytes], budget: Budget, accepted: str,
-                    threads: DecodeThreads) -> np.ndarray:
+async def frames_of(blobs: Sequence[bytes], budget: Budget, accepted: str, threads: DecodeThreads) -> np.ndarray:
     """read_frames, on the event loop when the request is cheap, else in a decode thread."""
     if sum(len(b) for b in blobs) <= INLINE_BYTES:
         headers = probe_all(blobs, budget, accepted)

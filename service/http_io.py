@@ -72,8 +72,7 @@ async def read_body(request: Request, limit: int, accepted: str) -> bytes:
     return b"".join(chunks)
 
 
-def multipart_files(body: bytes, content_type: str, field: str, max_files: int,
-                    accepted: str) -> list[bytes]:
+def multipart_files(body: bytes, content_type: str, field: str, max_files: int, accepted: str) -> list[bytes]:
     """The file parts named `field` of an in-memory multipart body.
 
     Parsed by `multipart`, about 3x cheaper per part than python-multipart's callback parser
@@ -110,9 +109,7 @@ def multipart_files(body: bytes, content_type: str, field: str, max_files: int,
         got = ", ".join(repr(k) for k in dict.fromkeys(others)) or "none"
         raise BadInput(f"no multipart field {field!r} (fields sent: {got})", accepted)
     if len(files) > max_files:
-        raise BadInput(
-            f"{len(files)} images in one request, the limit is {max_files}", accepted, 413
-        )
+        raise BadInput(f"{len(files)} images in one request, the limit is {max_files}", accepted, 413)
     return files
 
 
@@ -133,8 +130,9 @@ async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> l
         if len(body) <= INLINE_BYTES:
             return multipart_files(body, content_type, field, max_files, accepted)
         # 20 MiB of parts take the event loop 40 ms to split: a decode thread's work
-        return await decode_threads().run(multipart_files, body, content_type, field,
-                                          max_files, accepted, accepted=accepted)
+        return await decode_threads().run(
+            multipart_files, body, content_type, field, max_files, accepted, accepted=accepted
+        )
     if not many and (kind.startswith("image/") or kind in RAW_TYPES):
         return [body]
     if not body:
@@ -145,8 +143,7 @@ async def upload_bytes(request: Request, settings: Settings, *, many: bool) -> l
 
 def budget(settings: Settings) -> Budget:
     """This request's budget, its deadline counted from now (the request's arrival)."""
-    return Budget(settings.max_image_pixels, settings.max_request_pixels,
-                  time.monotonic() + settings.timeout_s)
+    return Budget(settings.max_image_pixels, settings.max_request_pixels, time.monotonic() + settings.timeout_s)
 
 
 @functools.lru_cache(maxsize=1)
@@ -259,8 +256,7 @@ class PixelsInput(PixelsRequest, bentoml.IODescriptor):
                 if len(body) <= INLINE_BYTES:
                     value: Frames = parse_pixels(body, limit, accepted)
                 else:
-                    value = await decode_threads().run(parse_pixels, body, limit, accepted,
-                                                       accepted=accepted)
+                    value = await decode_threads().run(parse_pixels, body, limit, accepted, accepted=accepted)
         except BadInput as exc:
             value = exc
         return cls.model_construct(images=value)
@@ -304,5 +300,4 @@ def answer_response(answer: Answer, media_type: str) -> Response:
 def error_response(exc: BadInput) -> Response:
     """Our refusal: {"error": ..., "accepted": ...}, with a Retry-After when we are busy."""
     headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
-    return Response(exc.to_json(), status_code=exc.status, media_type="application/json",
-                    headers=headers)
+    return Response(exc.to_json(), status_code=exc.status, media_type="application/json", headers=headers)

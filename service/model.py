@@ -70,8 +70,9 @@ def validate(files: ModelFiles) -> Metadata:
     probs = np.asarray(probs)  # (2, 10)
     sane = np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=-1), 1.0, atol=1e-3)
     if probs.shape != (2, len(meta.labels)) or not sane:
-        raise ModelError(f"{where}: a known input gave {probs.shape} outputs, not (2, 10) finite probabilities "
-                         "that sum to 1")
+        raise ModelError(
+            f"{where}: a known input gave {probs.shape} outputs, not (2, 10) finite probabilities that sum to 1"
+        )
     return meta
 
 
@@ -94,9 +95,7 @@ def choose_providers(requested: str) -> list[str]:
 class Classifier:
     """One onnxruntime session over the served model; names come from metadata, not code."""
 
-    def __init__(
-        self, files: ModelFiles, provider: str = "auto", threads: int = 1, spinning: bool = False
-    ) -> None:
+    def __init__(self, files: ModelFiles, provider: str = "auto", threads: int = 1, spinning: bool = False) -> None:
         self.metadata = load_metadata(files)
         self.version: str = self.metadata["version"]
         self.labels = [int(label) for label in self.metadata["labels"]]
@@ -111,9 +110,7 @@ class Classifier:
         # batches (BENCHMARKS.md): off unless asked for.
         options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
         try:
-            self.session = ort.InferenceSession(
-                str(files.onnx), options, providers=choose_providers(provider)
-            )
+            self.session = ort.InferenceSession(str(files.onnx), options, providers=choose_providers(provider))
         except ModelError:
             raise
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
@@ -128,7 +125,10 @@ class Classifier:
             )
         logger.info(
             "model %s loaded from %s on %s (%d intra-op threads)",
-            self.version, files.onnx, self.provider, threads,
+            self.version,
+            files.onnx,
+            self.provider,
+            threads,
         )
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:

@@ -53,23 +53,39 @@ ROUTES = {
 }
 # The GET routes of service/pages.py, which BentoML does not see (a mounted Starlette app).
 PAGES = {
-    "/model": {"get": {
-        "description": "the served model's metadata.json, plus its provider and threads",
-        "responses": {
-            "200": {"description": "the metadata", "content": {"application/json": {
-                "schema": {"type": "object", "required": ["version", "sha256", "runtime"]}}}},
-            "503": {"description": "the model is not loaded yet", "content": {
-                "application/json": {"schema": {"$ref": REF.format("Error")}}}},
-        },
-    }},
-    "/ui": {"get": {
-        "description": "the draw-a-digit page",
-        "responses": {"200": {"description": "HTML", "content": {
-            "text/html": {"schema": {"type": "string"}}}}},
-    }},
+    "/model": {
+        "get": {
+            "description": "the served model's metadata.json, plus its provider and threads",
+            "responses": {
+                "200": {
+                    "description": "the metadata",
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "required": ["version", "sha256", "runtime"]}}
+                    },
+                },
+                "503": {
+                    "description": "the model is not loaded yet",
+                    "content": {"application/json": {"schema": {"$ref": REF.format("Error")}}},
+                },
+            },
+        }
+    },
+    "/ui": {
+        "get": {
+            "description": "the draw-a-digit page",
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+        }
+    },
 }
-RAW_IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
-                   "image/tiff", "application/octet-stream")
+RAW_IMAGE_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/bmp",
+    "image/gif",
+    "image/webp",
+    "image/tiff",
+    "application/octet-stream",
+)
 
 
 def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -97,10 +113,15 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "required": ["images"],
-                    "properties": {"images": {
-                        "type": "array", "items": BINARY, "minItems": 1, "maxItems": limit,
-                        "description": f"{_formats()}; answered in the same order",
-                    }},
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "items": BINARY,
+                            "minItems": 1,
+                            "maxItems": limit,
+                            "description": f"{_formats()}; answered in the same order",
+                        }
+                    },
                 }
             }
         },
@@ -109,10 +130,14 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "required": ["images"],
-                    "properties": {"images": {
-                        "type": "array", "items": PIXEL_IMAGE_SCHEMA,
-                        "minItems": 1, "maxItems": limit,
-                    }},
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "items": PIXEL_IMAGE_SCHEMA,
+                            "minItems": 1,
+                            "maxItems": limit,
+                        }
+                    },
                     "additionalProperties": False,
                 }
             }

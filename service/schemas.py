@@ -92,8 +92,7 @@ def pixels_to_array(value: Any, *, look_for_bools: bool = True) -> np.ndarray:
             raise ValueError("values must be finite numbers, not NaN or infinity")
         if arr.min() < 0.0 or arr.max() > 1.0:
             raise ValueError(
-                f"float values must lie in [0.0, 1.0], got {arr.min():g}..{arr.max():g} "
-                "(send integers for 0-255)"
+                f"float values must lie in [0.0, 1.0], got {arr.min():g}..{arr.max():g} (send integers for 0-255)"
             )
         return arr.astype(np.float32)
     if arr.min() < 0 or arr.max() > 255:
@@ -170,8 +169,7 @@ def load_json(body: bytes, limit: int, accepted: str) -> Any:
     start = IMAGES_START.match(text)
     if start is None:
         if len(body) > INLINE_BYTES:
-            raise BadInput('the body must be a JSON object {"images": [...]} and nothing else',
-                           accepted, 422)
+            raise BadInput('the body must be a JSON object {"images": [...]} and nothing else', accepted, 422)
         return json.loads(text)
     decoder, images, pos = json.JSONDecoder(), [], start.end()
     if text.startswith("]", pos):
@@ -181,8 +179,7 @@ def load_json(body: bytes, limit: int, accepted: str) -> Any:
             image, pos = decoder.raw_decode(text, pos)
             images.append(image)
             if len(images) > limit:
-                raise BadInput(f"more than {limit} images in one request: the limit is {limit}",
-                               accepted, 413)
+                raise BadInput(f"more than {limit} images in one request: the limit is {limit}", accepted, 413)
             pos = _skip_space(text, pos)
             if text.startswith(",", pos):
                 pos = _skip_space(text, pos + 1)
@@ -198,8 +195,7 @@ def load_json(body: bytes, limit: int, accepted: str) -> Any:
         raise ValueError(f"expected '}}' at char {pos}")
     if len(rest) <= INLINE_BYTES:  # other keys: first, is it JSON at all?
         json.loads("{" + rest[1:])
-    raise BadInput('the body must be a JSON object {"images": [...]} and nothing else',
-                   accepted, 422)
+    raise BadInput('the body must be a JSON object {"images": [...]} and nothing else', accepted, 422)
 
 
 def validation_message(exc: ValidationError) -> str:

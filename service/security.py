@@ -29,12 +29,16 @@ METRICS_PATHS = ("/metrics",)
 UI_PATHS = ("/ui",)  # and everything under /ui/
 # The draw-a-digit page: its own script, style and images, and POSTs to this origin only
 # (base-uri 'self': the page sets <base href="/ui/">; 'none' left it without its script).
-UI_CSP = ("default-src 'self'; img-src 'self' data: blob:; "
-          "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-UNAUTHORIZED = json.dumps({
-    "error": "missing or unknown API key",
-    "accepted": "an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-}).encode()
+UI_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+UNAUTHORIZED = json.dumps(
+    {
+        "error": "missing or unknown API key",
+        "accepted": "an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+    }
+).encode()
 
 
 def digest(key: str | bytes) -> bytes:
@@ -93,11 +97,17 @@ class ApiKeys:
             return await self.app(scope, receive, send)
         if self.allows(presented_key(scope["headers"])):
             return await self.app(scope, receive, send)
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(UNAUTHORIZED)),
-            (b"www-authenticate", b'Bearer realm="mnist"'),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(UNAUTHORIZED)),
+                    (b"www-authenticate", b'Bearer realm="mnist"'),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": UNAUTHORIZED})
 
 

@@ -63,9 +63,7 @@ class MnistService:
 
     def __init__(self) -> None:
         self.threads = settings.threads_per_worker
-        self.classifier = Classifier(
-            MODEL_FILES, settings.provider, self.threads, spinning=settings.spinning
-        )
+        self.classifier = Classifier(MODEL_FILES, settings.provider, self.threads, spinning=settings.spinning)
         self.classifier.warm_up()
         # The Open Inference Protocol's versions: this one (the default) and the earlier ones
         # served.json lists, each its own session (service/v2.py).
@@ -85,7 +83,8 @@ class MnistService:
             tune_gc()
         logger.info(
             "serving %s on %s; draw a digit at %s (API docs at /)",
-            self.classifier.version, self.classifier.provider,
+            self.classifier.version,
+            self.classifier.provider,
             " or ".join(pages.ui_urls()) or "/ui",
         )
 
@@ -108,8 +107,7 @@ class MnistService:
 
     def _predict(self, pixels: np.ndarray) -> list[bytes]:
         """(N, 28, 28) float32 -> N JSON Predictions."""
-        return prediction_answers(self._probabilities(pixels), self.classifier.labels,
-                                  self.classifier.version)
+        return prediction_answers(self._probabilities(pixels), self.classifier.labels, self.classifier.version)
 
     # Every image endpoint: transport -> decode -> frame in its input spec (http_io, frames),
     # then model -> answer here; a refusal travels as a BadInput to the output spec.
@@ -177,8 +175,7 @@ class MnistService:
 
     def _predict_json(self, pixels: np.ndarray) -> bytes:
         """(N, 28, 28) float32 -> JSON list[Prediction]."""
-        return predictions_json(self._probabilities(pixels), self.classifier.labels,
-                                self.classifier.version)
+        return predictions_json(self._probabilities(pixels), self.classifier.labels, self.classifier.version)
 
     @bentoml.api(input_spec=ImageInput, output_spec=PngOutput)
     async def preprocess(self, image: list[np.ndarray | BadInput]) -> Answer:
@@ -192,6 +189,8 @@ class MnistService:
         return png.getvalue()
 
 
-MnistService.add_asgi_middleware(traffic.Deadline, timeout_s=settings.timeout_s,  # type: ignore[attr-defined]
-                                 paths=frozenset(api.route for api in MnistService.apis.values())  # type: ignore[attr-defined]
-                                 | infer_paths(settings))
+# @bentoml.service adds `apis` and `add_asgi_middleware` to the class; mypy cannot see them.
+_api_paths = frozenset(api.route for api in MnistService.apis.values())  # type: ignore[attr-defined]
+MnistService.add_asgi_middleware(  # type: ignore[attr-defined]
+    traffic.Deadline, timeout_s=settings.timeout_s, paths=_api_paths | infer_paths(settings)
+)

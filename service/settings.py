@@ -70,9 +70,7 @@ class Settings(BaseSettings):
     intra_op_threads: PositiveInt | None = Field(
         default=None, description="onnxruntime threads per worker; default cores // workers"
     )
-    spinning: bool = Field(
-        default=False, description="let idle onnxruntime threads spin (onnxruntime's default)"
-    )
+    spinning: bool = Field(default=False, description="let idle onnxruntime threads spin (onnxruntime's default)")
 
     # Adaptive batching of concurrent /predict calls, and chunking of big batches.
     max_batch_size: int = Field(default=64, ge=2)
@@ -97,20 +95,15 @@ class Settings(BaseSettings):
     )
     max_bytes_in_flight: PositiveInt = Field(
         default=64 * 1024 * 1024,
-        description="request bodies over 64 KiB a worker holds at once (one always fits); "
-        "more get a 503",
+        description="request bodies over 64 KiB a worker holds at once (one always fits); more get a 503",
     )
     timeout_s: float = Field(default=60.0, gt=0)
 
     # Observability.
     low_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
     access_log: bool = False
-    tracing: bool = Field(
-        default=False, description="OpenTelemetry spans per request (configure BentoML's exporter)"
-    )
-    gc_freeze: bool = Field(
-        default=True, description="freeze start-up objects out of the garbage collector's walks"
-    )
+    tracing: bool = Field(default=False, description="OpenTelemetry spans per request (configure BentoML's exporter)")
+    gc_freeze: bool = Field(default=True, description="freeze start-up objects out of the garbage collector's walks")
 
     ui_dir: Path = SERVICE_DIR / "ui"
 
@@ -118,16 +111,16 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="a request line and headers must arrive within this"
     )
-    max_header_bytes: PositiveInt = Field(
-        default=64 * 1024, description="request line plus headers; more gets a 431"
-    )
+    max_header_bytes: PositiveInt = Field(default=64 * 1024, description="request line plus headers; more gets a 431")
     max_connections: PositiveInt | None = Field(
         default=None,
         description="open connections per worker; at the limit the oldest idle one is closed "
         "(default: what the open-file limit allows, at most 4096)",
     )
     connection_max_age_s: float = Field(
-        default=5.0, ge=0, description="close a kept-alive connection after a response once it "
+        default=5.0,
+        ge=0,
+        description="close a kept-alive connection after a response once it "
         "is this old, so that clients spread over new workers; 0 = never",
     )
     security_headers: bool = Field(
@@ -135,9 +128,7 @@ class Settings(BaseSettings):
     )
 
     # Access control (service/security.py): off unless keys are given.
-    api_keys: SecretStr = Field(
-        default=SecretStr(""), description="comma-separated keys; unset = no access control"
-    )
+    api_keys: SecretStr = Field(default=SecretStr(""), description="comma-separated keys; unset = no access control")
     open_health: bool = Field(default=True, description="/livez, /healthz, /readyz, /v2/health/* need no key")
     open_metrics: bool = Field(default=False, description="/metrics needs no key")
     open_ui: bool = Field(default=False, description="/ui needs no key")

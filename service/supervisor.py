@@ -68,8 +68,7 @@ def _after_reap(watcher: Any, process_pid: int, exit_code: int | None = None, **
         logger.info("worker %s (pid %d) stopped: %s", wid, process_pid, how)
     else:
         then = "a new worker starts in its place" if watcher.respawn else "it is not replaced"
-        logger.warning("worker %s (pid %d) died: %s; its requests in flight failed; %s",
-                       wid, process_pid, how, then)
+        logger.warning("worker %s (pid %d) died: %s; its requests in flight failed; %s", wid, process_pid, how, then)
     directory = (watcher.env or {}).get(METRICS_ENV)
     if directory:
         from prometheus_client import multiprocess
@@ -112,10 +111,10 @@ def install() -> None:
 
         supervised = True
 
-        def __init__(self, *args: Any, hooks: dict[str, Any] | None = None,
-                     env: dict[str, str] | None = None, **kwargs: Any) -> None:
-            hooks = {"before_reap": (_before_reap, True), "after_reap": (_after_reap, True),
-                     **(hooks or {})}
+        def __init__(
+            self, *args: Any, hooks: dict[str, Any] | None = None, env: dict[str, str] | None = None, **kwargs: Any
+        ) -> None:
+            hooks = {"before_reap": (_before_reap, True), "after_reap": (_after_reap, True), **(hooks or {})}
             if env and METRICS_ENV in env:
                 env = {**env, METRICS_ENV: instance_metrics_dir()}
             # BentoML turns respawning off in containers (BENTOML_CONTAINERIZED, set by its

@@ -90,8 +90,7 @@ class Versions:
                 logger.info("v2: version %s is not in %s, not addressable", version, settings.models_dir)
                 continue
             try:
-                model = Classifier(files, settings.provider, settings.threads_per_worker,
-                                   spinning=settings.spinning)
+                model = Classifier(files, settings.provider, settings.threads_per_worker, spinning=settings.spinning)
                 model.warm_up()
             except ModelError as exc:  # a broken old version must not stop the served one
                 logger.warning("v2: version %s is not servable: %s", version, exc)
@@ -108,8 +107,7 @@ class Versions:
             raise BadInput(f"unknown model {name!r}", f"model {MODEL_NAME!r}", 404)
         model = self.models.get(version or self.default)
         if model is None:
-            raise BadInput(f"unknown version {version!r} of model {name!r}",
-                           f"one of the versions {self.names()}", 404)
+            raise BadInput(f"unknown version {version!r} of model {name!r}", f"one of the versions {self.names()}", 404)
         return model
 
     def metadata(self, model: Classifier, versions: list[str]) -> ModelMetadata:
@@ -127,8 +125,11 @@ class Versions:
                 TensorMetadata(name=IMAGE_INPUT, datatype=BYTES, shape=[-1]),
             ],
             outputs=[
-                TensorMetadata(name=probs["name"], datatype=FP32,
-                               shape=[-1 if isinstance(d, str) else int(d) for d in probs["shape"]]),
+                TensorMetadata(
+                    name=probs["name"],
+                    datatype=FP32,
+                    shape=[-1 if isinstance(d, str) else int(d) for d in probs["shape"]],
+                ),
                 TensorMetadata(name=LABEL_OUTPUT, datatype=INT64, shape=[-1]),
             ],
         )
@@ -187,8 +188,9 @@ def _model_path(model: str) -> tuple[str, str | None]:
     return name, version if sep else None
 
 
-def read_tensors(body: bytes, header_length: str | None, model: Classifier, limit: int,
-                 text: str) -> tuple[InferRequest, np.ndarray | list[bytes]]:
+def read_tensors(
+    body: bytes, header_length: str | None, model: Classifier, limit: int, text: str
+) -> tuple[InferRequest, np.ndarray | list[bytes]]:
     """A body -> (the request, (N, 28, 28) float32 pixels or N image files)."""
     infer, binary = split_body(body, header_length, text)
     (tensor,) = infer.inputs
@@ -198,8 +200,9 @@ def read_tensors(body: bytes, header_length: str | None, model: Classifier, limi
         return infer, read_pixels(tensor, raw, limit, text)
     if tensor.name == IMAGE_INPUT:
         return infer, read_images(tensor, raw, limit, text)
-    raise BadInput(f"unknown input {tensor.name!r}; this model takes {pixel_input!r} "
-                   f"(FP32) or {IMAGE_INPUT!r} (BYTES)", text)
+    raise BadInput(
+        f"unknown input {tensor.name!r}; this model takes {pixel_input!r} (FP32) or {IMAGE_INPUT!r} (BYTES)", text
+    )
 
 
 async def parse_infer(request: Request, versions: Versions, settings: Settings) -> list[Item]:
@@ -223,12 +226,12 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
         if len(body) <= INLINE_BYTES:
             infer, tensor = read_tensors(body, header_length, model, limit, text)
         else:
-            infer, tensor = await decode_threads().run(read_tensors, body, header_length, model,
-                                                       limit, text, accepted=text)
+            infer, tensor = await decode_threads().run(
+                read_tensors, body, header_length, model, limit, text, accepted=text
+            )
         del body
         # BYTES: /predict_batch's path (pixel budgets, decode threads, deadline, framing)
-        pixels = tensor if isinstance(tensor, np.ndarray) else await frames_of(
-            tensor, limits, text, decode_threads())
+        pixels = tensor if isinstance(tensor, np.ndarray) else await frames_of(tensor, limits, text, decode_threads())
     output_name = model.metadata["outputs"]["probabilities"]["name"]
     wanted = wanted_outputs(infer, [output_name, LABEL_OUTPUT], text)
     call = Call(model.version, model.labels, output_name, infer.id, wanted)
@@ -286,8 +289,7 @@ class InferOutput(bentoml.IODescriptor):
 
 async def server_metadata(_: Request) -> Response:
     """GET /v2."""
-    meta = ServerMetadata(name=MODEL_NAME, version=bentoml.__version__,
-                          extensions=["binary_tensor_data"])
+    meta = ServerMetadata(name=MODEL_NAME, version=bentoml.__version__, extensions=["binary_tensor_data"])
     return JSONResponse(meta.model_dump())
 
 
@@ -341,4 +343,3 @@ def routes() -> list[Route]:
         Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
     ]
-

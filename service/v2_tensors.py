@@ -48,8 +48,8 @@ def split_body(body: bytes, header_length: str | None, accepted: str) -> tuple[I
     else:
         if not header_length.strip().isdigit() or int(header_length) > len(body):
             raise BadInput(
-                f"Inference-Header-Content-Length {header_length!r} is not a length within "
-                f"the {len(body)} byte body", accepted
+                f"Inference-Header-Content-Length {header_length!r} is not a length within the {len(body)} byte body",
+                accepted,
             )
         size = int(header_length)
         header, rest = body[:size], body[size:]
@@ -78,12 +78,16 @@ def input_bytes(tensor: RequestInput, binary: bytes, accepted: str) -> bytes | N
     size = tensor.parameters.get("binary_data_size")
     if size is None:
         if binary:
-            raise BadInput(f"{len(binary)} bytes of binary data but no input declares "
-                           "parameters.binary_data_size", accepted)
+            raise BadInput(
+                f"{len(binary)} bytes of binary data but no input declares parameters.binary_data_size", accepted
+            )
         return None
     if not isinstance(size, int) or isinstance(size, bool) or size != len(binary):
-        raise BadInput(f"input {tensor.name!r} declares binary_data_size {size!r}, "
-                       f"the body carries {len(binary)} bytes after its header", accepted)
+        raise BadInput(
+            f"input {tensor.name!r} declares binary_data_size {size!r}, "
+            f"the body carries {len(binary)} bytes after its header",
+            accepted,
+        )
     return binary
 
 
@@ -105,12 +109,14 @@ def read_pixels(tensor: RequestInput, raw: bytes | None, max_images: int, accept
         raise BadInput(f"input {tensor.name!r} must be FP32, got {tensor.datatype}", accepted)
     n = batch_size(tensor, max_images, accepted)
     if tensor.shape != [n, 1, SIDE, SIDE]:
-        raise BadInput(f"input {tensor.name!r} has shape {tensor.shape}, expected [N, 1, 28, 28]",
-                       accepted)
+        raise BadInput(f"input {tensor.name!r} has shape {tensor.shape}, expected [N, 1, 28, 28]", accepted)
     if raw is not None:
         if len(raw) != n * SIDE * SIDE * 4:
-            raise BadInput(f"input {tensor.name!r}: {len(raw)} bytes of FP32 data, shape "
-                           f"{tensor.shape} needs {n * SIDE * SIDE * 4}", accepted)
+            raise BadInput(
+                f"input {tensor.name!r}: {len(raw)} bytes of FP32 data, shape "
+                f"{tensor.shape} needs {n * SIDE * SIDE * 4}",
+                accepted,
+            )
         pixels = np.frombuffer(raw, "<f4")
     else:
         try:
@@ -120,13 +126,13 @@ def read_pixels(tensor: RequestInput, raw: bytes | None, max_images: int, accept
         if values.dtype == np.bool_ or values.dtype.kind not in "iuf":
             raise BadInput(f"input {tensor.name!r}: data must be numbers", accepted)
         if values.size != n * SIDE * SIDE:
-            raise BadInput(f"input {tensor.name!r}: {values.size} values, shape {tensor.shape} "
-                           f"needs {n * SIDE * SIDE}", accepted)
+            raise BadInput(
+                f"input {tensor.name!r}: {values.size} values, shape {tensor.shape} needs {n * SIDE * SIDE}", accepted
+            )
         pixels = values.astype(np.float32)
     pixels = pixels.reshape(n, SIDE, SIDE)  # (N, 28, 28) float32
     if not np.all(np.isfinite(pixels)) or pixels.min() < 0.0 or pixels.max() > 1.0:
-        raise BadInput(f"input {tensor.name!r}: pixel values must be finite and lie in [0, 1]",
-                       accepted)
+        raise BadInput(f"input {tensor.name!r}: pixel values must be finite and lie in [0, 1]", accepted)
     return pixels
 
 
@@ -139,8 +145,7 @@ def read_images(tensor: RequestInput, raw: bytes | None, max_images: int, accept
         raise BadInput(f"input {tensor.name!r} has shape {tensor.shape}, expected [N]", accepted)
     files = _unpack_bytes(raw, accepted) if raw is not None else _base64_items(tensor, accepted)
     if len(files) != n:
-        raise BadInput(f"input {tensor.name!r}: {len(files)} elements, shape {tensor.shape} "
-                       f"needs {n}", accepted)
+        raise BadInput(f"input {tensor.name!r}: {len(files)} elements, shape {tensor.shape} needs {n}", accepted)
     return files
 
 
@@ -153,8 +158,7 @@ def _unpack_bytes(raw: bytes, accepted: str) -> list[bytes]:
             raise BadInput("BYTES data ends inside an element's 4-byte length", accepted)
         (size,) = struct.unpack_from("<I", raw, pos)
         if pos + 4 + size > len(raw):
-            raise BadInput(f"BYTES element {len(files)} claims {size} bytes, past the data's end",
-                           accepted)
+            raise BadInput(f"BYTES element {len(files)} claims {size} bytes, past the data's end", accepted)
         files.append(raw[pos + 4 : pos + 4 + size])
         pos += 4 + size
     return files
@@ -166,13 +170,15 @@ def _base64_items(tensor: RequestInput, accepted: str) -> list[bytes]:
     files = []
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise BadInput(f"input {tensor.name!r}[{i}] must be a base64 string in JSON form",
-                           accepted)
+            raise BadInput(f"input {tensor.name!r}[{i}] must be a base64 string in JSON form", accepted)
         try:
             files.append(base64.b64decode(item, validate=True))
         except (binascii.Error, ValueError):
-            raise BadInput(f"input {tensor.name!r}[{i}] is not valid base64 (send raw bytes with "
-                           "the binary tensor data extension instead)", accepted) from None
+            raise BadInput(
+                f"input {tensor.name!r}[{i}] is not valid base64 (send raw bytes with "
+                "the binary tensor data extension instead)",
+                accepted,
+            ) from None
     return files
 
 
@@ -187,8 +193,10 @@ def wanted_outputs(request: InferRequest, known: list[str], accepted: str) -> li
         if out.name not in known:
             raise BadInput(f"unknown output {out.name!r}; this model has {known}", accepted)
         if "classification" in out.parameters:
-            raise BadInput(f"output {out.name!r}: the classification extension is not "
-                           "supported; ask for the label output", accepted)
+            raise BadInput(
+                f"output {out.name!r}: the classification extension is not supported; ask for the label output",
+                accepted,
+            )
         wanted.append(Wanted(out.name, _flag(out.parameters.get("binary_data", default))))
     return wanted
 
@@ -197,15 +205,15 @@ def _flag(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-def encode_response(header: dict[str, object], tensors: dict[str, tuple[str, np.ndarray]],
-                    wanted: list[Wanted]) -> tuple[bytes, dict[str, str]]:
+def encode_response(
+    header: dict[str, object], tensors: dict[str, tuple[str, np.ndarray]], wanted: list[Wanted]
+) -> tuple[bytes, dict[str, str]]:
     """-> (body, extra headers): JSON, or a JSON header plus raw tensors when any output is
     binary. tensors: output name -> (datatype, array)."""
     outputs, blobs = [], []
     for want in wanted:
         datatype, array = tensors[want.name]
-        entry: dict[str, object] = {"name": want.name, "datatype": datatype,
-                                    "shape": list(array.shape)}
+        entry: dict[str, object] = {"name": want.name, "datatype": datatype, "shape": list(array.shape)}
         if want.binary:
             blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}

@@ -24,8 +24,11 @@ def mnist_data_dir() -> Path:
     """MNIST root in torchvision's layout (<root>/MNIST/raw); tests never download."""
     root = data_dir()
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
-        pytest.fail(f"MNIST not found under {root.resolve()}/MNIST/raw: set MNIST_DATA_DIR to a folder "
-                    "holding MNIST/raw, or run `make data` while online", pytrace=False)
+        pytest.fail(
+            f"MNIST not found under {root.resolve()}/MNIST/raw: set MNIST_DATA_DIR to a folder "
+            "holding MNIST/raw, or run `make data` while online",
+            pytrace=False,
+        )
     return root
 
 

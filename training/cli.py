@@ -41,8 +41,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto (default): CUDA if present")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="augment the training images (recipe's)")
-    p.add_argument("--augment-kind", choices=["affine", "upload"],
-                   help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise (recipe's)")
+    p.add_argument(
+        "--augment-kind",
+        choices=["affine", "upload"],
+        help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise (recipe's)",
+    )
     p.add_argument("--label-smoothing", type=float, help="label smoothing (recipe's)")
     p.add_argument("--teacher", nargs="+", help="distil from the ensemble of these best.pt checkpoints")
     p.add_argument("--distill-alpha", type=float, help="weight of the teacher's soft targets (default: 0.7)")
@@ -64,10 +67,18 @@ def _add_models_dir(p: argparse.ArgumentParser) -> None:
 
 def _add_promote_args(p: argparse.ArgumentParser) -> None:
     _add_models_dir(p)
-    p.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
-                   help=f"minimum test accuracy, a fraction (default: {DEFAULT_FLOOR})")
-    p.add_argument("--max-drop-pp", type=float, default=DEFAULT_MAX_DROP_PP,
-                   help=f"max accuracy drop vs the served model, in pp (default: {DEFAULT_MAX_DROP_PP})")
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=DEFAULT_FLOOR,
+        help=f"minimum test accuracy, a fraction (default: {DEFAULT_FLOOR})",
+    )
+    p.add_argument(
+        "--max-drop-pp",
+        type=float,
+        default=DEFAULT_MAX_DROP_PP,
+        help=f"max accuracy drop vs the served model, in pp (default: {DEFAULT_MAX_DROP_PP})",
+    )
     p.add_argument("--force", action="store_true", help="promote even when the guards refuse")
     p.add_argument("--no-serve", action="store_true", help="add the version but keep serving the current one")
 
@@ -85,15 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path, help="best.pt or last.pt from `mnist train`, or a model.onnx to re-export")
     p.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT's folder/export)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
-    p.add_argument("--no-temperature", action="store_true",
-                   help="export uncalibrated (default: fit a temperature on validation and fold it into the graph)")
+    p.add_argument(
+        "--no-temperature",
+        action="store_true",
+        help="export uncalibrated (default: fit a temperature on validation and fold it into the graph)",
+    )
     _add_data_args(p)
 
     p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs")
     p.add_argument("model", type=Path, help="model.onnx")
     p.add_argument("--out", type=Path, help="report folder (default: MODEL's folder/eval)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="onnxruntime intra-op threads for the speed numbers (default: 2)")
+    p.add_argument(
+        "--threads", type=int, default=2, help="onnxruntime intra-op threads for the speed numbers (default: 2)"
+    )
     _add_data_args(p)
 
     p = sub.add_parser("compare", help="seeds side by side: validation and test accuracy, mean +- sd, ensemble")
@@ -182,21 +197,27 @@ def cmd_train(run: TrainRun, data: Data) -> Path:
         mc = config_beside(run.init_from)
     elif run.init_from:
         mc = ModelConfig.from_dict(load_checkpoint(run.init_from)["model_config"])
-    best = train(run.tc, mc, data.root, run.run_dir, resume=run.resume, download=data.download,
-                 init_from=run.init_from)
+    best = train(run.tc, mc, data.root, run.run_dir, resume=run.resume, download=data.download, init_from=run.init_from)
     print(f"wrote {best} (best validation accuracy), metrics and training_curves.png to {run.run_dir}")
     return best
 
 
-def cmd_export(checkpoint: Path, out: Path | None, data: Data, opset: int = DEFAULT_OPSET,
-               temperature: bool = True) -> Path:
+def cmd_export(
+    checkpoint: Path, out: Path | None, data: Data, opset: int = DEFAULT_OPSET, temperature: bool = True
+) -> Path:
     from training.export import export_checkpoint
 
     out = out or checkpoint.parent / "export"
     meta = export_checkpoint(checkpoint, out, data.root, opset, temperature)
     cal = meta.get("calibration")
-    calibrated = (f", temperature {cal['temperature']:.3f}: test ECE {100 * cal['test_ece_before']:.2f}% -> "
-                  f"{100 * cal['test_ece']:.2f}%") if cal else ""
+    calibrated = (
+        (
+            f", temperature {cal['temperature']:.3f}: test ECE {100 * cal['test_ece_before']:.2f}% -> "
+            f"{100 * cal['test_ece']:.2f}%"
+        )
+        if cal
+        else ""
+    )
     print(
         f"wrote {out}/model.onnx ({meta['version']}, test accuracy {100 * meta['test_accuracy']:.2f}%, "
         f"parity {meta['parity_max_abs_diff']:.1e}{calibrated}) and metadata.json"
@@ -251,8 +272,10 @@ def cmd_promote(export_dir: Path, guards: Guards) -> str:
 
     version = promote(export_dir, guards.models_dir, guards.floor, guards.max_drop_pp, guards.force, guards.serve)
     if guards.serve:
-        print(f"serving {version} from {guards.models_dir} (rollback: mnist rollback); "
-              "`make bento` packs it, nothing to edit")
+        print(
+            f"serving {version} from {guards.models_dir} (rollback: mnist rollback); "
+            "`make bento` packs it, nothing to edit"
+        )
     else:
         print(f"added {version} to {guards.models_dir}; still serving {read_served(guards.models_dir).served}")
     return version
@@ -308,8 +331,13 @@ def run_command(args: argparse.Namespace) -> None:
         case "list":
             cmd_list(args.models_dir)
         case "pipeline":
-            cmd_pipeline(TrainRun.from_args(args), data, Guards.from_args(args),
-                         finetune=not (args.no_finetune or args.dry_run), promote=not (args.no_promote or args.dry_run))
+            cmd_pipeline(
+                TrainRun.from_args(args),
+                data,
+                Guards.from_args(args),
+                finetune=not (args.no_finetune or args.dry_run),
+                promote=not (args.no_promote or args.dry_run),
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

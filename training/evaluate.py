@@ -106,8 +106,11 @@ def evaluate_onnx(
         if len(shown) < len(wrong):
             title += f" ({len(shown)} most confident shown)"
         plot_digit_grid(images[shown], caps, out_dir / "misclassified.png", title=title)
-        plot_reliability({name: report["calibration"]}, out_dir / "reliability.png",
-                         title=f"{len(labels):,} test images, {ECE_BINS} bins")
+        plot_reliability(
+            {name: report["calibration"]},
+            out_dir / "reliability.png",
+            title=f"{len(labels):,} test images, {ECE_BINS} bins",
+        )
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -120,8 +123,9 @@ def format_report(report: dict) -> str:
         lines.append(f"{d:5d}  {100 * prec:8.2f}%  {100 * rec:6.2f}%")
     if "calibration" in report:
         cal = report["calibration"]
-        lines.append(f"expected calibration error {100 * cal['ece']:.2f}% "
-                     f"(mean confidence {100 * cal['mean_confidence']:.2f}%)")
+        lines.append(
+            f"expected calibration error {100 * cal['ece']:.2f}% (mean confidence {100 * cal['mean_confidence']:.2f}%)"
+        )
     if "images_per_second" in report:
         speeds = ", ".join(f"batch {bs}: {ips:,.0f}" for bs, ips in report["images_per_second"].items())
         lines.append(f"onnxruntime images/s with {report['threads']} threads: {speeds}")

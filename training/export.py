@@ -119,8 +119,12 @@ def calibrate(model: nn.Module, tc: TrainConfig, data_root: Path, test_x: np.nda
         info["fitted_on"] = "nothing: the run held out no validation images (T = 1)"
     before = reliability(F.softmax(raw, 1).numpy(), test_y)
     after = reliability(F.softmax(raw / info["temperature"], 1).numpy(), test_y)
-    info.update(test_ece_before=before["ece"], test_ece=after["ece"],
-                test_mean_confidence_before=before["mean_confidence"], test_mean_confidence=after["mean_confidence"])
+    info.update(
+        test_ece_before=before["ece"],
+        test_ece=after["ece"],
+        test_mean_confidence_before=before["mean_confidence"],
+        test_mean_confidence=after["mean_confidence"],
+    )
     return info
 
 
@@ -142,8 +146,9 @@ def _from_exported(onnx_path: Path, data_root: Path) -> tuple[nn.Module, ModelCo
     return model, config_beside(onnx_path), tc, state
 
 
-def export_checkpoint(checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET,
-                      temperature: bool = True) -> dict:
+def export_checkpoint(
+    checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET, temperature: bool = True
+) -> dict:
     """Checkpoint -> out_dir/model.onnx + out_dir/metadata.json (with full test-set metrics).
 
     With temperature (the default), T is fitted on the run's validation split and folded into the

@@ -180,8 +180,9 @@ def train(
                 logits = model(xb)  # (B, 10)
                 if teacher is not None:  # the teacher sees the same augmented batch
                     targets = soft_targets(teacher, xb, tc.distill_temperature)  # (B, 10)
-                    loss = distillation_loss(logits, targets, yb, tc.distill_temperature, tc.distill_alpha,
-                                             tc.label_smoothing)
+                    loss = distillation_loss(
+                        logits, targets, yb, tc.distill_temperature, tc.distill_alpha, tc.label_smoothing
+                    )
                 else:
                     loss = F.cross_entropy(logits.float(), yb, label_smoothing=tc.label_smoothing)
             opt.zero_grad(set_to_none=True)

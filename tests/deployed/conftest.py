@@ -59,8 +59,7 @@ def test_set_predictions(client: httpx.Client, test_set: tuple, reported: dict) 
     digits: list[int] = []
     for start in range(0, len(images), BATCH):
         chunk = images[start : start + BATCH]
-        files = [("images", (f"{start + i}.png", *render(img, "png28", rng)))
-                 for i, img in enumerate(chunk)]
+        files = [("images", (f"{start + i}.png", *render(img, "png28", rng))) for i, img in enumerate(chunk)]
         resp = client.post("/predict_batch", files=files)
         assert resp.status_code == 200, f"/predict_batch: HTTP {resp.status_code}: {resp.text[:300]}"
         digits += check_batch(resp.json(), len(chunk), reported["version"])
@@ -75,8 +74,9 @@ def output_dir(repo_root: Path) -> Path:
     return out
 
 
-def write_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: Path,
-               title: str, cols: int = 12, limit: int = 240) -> Path:
+def write_grid(
+    images: Sequence[np.ndarray], captions: Sequence[str], path: Path, title: str, cols: int = 12, limit: int = 240
+) -> Path:
     """A PNG contact sheet of digits with a caption under each, to see what went wrong."""
     if len(images) > limit:
         title = f"{title} (first {limit} of {len(images)})"
@@ -91,8 +91,11 @@ def write_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: Path
         r, c = divmod(k, cols)
         x, y = pad + c * (tile + pad), 24 + r * (tile + cap_h + pad)
         small = max(img.shape[:2]) < tile  # 28x28 digits: blow up pixels, do not blur them
-        thumb = ImageOps.contain(Image.fromarray(img).convert("RGB"), (tile, tile),
-                                 Image.Resampling.NEAREST if small else Image.Resampling.LANCZOS)
+        thumb = ImageOps.contain(
+            Image.fromarray(img).convert("RGB"),
+            (tile, tile),
+            Image.Resampling.NEAREST if small else Image.Resampling.LANCZOS,
+        )
         sheet.paste(thumb, (x + (tile - thumb.width) // 2, y + (tile - thumb.height) // 2))
         draw.text((x, y + tile + 2), caption, fill="firebrick")
     sheet.save(path)

@@ -41,8 +41,9 @@ class TestServedModel:
         )
 
     def test_reported_metadata_matches_models(self, reported: dict, metadata: dict) -> None:
-        differ = {k: (reported.get(k, "<missing>"), v) for k, v in metadata.items()
-                  if reported.get(k, "<missing>") != v}
+        differ = {
+            k: (reported.get(k, "<missing>"), v) for k, v in metadata.items() if reported.get(k, "<missing>") != v
+        }
         assert not differ, f"GET /model differs from metadata.json (reported, file): {differ}"
 
     def test_sha256_is_the_onnx_file_in_models(self, reported: dict, served_dir: Path) -> None:
@@ -52,7 +53,10 @@ class TestServedModel:
 
 class TestTestSetAccuracy:
     def test_full_test_set_scores_the_recorded_accuracy(
-        self, test_set: tuple, test_set_predictions: np.ndarray, metadata: dict,
+        self,
+        test_set: tuple,
+        test_set_predictions: np.ndarray,
+        metadata: dict,
         grid_writer: Callable[..., Path],
     ) -> None:
         images, labels = test_set
@@ -68,20 +72,23 @@ class TestTestSetAccuracy:
         known = set(metadata.get("misclassified_test_indices", []))
         new = [i for i in wrong if i not in known]  # all wrong ones if export recorded none
         grid = grid_writer(
-            "test_set_newly_misclassified", images[new],
+            "test_set_newly_misclassified",
+            images[new],
             [f"#{i} {labels[i]}->{digits[i]}" for i in new],
             f"{len(new)} test digits misclassified now but not at export",
         )
         pytest.fail(
             f"accuracy {100 * accuracy:.2f}% < {100 * floor:.2f}% (recorded "
             f"{100 * metadata['test_accuracy']:.2f}% - 0.05 pp); digits that regressed: "
-            + ", ".join(f"{d} ({100 * recorded[d]:.2f}% -> {100 * recalls[d]:.2f}%)"
-                        for d in regressed)
+            + ", ".join(f"{d} ({100 * recorded[d]:.2f}% -> {100 * recalls[d]:.2f}%)" for d in regressed)
             + f"; {len(new)} newly misclassified images in {grid}"
         )
 
     def test_every_digit_is_recalled(
-        self, test_set: tuple, test_set_predictions: np.ndarray, grid_writer: Callable[..., Path],
+        self,
+        test_set: tuple,
+        test_set_predictions: np.ndarray,
+        grid_writer: Callable[..., Path],
     ) -> None:
         images, labels = test_set
         recalls = _recalls(labels, test_set_predictions)
@@ -90,7 +97,8 @@ class TestTestSetAccuracy:
             return
         wrong = [i for i in np.flatnonzero(test_set_predictions != labels) if labels[i] in weak]
         grid = grid_writer(
-            "weak_digits_misclassified", images[wrong],
+            "weak_digits_misclassified",
+            images[wrong],
             [f"#{i} {labels[i]}->{test_set_predictions[i]}" for i in wrong],
             f"misclassified {weak}",
         )
@@ -104,8 +112,7 @@ class TestTestSetAccuracy:
 def _ask(client: httpx.Client, upload: Upload, version: str) -> int:
     """One photo-like upload through /predict, as a multipart file the way browsers send it."""
     ext = upload.content_type.split("/")[1]
-    resp = client.post("/predict", files={"image": (f"upload.{ext}", upload.data,
-                                                    upload.content_type)})
+    resp = client.post("/predict", files={"image": (f"upload.{ext}", upload.data, upload.content_type)})
     assert resp.status_code == 200, f"{upload.kind}: HTTP {resp.status_code}: {resp.text[:300]}"
     return check_prediction(resp.json(), version)
 
@@ -119,7 +126,10 @@ def _as_seen(upload: Upload) -> np.ndarray:
 
 class TestPhotoLikeUploads:
     def test_photo_like_uploads_score_99_percent(
-        self, client: httpx.Client, test_set: tuple, reported: dict,
+        self,
+        client: httpx.Client,
+        test_set: tuple,
+        reported: dict,
         grid_writer: Callable[..., Path],
     ) -> None:
         images, labels = test_set
@@ -132,7 +142,8 @@ class TestPhotoLikeUploads:
             return
         by_kind = {k: sum(u.kind == k for u, _ in wrong) for k in PHOTO_LIKE}
         grid = grid_writer(
-            "photo_like_misclassified", [_as_seen(u) for u, _ in wrong],
+            "photo_like_misclassified",
+            [_as_seen(u) for u, _ in wrong],
             [f"{u.kind[:9]} {u.label}->{d}" for u, d in wrong],
             f"{len(wrong)} of {len(uploads)} photo-like uploads misread",
         )
@@ -140,6 +151,7 @@ class TestPhotoLikeUploads:
             f"photo-like uploads {100 * accuracy:.2f}% < {100 * MIN_PHOTO_ACCURACY:.0f}%; "
             f"wrong per kind (of {PHOTOS_PER_KIND}): "
             + ", ".join(f"{k} {n}" for k, n in by_kind.items() if n)
-            + "; digits misread: " + ", ".join(sorted({str(u.label) for u, _ in wrong}))
+            + "; digits misread: "
+            + ", ".join(sorted({str(u.label) for u, _ in wrong}))
             + f"; images in {grid}"
         )

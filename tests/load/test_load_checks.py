@@ -93,8 +93,14 @@ class TestVerdict:
         return tally
 
     def _judge(self, **overrides: object) -> list[str]:
-        kwargs = {"http_requests": 500, "http_failures": 0, "p99_ms": 200.0,
-                  "recorded_accuracy": 0.995, "clean": self._clean(9_950), "photo": Tally()}
+        kwargs = {
+            "http_requests": 500,
+            "http_failures": 0,
+            "p99_ms": 200.0,
+            "recorded_accuracy": 0.995,
+            "clean": self._clean(9_950),
+            "photo": Tally(),
+        }
         kwargs.update(overrides)
         return verdict(Budgets(), **kwargs)
 
@@ -123,8 +129,7 @@ class TestVerdict:
         assert any("photo-like" in r for r in self._judge(photo=photo))
 
     def test_nothing_answered_fails(self) -> None:
-        reasons = self._judge(http_requests=0, clean=Tally(population=10_000),
-                              recorded_accuracy=None)
+        reasons = self._judge(http_requests=0, clean=Tally(population=10_000), recorded_accuracy=None)
         assert len(reasons) == 2
 
 

@@ -22,8 +22,18 @@ def local_url(service_url: str) -> str:
 
 
 def _run(repo_root: Path, mnist_data_dir: Path, out: Path, *args: str) -> tuple[int, str, dict]:
-    cmd = [sys.executable, "-m", "loadtests.run", "--data-dir", str(mnist_data_dir),
-           "--results", str(out), "--progress-every", "5", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "loadtests.run",
+        "--data-dir",
+        str(mnist_data_dir),
+        "--results",
+        str(out),
+        "--progress-every",
+        "5",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=180)
     output = proc.stderr + proc.stdout  # the verdict (stdout) last, where a failure shows it
     guard = out / "guard.json"
@@ -31,11 +41,24 @@ def _run(repo_root: Path, mnist_data_dir: Path, out: Path, *args: str) -> tuple[
 
 
 class TestSmoke:
-    def test_twenty_seconds_within_budgets(self, repo_root: Path, mnist_data_dir: Path,
-                                           local_url: str, tmp_path: Path) -> None:
-        code, output, guard = _run(repo_root, mnist_data_dir, tmp_path, "--host", local_url,
-                                   "--users", "4", "--spawn-rate", "4", "--duration", "20",
-                                   "--p99-ms", "2000")
+    def test_twenty_seconds_within_budgets(
+        self, repo_root: Path, mnist_data_dir: Path, local_url: str, tmp_path: Path
+    ) -> None:
+        code, output, guard = _run(
+            repo_root,
+            mnist_data_dir,
+            tmp_path,
+            "--host",
+            local_url,
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--duration",
+            "20",
+            "--p99-ms",
+            "2000",
+        )
         assert code == 0, output[-3000:]
         assert guard["passed"] and guard["http_failures"] == 0
         routes = set(guard["per_route"])
@@ -46,11 +69,24 @@ class TestSmoke:
             assert (tmp_path / name).stat().st_size > 0, name
         assert "PASS: 4 users" in output
 
-    def test_budget_overrun_fails_the_run(self, repo_root: Path, mnist_data_dir: Path,
-                                          local_url: str, tmp_path: Path) -> None:
-        code, output, guard = _run(repo_root, mnist_data_dir, tmp_path, "--host", local_url,
-                                   "--users", "2", "--spawn-rate", "2", "--duration", "6",
-                                   "--p99-ms", "1")
+    def test_budget_overrun_fails_the_run(
+        self, repo_root: Path, mnist_data_dir: Path, local_url: str, tmp_path: Path
+    ) -> None:
+        code, output, guard = _run(
+            repo_root,
+            mnist_data_dir,
+            tmp_path,
+            "--host",
+            local_url,
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--duration",
+            "6",
+            "--p99-ms",
+            "1",
+        )
         assert code == 1, output[-3000:]
         assert not guard["passed"]
         assert any("p99" in reason for reason in guard["reasons"]), guard["reasons"]

@@ -34,8 +34,7 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _budget(image: int = 16_000_000, request: int = 64_000_000, deadline: float = float("inf")
-            ) -> Budget:
+def _budget(image: int = 16_000_000, request: int = 64_000_000, deadline: float = float("inf")) -> Budget:
     return Budget(image, request, deadline)
 
 
@@ -168,8 +167,7 @@ def test_a_late_request_gets_our_504() -> None:
 def test_bentomls_overload_503_becomes_ours_with_retry_after() -> None:
     async def overloaded(scope, receive, send) -> None:
         body = b'{"error": "An unexpected error has occurred, please check the server log."}'
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
     status, headers, body = asyncio.run(_call(Deadline(overloaded, 5, frozenset({"/predict"}))))

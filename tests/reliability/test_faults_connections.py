@@ -36,10 +36,28 @@ SLOW = 200  # connections sending one header byte a second
 def serve_with_file_limit(tmp_path: Path, nofile: int = 1024, **env: str) -> Iterator[str]:
     """`bentoml serve` (two workers) whose processes may open `nofile` files."""
     port = free_port()
-    cmd = ["sh", "-c", f'ulimit -n {nofile} && exec "$@"', "sh", sys.executable, "-m", "bentoml",
-           "serve", ".", "--host", "127.0.0.1", "--port", str(port)]
-    full_env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True", "MNIST_WORKERS": "2",
-                "MNIST_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S), **env}
+    cmd = [
+        "sh",
+        "-c",
+        f'ulimit -n {nofile} && exec "$@"',
+        "sh",
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        ".",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    full_env = {
+        **os.environ,
+        "BENTOML_DO_NOT_TRACK": "True",
+        "MNIST_WORKERS": "2",
+        "MNIST_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        **env,
+    }
     with running_server(cmd, port, full_env, name="bentoml serve", log_path=tmp_path / "serve.log") as url:
         yield url
 
@@ -85,8 +103,9 @@ def _service_answers(url: str) -> tuple[int, int, float]:
     try:
         with httpx.Client(base_url=url, timeout=10.0) as client:
             ready = client.get("/readyz").status_code
-            predict = client.post("/predict", content=png_bytes(pixels),
-                                  headers={"content-type": "image/png"}).status_code
+            predict = client.post(
+                "/predict", content=png_bytes(pixels), headers={"content-type": "image/png"}
+            ).status_code
     except httpx.HTTPError:
         ready = predict = 0
     return ready, predict, time.monotonic() - start
@@ -117,11 +136,13 @@ def test_idle_and_slow_header_flood(tmp_path: Path) -> None:
         log = (tmp_path / "serve.log").read_text(errors="replace")
         for sock in idle + slow:
             sock.close()
-    print(f"\n{len(idle)} idle and {len(slow)} slow-header connections opened; during the flood "
-          f"/readyz {during[0]}, /predict {during[1]} in {during[2]:.2f} s; "
-          f"{len(idle) - len(open_idle)} idle and {len(slow) - len(open_slow)} slow ones closed by "
-          f"the server within {HEADER_TIMEOUT_S + 15:.0f} s; afterwards /readyz {after[0]}, "
-          f"/predict {after[1]}")
+    print(
+        f"\n{len(idle)} idle and {len(slow)} slow-header connections opened; during the flood "
+        f"/readyz {during[0]}, /predict {during[1]} in {during[2]:.2f} s; "
+        f"{len(idle) - len(open_idle)} idle and {len(slow) - len(open_slow)} slow ones closed by "
+        f"the server within {HEADER_TIMEOUT_S + 15:.0f} s; afterwards /readyz {after[0]}, "
+        f"/predict {after[1]}"
+    )
     assert during[:2] == (200, 200), log[-3000:]
     assert after[:2] == (200, 200), log[-3000:]
     assert not open_idle and not open_slow, f"{len(open_idle)} idle, {len(open_slow)} slow still open"
@@ -164,9 +185,10 @@ def test_huge_headers_are_refused_without_growing_memory(tmp_path: Path) -> None
             peak = max(peak, _rss_mib(url))
             time.sleep(0.1)
         ready, predict, _ = _service_answers(url)
-    print(f"\n4 unfinished {total >> 20} MiB headers: workers' RSS {base:.0f} MiB before, peak "
-          f"{peak:.0f} MiB (+{peak - base:.0f}); answers {[a.split(b' ', 2)[1] for a in answers if a]}")
+    print(
+        f"\n4 unfinished {total >> 20} MiB headers: workers' RSS {base:.0f} MiB before, peak "
+        f"{peak:.0f} MiB (+{peak - base:.0f}); answers {[a.split(b' ', 2)[1] for a in answers if a]}"
+    )
     assert ready == predict == 200
     assert peak - base < 64, f"workers grew by {peak - base:.0f} MiB"
     assert answers and all(a.startswith(b"HTTP/1.1 431") for a in answers), answers
-

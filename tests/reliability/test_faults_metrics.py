@@ -32,17 +32,20 @@ def _predict(client: httpx.Client, n: int) -> None:
 
 def test_second_instance_leaves_the_first_ones_counters_alone(tmp_path: Path) -> None:
     home = {"BENTOML_HOME": str(tmp_path / "bentoml"), "MNIST_WORKERS": "2"}  # one shared home
-    with running_service(env=home, log_path=tmp_path / "a.log") as url_a, \
-            httpx.Client(base_url=url_a, timeout=30) as a:
+    with running_service(env=home, log_path=tmp_path / "a.log") as url_a, httpx.Client(base_url=url_a, timeout=30) as a:
         _predict(a, 7)
         assert _predictions(a) == 7
-        with running_service(env=home, log_path=tmp_path / "b.log") as url_b, \
-                httpx.Client(base_url=url_b, timeout=30) as b:
+        with (
+            running_service(env=home, log_path=tmp_path / "b.log") as url_b,
+            httpx.Client(base_url=url_b, timeout=30) as b,
+        ):
             _predict(b, 3)
             seen = _predictions(a), _predictions(b)
             _predict(a, 2)
             later = _predictions(a), _predictions(b)
-    print(f"\ninstance A after 7, B started and served 3: A {seen[0]:g}, B {seen[1]:g}; "
-          f"A served 2 more: A {later[0]:g}, B {later[1]:g}")
+    print(
+        f"\ninstance A after 7, B started and served 3: A {seen[0]:g}, B {seen[1]:g}; "
+        f"A served 2 more: A {later[0]:g}, B {later[1]:g}"
+    )
     assert seen == (7, 3)
     assert later == (9, 3)

@@ -98,11 +98,13 @@ def test_kill_9_of_a_worker_under_load(tmp_path: Path) -> None:
         failures = [t for t, ok in load.results if not ok]
         before = load.rate(t_kill - 3.5, t_kill)
         after = load.rate(t_end - 3.5, t_end)
-        print(f"\nkill -9 of worker pid {victim.pid}: {len(failures)} failed of {len(load.results)}; "
-              f"replacement pid {replacement.pid} spawned after {t_spawned - t_kill:.1f} s, "
-              f"ready after {(t_ready or t_kill) - t_kill:.1f} s, holds client connections "
-              f"{('after %.1f s' % (t_traffic - t_kill)) if t_traffic else 'never'}; "
-              f"{before:.0f} req/s before, {after:.0f} req/s at the end")
+        print(
+            f"\nkill -9 of worker pid {victim.pid}: {len(failures)} failed of {len(load.results)}; "
+            f"replacement pid {replacement.pid} spawned after {t_spawned - t_kill:.1f} s, "
+            f"ready after {(t_ready or t_kill) - t_kill:.1f} s, holds client connections "
+            f"{('after %.1f s' % (t_traffic - t_kill)) if t_traffic else 'never'}; "
+            f"{before:.0f} req/s before, {after:.0f} req/s at the end"
+        )
         text = log.read_text(errors="replace")
         assert f"(pid {victim.pid}) died: SIGKILL" in text, text[-3000:]
         assert len(failures) <= USERS, "more requests failed than were in flight on the worker"
@@ -142,8 +144,10 @@ def test_sigterm_completes_every_request_in_flight(tmp_path: Path) -> None:
         t_exit = time.monotonic()
     statuses = [status for status, _ in answers]
     late = sum(1 for _, t in answers if t > t_term)
-    print(f"\nSIGTERM with {n_requests} requests of {n_images} images accepted: statuses "
-          f"{sorted(set(statuses))}, {late} answered after the signal, server exited "
-          f"{t_exit - t_term:.1f} s after it (code {exit_code})")
+    print(
+        f"\nSIGTERM with {n_requests} requests of {n_images} images accepted: statuses "
+        f"{sorted(set(statuses))}, {late} answered after the signal, server exited "
+        f"{t_exit - t_term:.1f} s after it (code {exit_code})"
+    )
     assert statuses == [200] * n_requests
     assert late > 0, "nothing was still in flight at SIGTERM: the test proved nothing"

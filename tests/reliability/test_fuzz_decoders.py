@@ -71,8 +71,12 @@ def _outcome(blobs: list[bytes]) -> np.ndarray | BadInput:
         return exc
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutants())
 def test_a_mutated_upload_is_framed_or_refused_with_a_4xx(data: bytes) -> None:
     out = _outcome([data])
@@ -83,8 +87,12 @@ def test_a_mutated_upload_is_framed_or_refused_with_a_4xx(data: bytes) -> None:
         assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
 
 
-@settings(max_examples=max(EXAMPLES // 10, 20), deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=max(EXAMPLES // 10, 20),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.lists(mutants(), min_size=2, max_size=4))
 def test_a_batch_with_mutants_names_the_refused_image(blobs: list[bytes]) -> None:
     out = _outcome(blobs)

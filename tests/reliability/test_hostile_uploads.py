@@ -27,8 +27,7 @@ def _png(img: Image.Image) -> bytes:
 
 def _stroke(size: int, mode: str) -> bytes:
     img = Image.new(mode, (size, size), "white")
-    ImageDraw.Draw(img).line([(size // 2, size // 5), (size // 2, 4 * size // 5)], fill="black",
-                             width=size // 12)
+    ImageDraw.Draw(img).line([(size // 2, size // 5), (size // 2, 4 * size // 5)], fill="black", width=size // 12)
     return _png(img)
 
 
@@ -60,13 +59,11 @@ def test_a_request_past_its_timeout_gets_our_504_and_the_worker_goes_on(url) -> 
     assert "0.5 s" in body["accepted"]
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
-    r = httpx.post(f"{url}/predict", content=png_bytes(digit),
-                   headers={"content-type": "image/png"}, timeout=60)
+    r = httpx.post(f"{url}/predict", content=png_bytes(digit), headers={"content-type": "image/png"}, timeout=60)
     assert r.status_code == 200 and r.json()["digit"] == 1
 
 
 def test_deep_json_and_a_body_less_post(url) -> None:
     deep = b"[" * 5000 + b"]" * 5000
-    _ours(httpx.post(f"{url}/predict_pixels", content=deep,
-                     headers={"content-type": "application/json"}), 400)
+    _ours(httpx.post(f"{url}/predict_pixels", content=deep, headers={"content-type": "application/json"}), 400)
     _ours(httpx.post(f"{url}/predict"), 400)

@@ -31,8 +31,7 @@ def test_docs_json_documents_every_status_of_the_image_routes() -> None:
     for path in IMAGE_ROUTES:
         responses = spec["paths"][path]["post"]["responses"]
         assert {"200", "400", "413", "422", "503", "504"} <= set(responses), path
-        assert responses["400"]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/Error"}
+        assert responses["400"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
         assert "Retry-After" in responses["503"]["headers"]
     raw = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/png", "application/octet-stream"} <= set(raw)
@@ -61,17 +60,32 @@ def test_schemathesis_finds_no_failures(tmp_path: Path) -> None:
         paths = httpx.get(f"{url}/docs.json").json()["paths"]
         assert set(IMAGE_ROUTES) <= set(paths)
         cmd = [
-            sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG),
-            "run", f"{url}/docs.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-            "--seed", "11", "--no-color", "--request-timeout", "60",
-            "--phases", "examples,coverage,fuzzing",
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{url}/docs.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            "11",
+            "--no-color",
+            "--request-timeout",
+            "60",
+            "--phases",
+            "examples,coverage,fuzzing",
             # Open Inference Protocol routes are service/v2.py's to describe and test.
-            "--exclude-path-regex", "^/v2/",
+            "--exclude-path-regex",
+            "^/v2/",
         ]
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     out = run.stdout + run.stderr
     (tmp_path / "schemathesis.txt").write_text(out)
-    summary = out[out.rfind("SUMMARY"):]
+    summary = out[out.rfind("SUMMARY") :]
     print(summary)
     assert run.returncode == 0, out[-6000:]
     assert "failures" not in summary.lower().replace("0 failures", ""), summary

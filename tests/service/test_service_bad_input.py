@@ -77,8 +77,7 @@ CASES = {
     "batch: wrong field name": ("/predict_batch", _file(GOOD_PNG, field="image"), 400, "'images'"),
     "batch: one bad image": (
         "/predict_batch",
-        {"files": [("images", ("a.png", GOOD_PNG, "image/png")),
-                   ("images", ("b.png", b"junk", "image/png"))]},
+        {"files": [("images", ("a.png", GOOD_PNG, "image/png")), ("images", ("b.png", b"junk", "image/png"))]},
         400,
         "images[1]",
     ),
@@ -98,14 +97,16 @@ CASES = {
     "pixels: empty list": ("/predict_pixels", _pixels([]), 422, "at least 1"),
     "pixels: booleans": ("/predict_pixels", _pixels([[[True] * 28] * 28]), 422, "bool"),
     "pixels: JSON nested 5,000 deep": (
-        "/predict_pixels", _raw(b"[" * 5000 + b"]" * 5000, "application/json"), 400, "nested"
+        "/predict_pixels",
+        _raw(b"[" * 5000 + b"]" * 5000, "application/json"),
+        400,
+        "nested",
     ),
     "pixels: no images key": ("/predict_pixels", {"json": {"pixels": []}}, 422, "images"),
 }
 
 
-@pytest.mark.parametrize(("path", "request_kwargs", "status", "fragment"), CASES.values(),
-                         ids=CASES.keys())
+@pytest.mark.parametrize(("path", "request_kwargs", "status", "fragment"), CASES.values(), ids=CASES.keys())
 def test_bad_request_gets_a_4xx_json_and_the_service_keeps_serving(
     client, path, request_kwargs, status, fragment
 ) -> None:
@@ -120,8 +121,10 @@ def test_bad_request_gets_a_4xx_json_and_the_service_keeps_serving(
     assert ok.status_code == 200 and ok.json()["digit"] == 1
 
 
-THIN = {f"{w}x{h}": png_bytes(RNG.integers(0, 255, (h, w), np.uint8))
-        for w, h in ((1000, 1), (1, 1000), (2, 800), (800, 2), (1, 1))}
+THIN = {
+    f"{w}x{h}": png_bytes(RNG.integers(0, 255, (h, w), np.uint8))
+    for w, h in ((1000, 1), (1, 1000), (2, 800), (800, 2), (1, 1))
+}
 
 
 @pytest.mark.parametrize("path", ["/predict", "/preprocess", "/predict_batch"])
@@ -139,8 +142,9 @@ class TestLimits:
 
     @pytest.fixture
     def small_limits(self, monkeypatch) -> Settings:
-        limits = Settings(max_upload_bytes=20_000, max_images_per_request=3,
-                          max_image_pixels=1_000_000, max_request_pixels=1_500_000)
+        limits = Settings(
+            max_upload_bytes=20_000, max_images_per_request=3, max_image_pixels=1_000_000, max_request_pixels=1_500_000
+        )
         monkeypatch.setattr(http_io, "get_settings", lambda: limits)
         return limits
 

@@ -30,7 +30,11 @@ def built(repo_root: Path, bentoml_home: Path) -> tuple[str, Path]:
     env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "True"}
     done = subprocess.run(
         [sys.executable, "-m", "service.bento"],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=300,
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     tag = done.stdout.strip().splitlines()[-1].split()[1]  # "built mnist:<version> (model ...)"

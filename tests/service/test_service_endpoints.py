@@ -67,8 +67,7 @@ class TestPredict:
     @pytest.mark.parametrize("content_type", ["image/png", "application/octet-stream"])
     def test_raw_body(self, client, mnist_test, version, content_type) -> None:
         images, labels = mnist_test
-        r = client.post("/predict", content=png_bytes(images[1]),
-                        headers={"content-type": content_type})
+        r = client.post("/predict", content=png_bytes(images[1]), headers={"content-type": content_type})
         assert r.status_code == 200 and r.json()["digit"] == labels[1]
 
     def test_big_upload_decodes_off_the_event_loop_path_too(self, client, mnist_test) -> None:
@@ -129,6 +128,5 @@ class TestPreprocess:
 
     def test_mnist_digit_is_seen_unchanged(self, client, mnist_test) -> None:
         images, _ = mnist_test
-        r = client.post("/preprocess", content=png_bytes(images[4]),
-                        headers={"content-type": "image/png"})
+        r = client.post("/preprocess", content=png_bytes(images[4]), headers={"content-type": "image/png"})
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r.content))), images[4])

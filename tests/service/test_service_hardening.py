@@ -36,10 +36,13 @@ def test_keys_guard_the_api_and_leave_health_open(keyed_url: str) -> None:
     with httpx.Client(base_url=keyed_url, timeout=30) as http:
         refused = http.post("/predict", content=_digit(), headers=png)
         assert refused.status_code == 401 and set(refused.json()) == {"error", "accepted"}
-        assert http.post("/predict", content=_digit(),
-                         headers={**png, "x-api-key": "wrong"}).status_code == 401
-        assert http.post("/predict", content=_digit(),
-                         headers={**png, "authorization": "Bearer second-key"}).json()["digit"] == 1
+        assert http.post("/predict", content=_digit(), headers={**png, "x-api-key": "wrong"}).status_code == 401
+        assert (
+            http.post("/predict", content=_digit(), headers={**png, "authorization": "Bearer second-key"}).json()[
+                "digit"
+            ]
+            == 1
+        )
         assert http.get("/readyz").status_code == 200
         assert http.get("/metrics").status_code == 401
         assert http.get("/metrics", headers={"x-api-key": "first-key"}).status_code == 200

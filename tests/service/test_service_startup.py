@@ -21,8 +21,11 @@ def _serve_fails(repo_root: Path, env: dict[str, str]) -> subprocess.CompletedPr
     """`bentoml serve` must exit by itself (non-zero), not retry a broken model forever."""
     return subprocess.run(
         [sys.executable, "-m", "bentoml", "serve", ".", "--port", "1"],
-        cwd=repo_root, env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", **env},
-        capture_output=True, text=True, timeout=120,
+        cwd=repo_root,
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "True", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -56,8 +59,10 @@ def _spec(name: str, shape: list) -> dict:
 BROKEN = {
     # graph bytes that match their sha256 but are no ONNX model
     "not a graph": ({"onnx_bytes": b"\x08\x07garbage that is no onnx graph" * 10}, "onnxruntime cannot load"),
-    "wrong input name": ({"input": {**_spec("image", ["N", 1, 28, 28]), "range": [0.0, 1.0]}},
-                         "metadata names input 'image'"),
+    "wrong input name": (
+        {"input": {**_spec("image", ["N", 1, 28, 28]), "range": [0.0, 1.0]}},
+        "metadata names input 'image'",
+    ),
     "wrong output name": (
         {"outputs": {"logits": _spec("logits", ["N", 10]), "probabilities": _spec("probs", ["N", 10])}},
         "metadata names output 'probs'",

@@ -84,8 +84,10 @@ def test_fp32_pixels(triton_client, metadata, direct, mnist_test, binary: bool) 
     images, labels = mnist_test
     pixels = _pixels(images[:64])
     name = metadata["inputs"][0]["name"]
-    outputs = [triton.InferRequestedOutput("label", binary_data=binary),
-               triton.InferRequestedOutput("probabilities", binary_data=binary)]
+    outputs = [
+        triton.InferRequestedOutput("label", binary_data=binary),
+        triton.InferRequestedOutput("probabilities", binary_data=binary),
+    ]
     result = triton_client.infer(MODEL, [_fp32_input(name, pixels, binary)], outputs=outputs, request_id="r1")
     response = result.get_response()
     assert response["id"] == "r1" and response["model_version"] == metadata["versions"][0]
@@ -101,11 +103,10 @@ def test_fp32_pixels(triton_client, metadata, direct, mnist_test, binary: bool) 
 def test_readme_example_runs_as_pasted(service_url, repo_root) -> None:
     """README's tritonclient example, against this server, prints the sample's digit."""
     readme = (repo_root / "README.md").read_text()
-    section = readme[readme.index("### Open Inference Protocol"):]
+    section = readme[readme.index("### Open Inference Protocol") :]
     code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
     code = code.replace("localhost:3000", urlparse(service_url).netloc)
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("[7]"), done.stdout
 
@@ -128,10 +129,8 @@ def test_bytes_images_read_like_predict(triton_client, service_url, mnist_test, 
     tensor.set_data_from_numpy(np.array(elements, dtype=np.object_), binary_data=binary)
     result = triton_client.infer(MODEL, [tensor])
     with httpx.Client(base_url=service_url, timeout=60) as http:
-        via_predict = [http.post("/predict", content=f, headers={"content-type": "image/png"}).json()
-                       for f in files]
-    np.testing.assert_allclose(result.as_numpy("probabilities"),
-                               [p["probabilities"] for p in via_predict], atol=1e-5)
+        via_predict = [http.post("/predict", content=f, headers={"content-type": "image/png"}).json() for f in files]
+    np.testing.assert_allclose(result.as_numpy("probabilities"), [p["probabilities"] for p in via_predict], atol=1e-5)
     assert result.as_numpy("label").tolist() == [p["digit"] for p in via_predict]
 
 
@@ -141,13 +140,11 @@ def test_every_version_answers_as_itself(triton_client, metadata, direct, mnist_
     pixels = _pixels(mnist_test[0][:8])
     name = metadata["inputs"][0]["name"]
     asked = [metadata["versions"][i % len(metadata["versions"])] for i in range(24)]
-    pending = [(v, triton_client.async_infer(MODEL, [_fp32_input(name, pixels, True)], model_version=v))
-               for v in asked]
+    pending = [(v, triton_client.async_infer(MODEL, [_fp32_input(name, pixels, True)], model_version=v)) for v in asked]
     for version, request in pending:
         result = request.get_result()
         assert result.get_response()["model_version"] == version
-        np.testing.assert_allclose(result.as_numpy("probabilities"), direct[version].probabilities(pixels),
-                                   atol=1e-6)
+        np.testing.assert_allclose(result.as_numpy("probabilities"), direct[version].probabilities(pixels), atol=1e-6)
 
 
 def test_errors_reach_the_client(triton_client, metadata, mnist_test) -> None:
@@ -164,11 +161,12 @@ def test_v2_requests_go_through_adaptive_batching(service_url, metadata, mnist_t
     """Every v2 infer request of a started server passes BentoML's batching dispatcher (the
     histogram counts requests per run); test_concurrent_requests_share_model_runs shows
     that concurrent ones share runs, which a fast idle machine may not need to do here."""
+
     def batches() -> tuple[float, float]:
         text = httpx.get(f"{service_url}/metrics", timeout=30).text
         total = {"count": 0.0, "sum": 0.0}
         for line in text.splitlines():
-            m = re.match(r'^bentoml_service_adaptive_batch_size_(count|sum)\{([^}]*)\}\s+(\S+)$', line)
+            m = re.match(r"^bentoml_service_adaptive_batch_size_(count|sum)\{([^}]*)\}\s+(\S+)$", line)
             if m and 'method_name="v2_infer"' in m.group(2):
                 total[m.group(1)] += float(m.group(3))
         return total["count"], total["sum"]
@@ -199,8 +197,16 @@ def test_concurrent_requests_share_model_runs(client, monkeypatch, mnist_test) -
     monkeypatch.setattr(svc.classifier, "probabilities", slow)
     monkeypatch.setattr(svc, "inline", False)
     pixels = _pixels(mnist_test[0][:1])
-    body = {"inputs": [{"name": svc.classifier.input_name, "shape": [1, 1, 28, 28], "datatype": "FP32",
-                        "data": pixels.ravel().tolist()}]}
+    body = {
+        "inputs": [
+            {
+                "name": svc.classifier.input_name,
+                "shape": [1, 1, 28, 28],
+                "datatype": "FP32",
+                "data": pixels.ravel().tolist(),
+            }
+        ]
+    }
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: client.post("/v2/models/mnist/infer", json=body), range(16)))
     assert [a.status_code for a in answers] == [200] * 16
@@ -238,8 +244,9 @@ def test_kserve_rest_client(service_url, metadata, direct, mnist_test) -> None:
 
 def _binary(name: str, shape: list[int], datatype: str, size: int, raw: bytes) -> tuple[bytes, dict[str, str]]:
     """A body with the binary tensor data extension: its JSON header, then `raw`."""
-    header = json.dumps({"inputs": [{"name": name, "shape": shape, "datatype": datatype,
-                                     "parameters": {"binary_data_size": size}}]}).encode()
+    header = json.dumps(
+        {"inputs": [{"name": name, "shape": shape, "datatype": datatype, "parameters": {"binary_data_size": size}}]}
+    ).encode()
     return header + raw, {"Inference-Header-Content-Length": str(len(header))}
 
 
@@ -249,35 +256,89 @@ BAD_REQUESTS = [
     ("no inputs", b'{"inputs": []}', {}, 422),
     ("inputs not a list", b'{"inputs": 3}', {}, 422),
     ("unknown input", b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [0]}]}', {}, 400),
-    ("wrong datatype", b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "INT8", "data": [0]}]}',
-     {}, 400),
+    (
+        "wrong datatype",
+        b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "INT8", "data": [0]}]}',
+        {},
+        400,
+    ),
     ("wrong shape", b'{"inputs": [{"name": "pixels", "shape": [1,28,28], "datatype": "FP32", "data": [0]}]}', {}, 400),
-    ("too few values", b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "FP32", "data": [0]}]}',
-     {}, 400),
-    ("strings as FP32", json.dumps({"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32",
-                                                "data": ["a"] * 784}]}).encode(), {}, 400),
-    ("out of range", json.dumps({"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32",
-                                             "data": [2.0] * 784}]}).encode(), {}, 400),
-    ("too many images", b'{"inputs": [{"name": "pixels", "shape": [100000,1,28,28], "datatype": "FP32", "data": []}]}',
-     {}, 413),
+    (
+        "too few values",
+        b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "FP32", "data": [0]}]}',
+        {},
+        400,
+    ),
+    (
+        "strings as FP32",
+        json.dumps(
+            {"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": ["a"] * 784}]}
+        ).encode(),
+        {},
+        400,
+    ),
+    (
+        "out of range",
+        json.dumps(
+            {"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": [2.0] * 784}]}
+        ).encode(),
+        {},
+        400,
+    ),
+    (
+        "too many images",
+        b'{"inputs": [{"name": "pixels", "shape": [100000,1,28,28], "datatype": "FP32", "data": []}]}',
+        {},
+        413,
+    ),
     ("not base64", b'{"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["**"]}]}', {}, 400),
-    ("not an image", json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
-                                             "data": [base64.b64encode(b"hello").decode()]}]}).encode(), {}, 400),
-    ("over the pixel budget", json.dumps({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [
-        base64.b64encode(png_bytes(np.zeros((5000, 5000), np.uint8))).decode()]}]}).encode(), {}, 413),
+    (
+        "not an image",
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "image", "shape": [1], "datatype": "BYTES", "data": [base64.b64encode(b"hello").decode()]}
+                ]
+            }
+        ).encode(),
+        {},
+        400,
+    ),
+    (
+        "over the pixel budget",
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "image",
+                        "shape": [1],
+                        "datatype": "BYTES",
+                        "data": [base64.b64encode(png_bytes(np.zeros((5000, 5000), np.uint8))).decode()],
+                    }
+                ]
+            }
+        ).encode(),
+        {},
+        413,
+    ),
     ("header length past the body", b'{"inputs": []}', {"Inference-Header-Content-Length": "999"}, 400),
     ("binary size mismatch", *_binary("pixels", [1, 1, 28, 28], "FP32", 3136, b"\0" * 10), 400),
     ("binary FP32 too short", *_binary("pixels", [1, 1, 28, 28], "FP32", 10, b"\0" * 10), 400),
     ("truncated BYTES", *_binary("image", [1], "BYTES", 6, b"\xff\0\0\0ab"), 400),
     ("BYTES count mismatch", *_binary("image", [2], "BYTES", 6, b"\2\0\0\0ab"), 400),
-    ("unknown output", b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "FP32", "data": '
-     + json.dumps([0.0] * 784).encode() + b'}], "outputs": [{"name": "logits"}]}', {}, 400),
+    (
+        "unknown output",
+        b'{"inputs": [{"name": "pixels", "shape": [1,1,28,28], "datatype": "FP32", "data": '
+        + json.dumps([0.0] * 784).encode()
+        + b'}], "outputs": [{"name": "logits"}]}',
+        {},
+        400,
+    ),
     ("compressed", b"\x1f\x8b", {"Content-Encoding": "gzip"}, 415),
 ]
 
 
-@pytest.mark.parametrize(("body", "headers", "status"), [b[1:] for b in BAD_REQUESTS],
-                         ids=[b[0] for b in BAD_REQUESTS])
+@pytest.mark.parametrize(("body", "headers", "status"), [b[1:] for b in BAD_REQUESTS], ids=[b[0] for b in BAD_REQUESTS])
 def test_bad_requests_get_protocol_errors(client, body: bytes, headers: dict, status: int) -> None:
     """Refusals are a 4xx with the protocol's {"error": ...}, never a 500."""
     r = client.post("/v2/models/mnist/infer", content=body, headers=headers)
@@ -287,6 +348,7 @@ def test_bad_requests_get_protocol_errors(client, body: bytes, headers: dict, st
 
 def test_api_keys_leave_v2_health_open() -> None:
     """With MNIST_API_KEYS, v2 probes need no key (as /livez and /readyz); infer does."""
+
     async def app(scope, receive, send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -331,6 +393,7 @@ def test_accuracy_equals_predict(triton_client, service_url, metadata, direct, m
         tensor.set_data_from_numpy(np.array(files[i : i + 500], dtype=np.object_), binary_data=True)
         via_bytes.append(triton_client.infer(MODEL, [tensor]).as_numpy("label"))
     with httpx.Client(base_url=service_url, timeout=60) as http, ThreadPoolExecutor(8) as pool:
+
         def predict(data: bytes) -> int:
             r = http.post("/predict", content=data, headers={"content-type": "image/png"})
             assert r.status_code == 200, r.text
@@ -339,8 +402,10 @@ def test_accuracy_equals_predict(triton_client, service_url, metadata, direct, m
         via_predict = np.array(list(pool.map(predict, files)))
     fp32, via_bytes = np.concatenate(fp32), np.concatenate(via_bytes)
     graph = direct[metadata["versions"][0]].probabilities(_pixels(images)).argmax(1)
-    acc = {k: float((v == labels).mean()) for k, v in
-           {"v2 FP32": fp32, "graph": graph, "v2 PNG": via_bytes, "/predict PNG": via_predict}.items()}
+    acc = {
+        k: float((v == labels).mean())
+        for k, v in {"v2 FP32": fp32, "graph": graph, "v2 PNG": via_bytes, "/predict PNG": via_predict}.items()
+    }
     print("\naccuracy on the 10,000 MNIST test digits: " + ", ".join(f"{k} {v:.4f}" for k, v in acc.items()))
     np.testing.assert_array_equal(fp32, graph)
     np.testing.assert_array_equal(via_bytes, via_predict)

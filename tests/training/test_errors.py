@@ -74,9 +74,9 @@ def _fake_download(source: Path, fail: Exception | None = None):
     return download
 
 
-def test_data_command_downloads_into_the_default_folder(tmp_path: Path, mnist_data_dir: Path,
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_command_downloads_into_the_default_folder(
+    tmp_path: Path, mnist_data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from torchvision.datasets import MNIST
 
     monkeypatch.setattr(MNIST, "download", _fake_download(mnist_data_dir))
@@ -87,9 +87,9 @@ def test_data_command_downloads_into_the_default_folder(tmp_path: Path, mnist_da
     assert sorted(p.name for p in (tmp_path / "data" / "MNIST" / "raw").iterdir()) == sorted(RAW_FILES)
 
 
-def test_data_command_offline_says_what_to_do_in_one_line(tmp_path: Path, mnist_data_dir: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_command_offline_says_what_to_do_in_one_line(
+    tmp_path: Path, mnist_data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from torchvision.datasets import MNIST
 
     monkeypatch.setattr(MNIST, "download", _fake_download(mnist_data_dir, OSError("Network is unreachable")))

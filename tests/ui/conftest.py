@@ -111,9 +111,7 @@ def page(
 ) -> Iterator[Page]:
     """A fresh page with touch enabled; any request off the service's origin is refused."""
     origin = urlsplit(service_url)[:2]
-    context = browser.new_context(
-        viewport={"width": 1024, "height": 760}, has_touch=True, device_scale_factor=1
-    )
+    context = browser.new_context(viewport={"width": 1024, "height": 760}, has_touch=True, device_scale_factor=1)
 
     def only_the_service(route: Route, req: Request) -> None:
         if urlsplit(req.url)[:2] == origin or req.url.startswith(("blob:", "data:")):

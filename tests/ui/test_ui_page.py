@@ -26,20 +26,41 @@ Stroke = Sequence[tuple[float, float]]  # points in [0, 1] x [0, 1] of the pad, 
 
 def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 40) -> list[tuple[float, float]]:
     """A closed loop drawn from the top, anticlockwise on screen, as people draw a 0."""
-    return [
-        (cx - rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n))
-        for i in range(n + 1)
-    ]
+    return [(cx - rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n)) for i in range(n + 1)]
 
 
 # Digits as people draw them: one list of strokes per digit, each a polyline.
 DIGIT_STROKES: dict[int, list[Stroke]] = {
     0: [_ellipse(0.5, 0.5, 0.2, 0.3)],
     1: [[(0.53, 0.2), (0.47, 0.8)]],
-    2: [[(0.32, 0.33), (0.38, 0.23), (0.5, 0.19), (0.62, 0.23), (0.67, 0.33), (0.62, 0.46),
-         (0.5, 0.58), (0.32, 0.78), (0.7, 0.78)]],
-    3: [[(0.33, 0.24), (0.45, 0.19), (0.6, 0.21), (0.66, 0.3), (0.6, 0.41), (0.47, 0.47),
-         (0.62, 0.53), (0.68, 0.65), (0.6, 0.77), (0.45, 0.81), (0.32, 0.76)]],
+    2: [
+        [
+            (0.32, 0.33),
+            (0.38, 0.23),
+            (0.5, 0.19),
+            (0.62, 0.23),
+            (0.67, 0.33),
+            (0.62, 0.46),
+            (0.5, 0.58),
+            (0.32, 0.78),
+            (0.7, 0.78),
+        ]
+    ],
+    3: [
+        [
+            (0.33, 0.24),
+            (0.45, 0.19),
+            (0.6, 0.21),
+            (0.66, 0.3),
+            (0.6, 0.41),
+            (0.47, 0.47),
+            (0.62, 0.53),
+            (0.68, 0.65),
+            (0.6, 0.77),
+            (0.45, 0.81),
+            (0.32, 0.76),
+        ]
+    ],
     4: [[(0.38, 0.2), (0.3, 0.58), (0.72, 0.58)], [(0.6, 0.3), (0.6, 0.82)]],
     7: [[(0.3, 0.22), (0.7, 0.22), (0.45, 0.8)]],
 }
@@ -78,10 +99,22 @@ def draw(page: Page, strokes: Sequence[Stroke], pointer: str = "mouse") -> None:
             assert cdp is not None
             for i, (x, y) in enumerate(points):
                 kind = "mousePressed" if i == 0 else "mouseMoved"
-                cdp.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y,
-                         "button": "left", "buttons": 1, "clickCount": 1, "pointerType": "pen"})
-            cdp.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": x, "y": y,
-                     "button": "left", "clickCount": 1, "pointerType": "pen"})
+                cdp.send(
+                    "Input.dispatchMouseEvent",
+                    {
+                        "type": kind,
+                        "x": x,
+                        "y": y,
+                        "button": "left",
+                        "buttons": 1,
+                        "clickCount": 1,
+                        "pointerType": "pen",
+                    },
+                )
+            cdp.send(
+                "Input.dispatchMouseEvent",
+                {"type": "mouseReleased", "x": x, "y": y, "button": "left", "clickCount": 1, "pointerType": "pen"},
+            )
         elif pointer == "touch":
             assert cdp is not None
             for i, (x, y) in enumerate(points):
@@ -127,9 +160,7 @@ def pad_ink(page: Page) -> int:
 
 
 def choose_file(page: Page, data: bytes, mime: str, name: str) -> None:
-    page.get_by_label("Upload a photo").set_input_files(
-        files=[{"name": name, "mimeType": mime, "buffer": data}]
-    )
+    page.get_by_label("Upload a photo").set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
 def drop_file(page: Page, data: bytes, mime: str, name: str) -> None:
@@ -176,9 +207,7 @@ def _png(array: np.ndarray) -> bytes:
 
 class TestPage:
     @pytest.mark.parametrize("path", ["/ui", "/ui/"])
-    def test_served_offline_with_the_served_model(
-        self, page: Page, service_url: str, page_log, path: str
-    ) -> None:
+    def test_served_offline_with_the_served_model(self, page: Page, service_url: str, page_log, path: str) -> None:
         page.goto(service_url + path)
         expect(page.get_by_role("heading", name="Draw a digit")).to_be_visible()
         expect(page.locator("#bars li")).to_have_count(10)  # app.js ran
@@ -378,9 +407,7 @@ class TestErrors:
         page.goto(ui_url)
         page.route(
             re.compile(r"/predict$"),
-            lambda route: route.fulfill(
-                status=500, content_type="text/html", body="<h1>Internal Server Error</h1>"
-            ),
+            lambda route: route.fulfill(status=500, content_type="text/html", body="<h1>Internal Server Error</h1>"),
         )
         draw(page, DIGIT_STROKES[1])
         wait_for_answer(page)

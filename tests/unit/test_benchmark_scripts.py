@@ -17,7 +17,10 @@ pytestmark = pytest.mark.unit
 def test_profile_stages_prints_every_stage(repo_root: Path, mnist_data_dir: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.profile_service", "stages", "--data-dir", str(mnist_data_dir)],
-        cwd=repo_root, capture_output=True, text=True, timeout=300,
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     stages = ("multipart parse", "decode (libspng)", "Pillow decode", "MNIST framing", "onnxruntime", "JSON")
@@ -27,10 +30,25 @@ def test_profile_stages_prints_every_stage(repo_root: Path, mnist_data_dir: Path
 
 def test_service_table_renders_the_targets() -> None:
     run = {"rps": 100.0, "p50_ms": 5.0, "p99_ms": 9.0, "failures": 0}
-    results = {"machine": "test box", "model": "m", "users": 32, "rounds": 3, "seconds": 10,
-               "warmup": 5, "workers": 2, "ort_threads": 1, "cores": 2, "batch": 64,
-               "in_process": 12_800.0, "mean_batch": 4.0, "predict": run, "baseline": run,
-               "predict_batch": run, "predict_1w": run, "baseline_1w": run}
+    results = {
+        "machine": "test box",
+        "model": "m",
+        "users": 32,
+        "rounds": 3,
+        "seconds": 10,
+        "warmup": 5,
+        "workers": 2,
+        "ort_threads": 1,
+        "cores": 2,
+        "batch": 64,
+        "in_process": 12_800.0,
+        "mean_batch": 4.0,
+        "predict": run,
+        "baseline": run,
+        "predict_batch": run,
+        "predict_1w": run,
+        "baseline_1w": run,
+    }
     text = bench_service.table(json.loads(json.dumps(results)))
     assert "**1.00x** requests/s" in text and "**50%** of the images/s" in text
     assert "v2 infer" not in text  # results from before the v2 rows still render

@@ -165,10 +165,8 @@ def test_at_the_connection_limit_the_oldest_idle_one_makes_room() -> None:
         _, idle_transport = server.connect()
         _, newest_transport = server.connect()
         assert idle_transport.closed and not busy_transport.closed and not newest_transport.closed
-        server.state.connections.discard(next(c for c in server.state.connections
-                                              if c.transport is idle_transport))
-        server.state.connections.discard(next(c for c in server.state.connections
-                                              if c.transport is newest_transport))
+        server.state.connections.discard(next(c for c in server.state.connections if c.transport is idle_transport))
+        server.state.connections.discard(next(c for c in server.state.connections if c.transport is newest_transport))
         newest, newest_transport = server.connect()
         newest.data_received(REQUEST)
         _, refused = server.connect()  # both are mid-request: no room

@@ -28,8 +28,17 @@ def _open(data: bytes, max_pixels: int = LIMIT) -> Image.Image:
 
 @pytest.mark.parametrize(
     ("fmt", "mode"),
-    [("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "RGB"), ("BMP", "RGB"), ("GIF", "P"),
-     ("WEBP", "RGB"), ("TIFF", "L"), ("PNG", "1"), ("PNG", "P")],
+    [
+        ("PNG", "L"),
+        ("PNG", "RGBA"),
+        ("JPEG", "RGB"),
+        ("BMP", "RGB"),
+        ("GIF", "P"),
+        ("WEBP", "RGB"),
+        ("TIFF", "L"),
+        ("PNG", "1"),
+        ("PNG", "P"),
+    ],
 )
 def test_supported_formats_decode(fmt: str, mode: str) -> None:
     img = Image.new(mode, (40, 30))
@@ -45,8 +54,12 @@ def _rotated_exif() -> bytes:
 
 @pytest.mark.parametrize(
     ("fmt", "params"),
-    [("JPEG", {"exif": _rotated_exif()}), ("PNG", {"exif": _rotated_exif()}),
-     ("WEBP", {"exif": _rotated_exif()}), ("TIFF", {"tiffinfo": {0x0112: 6}})],
+    [
+        ("JPEG", {"exif": _rotated_exif()}),
+        ("PNG", {"exif": _rotated_exif()}),
+        ("WEBP", {"exif": _rotated_exif()}),
+        ("TIFF", {"tiffinfo": {0x0112: 6}}),
+    ],
 )
 def test_exif_orientation_is_applied(fmt: str, params: dict) -> None:
     img = Image.new("RGB", (60, 20), "white")  # stored landscape
@@ -116,8 +129,7 @@ def test_mangled_images_are_refused_or_read_never_crash() -> None:
 
     rng = np.random.default_rng(42)
     base = rng.integers(0, 255, (40, 30, 3), np.uint8)
-    seeds = [_encode(Image.fromarray(base), fmt) for fmt in ("PNG", "JPEG", "BMP", "GIF",
-                                                              "WEBP", "TIFF")]
+    seeds = [_encode(Image.fromarray(base), fmt) for fmt in ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")]
     budget = Budget(1_000_000, 1_000_000, deadline=float("inf"))
     outcomes = {"read": 0, "refused": 0}
     for i in range(300):
@@ -184,10 +196,15 @@ class TestPlainPngFastPath:
 
     @pytest.mark.parametrize(
         ("why", "mode", "params"),
-        [("palette", "P", {}), ("1-bit", "1", {}), ("16-bit", "I;16", {}), ("grey+alpha", "LA", {}),
-         ("orientation", "RGB", {"exif": _rotated_exif()}),
-         ("transparent grey key", "L", {"transparency": 0}),
-         ("text chunk", "L", {"pnginfo": "text"})],
+        [
+            ("palette", "P", {}),
+            ("1-bit", "1", {}),
+            ("16-bit", "I;16", {}),
+            ("grey+alpha", "LA", {}),
+            ("orientation", "RGB", {"exif": _rotated_exif()}),
+            ("transparent grey key", "L", {"transparency": 0}),
+            ("text chunk", "L", {"pnginfo": "text"}),
+        ],
     )
     def test_other_pngs_go_to_pillow(self, why: str, mode: str, params: dict) -> None:
         if params.get("pnginfo") == "text":

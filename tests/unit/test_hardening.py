@@ -28,8 +28,12 @@ def _app(**settings: object) -> TestClient:
         return PlainTextResponse("ok")
 
     s = Settings(api_keys="alpha, beta", **settings)
-    app = Starlette(routes=[Route(p, ok, methods=["GET", "POST", "OPTIONS"])
-                            for p in ("/predict", "/readyz", "/metrics", "/ui", "/ui/app.js")])
+    app = Starlette(
+        routes=[
+            Route(p, ok, methods=["GET", "POST", "OPTIONS"])
+            for p in ("/predict", "/readyz", "/metrics", "/ui", "/ui/app.js")
+        ]
+    )
     return TestClient(security.ApiKeys(app, s.keys, security.open_paths(s)))
 
 
@@ -126,8 +130,7 @@ def test_circus_watchers_get_our_hooks_and_metrics_folder() -> None:
     supervisor.install()
     assert "from circus.watcher import Watcher" in inspect.getsource(serving.create_watcher)
     assert "respawn=not running_inside_container()" in inspect.getsource(serving.create_watcher)
-    watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"},
-                                     respawn=False)
+    watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"}, respawn=False)
     assert watcher.env["PROMETHEUS_MULTIPROC_DIR"] == supervisor.instance_metrics_dir() != "/shared"
     assert {"before_reap", "after_reap"} <= set(watcher.hooks)
     assert watcher.respawn  # containers too

@@ -67,9 +67,7 @@ class TestRequestBody:
             (json.dumps({"images": [[[float("nan")] * 28] * 28]}).encode(), 422, "NaN"),
         ],
     )
-    def test_bad_bodies_are_refused_with_what_was_wrong(
-        self, body: bytes, status: int, message: str
-    ) -> None:
+    def test_bad_bodies_are_refused_with_what_was_wrong(self, body: bytes, status: int, message: str) -> None:
         with pytest.raises(BadInput) as info:
             parse_pixels(body, limit=10, accepted="28x28 arrays")
         assert info.value.status == status
@@ -100,13 +98,16 @@ class TestLoadJson:
 
         return load_json(body, limit, "x")
 
-    @pytest.mark.parametrize("body", [
-        b'{"images": []}',
-        b' { "images" : [ [[1, 2]], [[0.5]] ] } ',
-        b'{"images":[[[1e-3,2]],[[NaN]]]}',
-        b'[1, 2]',
-        b'{"pixels": 1}',
-    ])
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"images": []}',
+            b' { "images" : [ [[1, 2]], [[0.5]] ] } ',
+            b'{"images":[[[1e-3,2]],[[NaN]]]}',
+            b"[1, 2]",
+            b'{"pixels": 1}',
+        ],
+    )
     def test_reads_what_json_loads_reads(self, body: bytes) -> None:
         assert json.dumps(self._load(body)) == json.dumps(json.loads(body))
 

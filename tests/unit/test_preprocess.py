@@ -181,8 +181,7 @@ class TestBatch:
         images, _ = load_mnist(mnist_data_dir, "test")
         # as sent, inverted (dark on light), shifted off-centre, and blown up past 22 px
         shifted = np.roll(images[:300], (5, -4), axis=(1, 2))
-        big = np.stack([np.asarray(Image.fromarray(d).resize((40, 40)))[6:34, 6:34]
-                        for d in images[:300]])
+        big = np.stack([np.asarray(Image.fromarray(d).resize((40, 40)))[6:34, 6:34] for d in images[:300]])
         variants = np.concatenate([images, 255 - images[:300], shifted, big])
         grey = variants.astype(np.float32) / 255.0
         frames, status = pp.mnist_frames(grey)
@@ -200,7 +199,9 @@ class TestBatch:
             Image.fromarray(255 - digits[0][6]),
             Image.fromarray(np.roll(digits[0][7], 7, axis=1)),
             # decode's uint8 arrays (plain PNGs): grey as sent, grey off-centre, RGB
-            digits[0][8], np.roll(digits[0][9], 7, axis=0), (rgb * 255).astype(np.uint8),
+            digits[0][8],
+            np.roll(digits[0][9], 7, axis=0),
+            (rgb * 255).astype(np.uint8),
         ]
         out = pp.to_mnist_many(batch)
         assert out.shape == (11, 28, 28) and out.dtype == np.float32

@@ -29,8 +29,7 @@ def test_environment_overrides(monkeypatch) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("MNIST_PROVIDER", "tpu"), ("MNIST_MAX_BATCH_SIZE", "1"), ("MNIST_WORKERS", "0"),
-     ("MNIST_LOW_CONFIDENCE", "2")],
+    [("MNIST_PROVIDER", "tpu"), ("MNIST_MAX_BATCH_SIZE", "1"), ("MNIST_WORKERS", "0"), ("MNIST_LOW_CONFIDENCE", "2")],
 )
 def test_invalid_values_stop_start_up(monkeypatch, key, value) -> None:
     monkeypatch.setenv(key, value)

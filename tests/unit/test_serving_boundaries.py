@@ -41,9 +41,7 @@ def test_loading_the_service_pulls_in_no_torch(repo_root: Path) -> None:
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=repo_root, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -54,12 +52,15 @@ def test_contract_and_harness_stay_torch_free(repo_root: Path) -> None:
     assert files and not {f: bad for f, bad in offenders.items() if bad}
 
 
-@pytest.mark.parametrize(("room", "never"), [
-    ("training", {"service", "harness", "loadtests", "benchmarks", "tests"}),  # meets service only at contract/
-    ("harness", {"training", "service", "loadtests", "benchmarks", "tests"}),
-    ("loadtests", {"tests", "benchmarks", "training"}),
-    ("benchmarks", {"tests", "loadtests"}),
-])
+@pytest.mark.parametrize(
+    ("room", "never"),
+    [
+        ("training", {"service", "harness", "loadtests", "benchmarks", "tests"}),  # meets service only at contract/
+        ("harness", {"training", "service", "loadtests", "benchmarks", "tests"}),
+        ("loadtests", {"tests", "benchmarks", "training"}),
+        ("benchmarks", {"tests", "loadtests"}),
+    ],
+)
 def test_rooms_import_one_way(repo_root: Path, room: str, never: set[str]) -> None:
     files = sorted((repo_root / room).rglob("*.py"))
     offenders = {str(f.relative_to(repo_root)): _imports(f) & never for f in files}
@@ -71,8 +72,11 @@ def test_no_room_edits_sys_path(repo_root: Path) -> None:
     rooms = ("contract", "harness", "service", "training", "loadtests", "benchmarks", "tests")
     files = [f for room in rooms for f in (repo_root / room).rglob("*.py")]
     assert files
-    assert not [str(f) for f in files if "sys.path." in f.read_text().replace("sys.path.'", "")
-                and f.name != "test_serving_boundaries.py"]
+    assert not [
+        str(f)
+        for f in files
+        if "sys.path." in f.read_text().replace("sys.path.'", "") and f.name != "test_serving_boundaries.py"
+    ]
 
 
 def test_bento_packs_served_json_and_the_versions_it_names(repo_root: Path) -> None:

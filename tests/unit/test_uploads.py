@@ -73,9 +73,7 @@ class TestLoadMnist:
         head = (2051).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (3, 28, 28))
         (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(head + images[:3].tobytes()))
         head = (2049).to_bytes(4, "big") + (3).to_bytes(4, "big")
-        (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(head + labels[:3].astype(np.uint8).tobytes())
-        )
+        (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(head + labels[:3].astype(np.uint8).tobytes()))
         got_images, got_labels = load_mnist(tmp_path)
         np.testing.assert_array_equal(got_images, images[:3])
         assert got_labels.tolist() == labels[:3].tolist()
@@ -122,8 +120,7 @@ class TestRender:
     def test_photo_sizes_span_small_to_large(self, mnist_test: tuple) -> None:
         images, _ = mnist_test
         rng = np.random.default_rng(3)
-        sides = [Image.open(io.BytesIO(render(images[i], "photo", rng)[0])).size[0]
-                 for i in range(40)]
+        sides = [Image.open(io.BytesIO(render(images[i], "photo", rng)[0])).size[0] for i in range(40)]
         assert min(sides) < 400 < max(sides)
 
     @pytest.mark.parametrize("kind", RENDERINGS)

@@ -50,8 +50,9 @@ def test_fp32_as_tritonclient_sends_it(binary: bool) -> None:
 
 def test_nested_json_data_is_row_major() -> None:
     pixels = np.linspace(0, 1, 2 * 784, dtype=np.float32).reshape(2, 1, 28, 28)
-    body = json.dumps({"inputs": [{"name": "pixels", "shape": [2, 1, 28, 28], "datatype": "FP32",
-                                   "data": pixels.tolist()}]}).encode()
+    body = json.dumps(
+        {"inputs": [{"name": "pixels", "shape": [2, 1, 28, 28], "datatype": "FP32", "data": pixels.tolist()}]}
+    ).encode()
     _, tensor, raw = _read(body, None)
     np.testing.assert_array_equal(read_pixels(tensor, raw, LIMIT, "a"), pixels[:, 0])
 
@@ -69,8 +70,9 @@ def test_bytes_as_tritonclient_sends_them(binary: bool) -> None:
 def test_bytes_serialisation_matches_tritons() -> None:
     files = [b"a", b"bc" * 300]
     raw = serialize_byte_tensor(np.array(files, dtype=np.object_)).item()
-    body = json.dumps({"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
-                                   "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    body = json.dumps(
+        {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": len(raw)}}]}
+    ).encode()
     _, tensor, data = _read(body + raw, str(len(body)))
     assert read_images(tensor, data, LIMIT, "a") == files
 
@@ -80,8 +82,11 @@ def test_tritonclient_reads_our_answers(binary: bool) -> None:
     probs = np.random.default_rng(1).random((4, 10), dtype=np.float32)
     labels = probs.argmax(1).astype(np.int64)
     wanted = [Wanted("label", binary), Wanted("probabilities", binary)]
-    body, headers = encode_response({"model_name": "mnist", "model_version": "v", "id": "x"},
-                                    {"probabilities": ("FP32", probs), "label": ("INT64", labels)}, wanted)
+    body, headers = encode_response(
+        {"model_name": "mnist", "model_version": "v", "id": "x"},
+        {"probabilities": ("FP32", probs), "label": ("INT64", labels)},
+        wanted,
+    )
     length = headers.get("Inference-Header-Content-Length")
     assert (length is not None) == binary
     result = triton.InferResult.from_response_body(body, header_length=None if length is None else int(length))
@@ -97,54 +102,66 @@ def test_which_outputs_and_how() -> None:
         return wanted_outputs(request, ["probabilities", "label"], "a")
 
     assert wanted({}) == [Wanted("probabilities", False), Wanted("label", False)]
-    assert wanted({"parameters": {"binary_data_output": True}}) == [Wanted("probabilities", True),
-                                                                     Wanted("label", True)]
+    assert wanted({"parameters": {"binary_data_output": True}}) == [
+        Wanted("probabilities", True),
+        Wanted("label", True),
+    ]
     assert wanted({"outputs": [{"name": "label", "parameters": {"binary_data": True}}]}) == [Wanted("label", True)]
     assert wanted({"parameters": {"binary_data_output": True}, "outputs": [{"name": "label"}]}) == [
-        Wanted("label", True)]
+        Wanted("label", True)
+    ]
     with pytest.raises(BadInput, match="unknown output") as err:
         wanted({"outputs": [{"name": "logits"}]})
     assert err.value.status == 400
 
 
-@pytest.mark.parametrize(("body", "header", "status", "match"), [
-    (b"", None, 400, "empty"),
-    (b"[1, 2]", None, 422, "the request"),
-    (b'{"inputs": [{"name": "p"}]}', None, 422, "inputs.0.shape"),
-    (b'{"inputs": []}', "x", 400, "Inference-Header-Content-Length"),
-    (b'{"inputs": []}', "-1", 400, "Inference-Header-Content-Length"),
-    (b'{"inputs": []}', "99", 400, "Inference-Header-Content-Length"),
-])
+@pytest.mark.parametrize(
+    ("body", "header", "status", "match"),
+    [
+        (b"", None, 400, "empty"),
+        (b"[1, 2]", None, 422, "the request"),
+        (b'{"inputs": [{"name": "p"}]}', None, 422, "inputs.0.shape"),
+        (b'{"inputs": []}', "x", 400, "Inference-Header-Content-Length"),
+        (b'{"inputs": []}', "-1", 400, "Inference-Header-Content-Length"),
+        (b'{"inputs": []}', "99", 400, "Inference-Header-Content-Length"),
+    ],
+)
 def test_bodies_refused(body: bytes, header: str | None, status: int, match: str) -> None:
     with pytest.raises(BadInput, match=match) as err:
         split_body(body, header, "a")
     assert err.value.status == status
 
 
-@pytest.mark.parametrize(("tensor", "raw", "status", "match"), [
-    ({"shape": [1, 1, 28, 28], "datatype": "FP64"}, None, 400, "must be FP32"),
-    ({"shape": [2, 1, 28, 28], "datatype": "FP32"}, b"\0" * 3136, 400, "6272"),
-    ({"shape": [0, 1, 28, 28], "datatype": "FP32", "data": []}, None, 400, "no images"),
-    ({"shape": [2000, 1, 28, 28], "datatype": "FP32"}, None, 413, "limit is 1024"),
-    ({"shape": [1, 1, 28, 28], "datatype": "FP32", "data": [[1, 2], [3]]}, None, 400, "regular array"),
-    ({"shape": [1, 1, 28, 28], "datatype": "FP32", "data": [float("nan")] * 784}, None, 400, "finite"),
-    ({"shape": [1, 1, 28, 28], "datatype": "FP32", "data": [True] * 784}, None, 400, "numbers"),
-])
+@pytest.mark.parametrize(
+    ("tensor", "raw", "status", "match"),
+    [
+        ({"shape": [1, 1, 28, 28], "datatype": "FP64"}, None, 400, "must be FP32"),
+        ({"shape": [2, 1, 28, 28], "datatype": "FP32"}, b"\0" * 3136, 400, "6272"),
+        ({"shape": [0, 1, 28, 28], "datatype": "FP32", "data": []}, None, 400, "no images"),
+        ({"shape": [2000, 1, 28, 28], "datatype": "FP32"}, None, 413, "limit is 1024"),
+        ({"shape": [1, 1, 28, 28], "datatype": "FP32", "data": [[1, 2], [3]]}, None, 400, "regular array"),
+        ({"shape": [1, 1, 28, 28], "datatype": "FP32", "data": [float("nan")] * 784}, None, 400, "finite"),
+        ({"shape": [1, 1, 28, 28], "datatype": "FP32", "data": [True] * 784}, None, 400, "numbers"),
+    ],
+)
 def test_pixels_refused(tensor: dict, raw: bytes | None, status: int, match: str) -> None:
     with pytest.raises(BadInput, match=match) as err:
         read_pixels(RequestInput(name="pixels", **tensor), raw, LIMIT, "a")
     assert err.value.status == status
 
 
-@pytest.mark.parametrize(("tensor", "raw", "match"), [
-    ({"shape": [1], "datatype": "FP32"}, b"", "must be BYTES"),
-    ({"shape": [1, 2], "datatype": "BYTES", "data": ["", ""]}, None, "expected \\[N\\]"),
-    ({"shape": [1], "datatype": "BYTES"}, b"\x05\0\0\0ab", "past the data's end"),
-    ({"shape": [1], "datatype": "BYTES"}, b"\x01\0", "4-byte length"),
-    ({"shape": [2], "datatype": "BYTES"}, b"\x01\0\0\0a", "1 elements"),
-    ({"shape": [1], "datatype": "BYTES", "data": [3]}, None, "base64 string"),
-    ({"shape": [1], "datatype": "BYTES", "data": ["not base64!"]}, None, "not valid base64"),
-])
+@pytest.mark.parametrize(
+    ("tensor", "raw", "match"),
+    [
+        ({"shape": [1], "datatype": "FP32"}, b"", "must be BYTES"),
+        ({"shape": [1, 2], "datatype": "BYTES", "data": ["", ""]}, None, "expected \\[N\\]"),
+        ({"shape": [1], "datatype": "BYTES"}, b"\x05\0\0\0ab", "past the data's end"),
+        ({"shape": [1], "datatype": "BYTES"}, b"\x01\0", "4-byte length"),
+        ({"shape": [2], "datatype": "BYTES"}, b"\x01\0\0\0a", "1 elements"),
+        ({"shape": [1], "datatype": "BYTES", "data": [3]}, None, "base64 string"),
+        ({"shape": [1], "datatype": "BYTES", "data": ["not base64!"]}, None, "not valid base64"),
+    ],
+)
 def test_images_refused(tensor: dict, raw: bytes | None, match: str) -> None:
     with pytest.raises(BadInput, match=match) as err:
         read_images(RequestInput(name="image", **tensor), raw, LIMIT, "a")
