@@ -5,7 +5,7 @@ VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 UV = $(VENV)/bin/uv
 
-.PHONY: serve test data install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
+.PHONY: serve test data dry-run install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,20 @@ serve: install-serve
 data: install
 	$(VENV)/bin/mnist data
 
-## Lint and run the whole test suite (MNIST from `make data`); the serve-only venv is tested too
-test: install install-serve data
-	$(VENV)/bin/ruff check .
+## Lint, check the training pipeline end to end (--dry-run), and run the whole test suite
+## (MNIST from `make data`); the serve-only venv is tested too. What .ci/run runs.
+test: install install-serve data lint dry-run
 	$(VENV)/bin/python -m pytest
 
+## ruff check, ruff format --check, mypy (strict over contract/ and service/)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## The training pipeline on 1,000 images for 1 epoch: train -> export -> evaluate, nothing promoted
+dry-run: install data
+	$(VENV)/bin/mnist pipeline --dry-run --run-dir results/dry-run --models-dir results/dry-run/models
 
 ## Build the serving bento (service/ + the served model only); then `bentoml containerize mnist:latest`
 bento: install-serve

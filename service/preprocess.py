@@ -172,7 +172,7 @@ def mnist_frames(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if light.any():
         frames[light] = 1.0 - frames[light]
     mask = frames > 0.1
-    rows, cols = mask.any(2), mask.any(1)  # (n, 28) each
+    rows, cols = np.any(mask, axis=2), np.any(mask, axis=1)  # (n, 28) each
     inked = rows.any(1)
     extent = np.maximum(_span(rows), _span(cols))
     by_row, by_col = frames.sum(2), frames.sum(1)  # (n, 28)
