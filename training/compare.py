@@ -35,7 +35,7 @@ def compare(checkpoints: list[Path], data_root: Path) -> dict:
         rows.append({
             "checkpoint": str(path),
             "seed": tc.seed,
-            "epochs": len(state.get("history", [])),
+            "best_epoch": len(state.get("history", [])),  # of its stage (a fine-tune counts its own)
             "val_accuracy": float((pv.argmax(1) == splits.val_y).float().mean()),
             "test_accuracy": float((pt.argmax(1) == test_y).float().mean()),
         })  # fmt: skip
@@ -52,9 +52,9 @@ def compare(checkpoints: list[Path], data_root: Path) -> dict:
 
 
 def format_comparison(result: dict) -> str:
-    lines = ["checkpoint                                   seed  epochs  validation    test"]
+    lines = ["checkpoint                                   seed  best ep  validation    test"]
     for r in result["runs"]:
-        lines.append(f"{r['checkpoint']:44s} {r['seed']:4d}  {r['epochs']:6d}  "
+        lines.append(f"{r['checkpoint']:44s} {r['seed']:4d}  {r['best_epoch']:7d}  "
                      f"{100 * r['val_accuracy']:9.2f}%  {100 * r['test_accuracy']:6.2f}%")  # fmt: skip
     v, t = result["val_accuracy"], result["test_accuracy"]
     label = f"mean +- sd over {len(result['runs'])} runs"
