@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_section
 from contract import read_served, resolve
 from harness.mnist import load_mnist
 from harness.uploads import HARD, PHOTO_LIKE, mnist_as_8x8, png_8x8, sample_uploads
@@ -62,7 +63,7 @@ def per_class(pred: np.ndarray, y: np.ndarray) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", type=Path, help="model folders (default: served + previous)")
-    parser.add_argument("--per-kind", type=int, default=300, help="uploads per rendering kind (default: 300)")
+    parser.add_argument("--per-kind", type=int, default=200, help="uploads per rendering kind (default: 200)")
     parser.add_argument("--write", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -108,20 +109,16 @@ def main() -> None:
     print(table)
     if args.no_write:
         return
-    section = (
-        f"{START}\n## Models: accuracy on uploads\n\n"
+    body = (
+        "## Models: accuracy on uploads\n\n"
         f"`python -m benchmarks.bench_uploads` (`--per-kind {args.per_kind}`, seed 0): every upload decoded and "
         "framed by `service.frames.read_frames`, as `/predict` does. Kinds are `harness.uploads` renderings of "
         "MNIST test digits; the UCI digits (scikit-learn's `load_digits`, 1,797 digits by other writers) are "
-        "a test only, never used to train, select or tune.\n\n"
-        f"{table}\n{END}"
+        "a test only, never used to train, select or tune. A version not in `models/` is a candidate that was "
+        "not shipped.\n\n"
+        f"{table}\n"
     )
-    text = args.write.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    args.write.write_text(text)
+    write_section(args.write, START, END, body)
     print(f"wrote {args.write}")
 
 

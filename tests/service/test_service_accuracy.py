@@ -1,5 +1,7 @@
 """Accuracy through /predict: MNIST as PNGs keeps the model's accuracy; photo-like uploads
-(harness.uploads renderings of MNIST test digits) score >= 99% with a 99% model."""
+(harness.uploads renderings of MNIST test digits) score >= 99% with a 99% model; the hard kinds
+(thick marker, tight crop, heavy blur) >= 98%; other writers' digits (scikit-learn's UCI digits,
+never trained or tuned on) above what the model and preprocessing before issue 16 read."""
 
 from __future__ import annotations
 
@@ -9,11 +11,15 @@ import numpy as np
 import pytest
 
 from harness.images import png_bytes
-from harness.uploads import PHOTO_LIKE, sample_uploads
+from harness.uploads import HARD, PHOTO_LIKE, png_8x8, sample_uploads
 from service.model import Classifier, resolve
 
 pytestmark = [pytest.mark.service, pytest.mark.regression, pytest.mark.slow]
 PER_KIND = 100
+HARD_FLOOR = 0.98  # issue 16's target for the hard kinds together
+# mnist-cnn-0114bd85 with the preprocessing before issue 16 read 89.87% of the 1,797 UCI digits
+# rendered by png_8x8 (`python -m benchmarks.bench_uploads`); the served model must do better.
+UCI_BEFORE = 0.8987
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,9 @@ def test_photo_like_uploads(client, mnist_test, direct) -> None:
     for up in sample_uploads(images, labels, kinds=PHOTO_LIKE, per_kind=PER_KIND, seed=0):
         right[up.kind].append(_predict(client, up.data, up.content_type) == up.label)
         model_right[up.kind].append(bool(direct[up.index] == up.label))
-    lines = [f"{k:16s} {np.mean(v):.3f} (model on the same digits {np.mean(model_right[k]):.3f})"
-             for k, v in right.items()]
+    lines = [
+        f"{k:16s} {np.mean(v):.3f} (model on the same digits {np.mean(model_right[k]):.3f})" for k, v in right.items()
+    ]
     overall = np.mean([x for v in right.values() for x in v])
     model = np.mean([x for v in model_right.values() for x in v])
     print("\n" + "\n".join(lines) + f"\noverall {overall:.4f} (model {model:.4f})")
@@ -55,3 +62,26 @@ def test_photo_like_uploads(client, mnist_test, direct) -> None:
     assert overall >= min(0.99, model - 0.01)
     for kind, hits in right.items():
         assert np.mean(hits) >= min(0.97, np.mean(model_right[kind]) - 0.03), kind
+
+
+def test_hard_uploads(client, mnist_test) -> None:
+    """Thick marker, tight crop and heavy blur: solid ink must reach the model solid."""
+    images, labels = mnist_test
+    right: dict[str, list[bool]] = defaultdict(list)
+    for up in sample_uploads(images, labels, kinds=HARD, per_kind=PER_KIND, seed=0):
+        right[up.kind].append(_predict(client, up.data, up.content_type) == up.label)
+    overall = np.mean([x for v in right.values() for x in v])
+    print("\n" + "\n".join(f"{k:16s} {np.mean(v):.3f}" for k, v in right.items()) + f"\noverall {overall:.4f}")
+    assert overall >= HARD_FLOOR
+    for kind, hits in right.items():
+        assert np.mean(hits) >= 0.95, kind
+
+
+def test_other_writers_digits(client) -> None:
+    """scikit-learn's UCI digits (8x8, other writers) as clean PNGs: better than before issue 16."""
+    load_digits = pytest.importorskip("sklearn.datasets").load_digits
+    digits = load_digits()
+    answers = np.array([_predict(client, png_8x8(cells), "image/png") for cells in digits.images])
+    accuracy = (answers == digits.target).mean()
+    print(f"\nUCI digits through /predict: {accuracy:.4f} (before issue 16: {UCI_BEFORE:.4f})")
+    assert accuracy > UCI_BEFORE
