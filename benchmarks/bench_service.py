@@ -270,7 +270,7 @@ def running_baseline(workers: int) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "MNIST_WORKERS": str(workers)}
     env.pop("MNIST_INTRA_OP_THREADS", None)
-    cmd = [sys.executable, __file__, "--baseline-server", str(port)]
+    cmd = [sys.executable, "-m", "benchmarks.bench_service", "--baseline-server", str(port)]
     with running_server(cmd, port, env, name="baseline server", cwd=REPO) as url:
         time.sleep(1)  # every worker up, not just the first
         yield url
