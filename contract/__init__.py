@@ -173,8 +173,8 @@ class ModelFiles:
 def resolve(models_dir: Path, version: str | None = None, path: Path | None = None) -> ModelFiles:
     """Which model: an explicit path (file or folder), else a version, else served.json's choice."""
     if path is not None:
-        files = ModelFiles.of(path.parent) if path.is_file() else ModelFiles.of(path)
-        files = ModelFiles(onnx=path if path.is_file() else files.onnx, metadata=files.metadata)
+        folder = path.parent if path.is_file() else path
+        files = ModelFiles(onnx=path if path.is_file() else folder / MODEL_FILE, metadata=folder / METADATA_FILE)
     else:
         if version is None:
             if not (models_dir / SERVED_FILE).exists():
