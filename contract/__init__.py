@@ -72,17 +72,33 @@ class InputSpec(TensorSpec):
 
 
 class OutputSpecs(BaseModel):
-    """Both outputs, (N, 10) each: raw logits and their softmax."""
+    """The outputs: raw logits and their softmax, (N, 10) each, and, in a model with a digit
+    detector, digit_score (N,): how much each frame looks like one handwritten digit."""
 
     logits: TensorSpec
     probabilities: TensorSpec
+    digit_score: TensorSpec | None = None
 
     @model_validator(mode="after")
     def _ten_classes(self) -> OutputSpecs:
         for spec in (self.logits, self.probabilities):
             if len(spec.shape) != 2 or spec.shape[1] != 10:
                 raise ValueError(f"output {spec.name!r} must have shape [N, 10], not {spec.shape}")
+        if self.digit_score is not None and len(self.digit_score.shape) != 1:
+            raise ValueError(f"output {self.digit_score.name!r} must have shape [N], not {self.digit_score.shape}")
         return self
+
+
+class DigitDetector(BaseModel):
+    """metadata.json's digit_detector: which output scores "one handwritten digit" in [0, 1],
+    and the threshold under which a frame is flagged as not a digit, fitted on validation."""
+
+    model_config = ConfigDict(extra="allow")  # how it was fitted and measured: auroc, kinds, ...
+
+    output: str
+    threshold: float = Field(gt=0.0, lt=1.0)
+    fitted_on: str | None = None
+    keeps: float | None = Field(default=None, gt=0.0, le=1.0)  # share of validation digits at or above
 
 
 class Metadata(BaseModel):
@@ -104,12 +120,26 @@ class Metadata(BaseModel):
     opset: int | None = None
     architecture_config: dict[str, Any] | None = Field(default=None, alias="model_config")
     exported_at: str | None = None
+    digit_detector: DigitDetector | None = None
 
     @model_validator(mode="after")
     def _content_addressed(self) -> Metadata:
         expected = version_name(self.architecture, self.sha256)
         if self.version != expected:
             raise ValueError(f"version {self.version!r} is not {expected!r} (architecture + sha256[:8])")
+        return self
+
+    @model_validator(mode="after")
+    def _detector_and_its_output(self) -> Metadata:
+        """A detector without its output (or the reverse) would be served half: refuse both."""
+        score, detector = self.outputs.digit_score, self.digit_detector
+        if (score is None) != (detector is None):
+            raise ValueError(
+                "outputs.digit_score and digit_detector come together: "
+                f"this file has {'only outputs.digit_score' if detector is None else 'only digit_detector'}"
+            )
+        if score is not None and detector is not None and detector.output != score.name:
+            raise ValueError(f"digit_detector.output {detector.output!r} is not outputs.digit_score's {score.name!r}")
         return self
 
     def dump(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,16 @@ import onnxruntime as ort
 
 from contract import ContractError, Metadata, ModelFiles, read_metadata, resolve
 
-__all__ = ["Classifier", "ModelError", "ModelFiles", "choose_providers", "load_metadata", "resolve", "validate"]
+__all__ = [
+    "Classifier",
+    "ModelError",
+    "ModelFiles",
+    "Outputs",
+    "choose_providers",
+    "load_metadata",
+    "resolve",
+    "validate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +47,10 @@ def validate(files: ModelFiles) -> Metadata:
     """The whole model checked once, in the serving process before any worker starts.
 
     metadata.json against the contract and the ONNX bytes; the graph loads in onnxruntime; its
-    input and outputs carry metadata's names, dtypes and shapes; and a known input (blank and
-    full frames) comes back as finite (2, 10) probabilities that sum to 1. A worker would
-    otherwise fail the same way, be restarted, and fail again, forever.
+    input and outputs (digit_score too, when it has a detector) carry metadata's names, dtypes
+    and shapes; and a known input (blank and full frames) comes back as finite (2, 10)
+    probabilities that sum to 1, and (2,) digit scores in [0, 1]. A worker would otherwise fail
+    the same way, be restarted, and fail again, forever.
     """
     meta = read_metadata(files)
     where = f"{files.onnx}"
@@ -51,20 +62,21 @@ def validate(files: ModelFiles) -> Metadata:
         raise ModelError(f"onnxruntime cannot load {where}: {str(exc).splitlines()[0]}") from None
     graph_in = {i.name: i for i in session.get_inputs()}
     graph_out = {o.name: o for o in session.get_outputs()}
-    wanted = [(meta.input, graph_in, "input")] + [
-        (spec, graph_out, "output") for spec in (meta.outputs.logits, meta.outputs.probabilities)
-    ]
-    for spec, found, kind in wanted:
-        node = found.get(spec.name)
+    score = meta.outputs.digit_score
+    outputs = [meta.outputs.logits, meta.outputs.probabilities, *([score] if score else [])]
+    wanted = [(meta.input, graph_in, "input")] + [(spec, graph_out, "output") for spec in outputs]
+    for spec, nodes, kind in wanted:
+        node = nodes.get(spec.name)
         if node is None:
-            raise ModelError(f"{where}: metadata names {kind} {spec.name!r}, the graph has {sorted(found)}")
+            raise ModelError(f"{where}: metadata names {kind} {spec.name!r}, the graph has {sorted(nodes)}")
         if node.type != "tensor(float)":
             raise ModelError(f"{where}: {kind} {spec.name!r} is {node.type}, metadata says {spec.dtype}")
         if not _shape_fits(spec.shape, list(node.shape)):
             raise ModelError(f"{where}: {kind} {spec.name!r} has shape {node.shape}, metadata says {spec.shape}")
     known = np.stack([np.zeros((1, 28, 28), np.float32), np.ones((1, 28, 28), np.float32)])  # (2, 1, 28, 28)
+    names = [meta.outputs.probabilities.name, *([score.name] if score else [])]
     try:
-        (probs,) = session.run([meta.outputs.probabilities.name], {meta.input.name: known})
+        probs, *scores = session.run(names, {meta.input.name: known})
     except Exception as exc:
         raise ModelError(f"{where}: inference on a known input failed: {str(exc).splitlines()[0]}") from None
     probs = np.asarray(probs)  # (2, 10)
@@ -73,6 +85,13 @@ def validate(files: ModelFiles) -> Metadata:
         raise ModelError(
             f"{where}: a known input gave {probs.shape} outputs, not (2, 10) finite probabilities that sum to 1"
         )
+    if score is not None:
+        found = np.asarray(scores[0])  # (2,)
+        if found.shape != (2,) or not np.all((found >= 0.0) & (found <= 1.0)):  # NaN fails both
+            raise ModelError(
+                f"{where}: a known input gave {score.name!r} of shape {found.shape} "
+                f"({found.ravel()[:4].tolist()}), not (2,) finite scores in [0, 1]"
+            )
     return meta
 
 
@@ -92,15 +111,56 @@ def choose_providers(requested: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-class Classifier:
-    """One onnxruntime session over the served model; names come from metadata, not code."""
+@dataclass(frozen=True)
+class Outputs:
+    """What the model answers for N frames. Without a detector, digit_score and is_digit are None."""
 
-    def __init__(self, files: ModelFiles, provider: str = "auto", threads: int = 1, spinning: bool = False) -> None:
+    probabilities: np.ndarray  # (N, 10) float32
+    digit_score: np.ndarray | None = None  # (N,) float32 in [0, 1]: looks like one handwritten digit
+    is_digit: np.ndarray | None = None  # (N,) bool: digit_score >= the threshold in force
+
+    @staticmethod
+    def concat(parts: list[Outputs]) -> Outputs:
+        """The answers of consecutive chunks as one (at least one part)."""
+        if len(parts) == 1:
+            return parts[0]
+        probs = np.concatenate([p.probabilities for p in parts])  # (N, 10)
+        if parts[0].digit_score is None:
+            return Outputs(probs)
+        scores = np.concatenate([p.digit_score for p in parts if p.digit_score is not None])  # (N,)
+        flags = np.concatenate([p.is_digit for p in parts if p.is_digit is not None])  # (N,)
+        return Outputs(probs, scores, flags)
+
+
+class Classifier:
+    """One onnxruntime session over the served model; names come from metadata, not code.
+
+    digit_threshold replaces the detector's fitted threshold (MNIST_DIGIT_THRESHOLD); it is
+    ignored, with a warning, for a model without a detector.
+    """
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        provider: str = "auto",
+        threads: int = 1,
+        spinning: bool = False,
+        digit_threshold: float | None = None,
+    ) -> None:
         self.metadata = load_metadata(files)
         self.version: str = self.metadata["version"]
         self.labels = [int(label) for label in self.metadata["labels"]]
         self.input_name: str = self.metadata["input"]["name"]
         self.output_name: str = self.metadata["outputs"]["probabilities"]["name"]
+        # The digit detector, when the model has one: its output's name and the threshold in force.
+        detector: dict[str, Any] | None = self.metadata.get("digit_detector")
+        self.score_name: str | None = self.metadata["outputs"]["digit_score"]["name"] if detector else None
+        self.digit_threshold: float | None = None
+        if detector:
+            self.digit_threshold = float(detector["threshold"] if digit_threshold is None else digit_threshold)
+        elif digit_threshold is not None:
+            logger.warning("model %s has no digit detector: MNIST_DIGIT_THRESHOLD is ignored", self.version)
+        self._run_names = [self.output_name, *([self.score_name] if self.score_name else [])]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -118,10 +178,10 @@ class Classifier:
         self.provider = self.session.get_providers()[0]
         names = {o.name for o in self.session.get_outputs()}
         inputs = {i.name for i in self.session.get_inputs()}
-        if self.input_name not in inputs or self.output_name not in names:
+        if self.input_name not in inputs or not set(self._run_names) <= names:
             raise ModelError(
                 f"graph has inputs {sorted(inputs)} and outputs {sorted(names)}, "
-                f"metadata names {self.input_name!r} -> {self.output_name!r}"
+                f"metadata names {self.input_name!r} -> {self._run_names}"
             )
         logger.info(
             "model %s loaded from %s on %s (%d intra-op threads)",
@@ -131,16 +191,32 @@ class Classifier:
             threads,
         )
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) or (N, 1, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities."""
+    @property
+    def has_detector(self) -> bool:
+        return self.score_name is not None
+
+    def run(self, pixels: np.ndarray) -> Outputs:
+        """(N, 28, 28) or (N, 1, 28, 28) float32 in [0, 1] -> probabilities and, with a
+        detector, digit scores: one onnxruntime call for both."""
         batch = np.ascontiguousarray(pixels, dtype=np.float32).reshape(-1, 1, 28, 28)
         if batch.shape[0] == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
-        (probs,) = self.session.run([self.output_name], {self.input_name: batch})
-        return np.asarray(probs)  # (N, 10)
+            probs, scores = np.zeros((0, len(self.labels)), np.float32), [np.zeros((0,), np.float32)]
+        else:
+            probs, *scores = self.session.run(self._run_names, {self.input_name: batch})  # (N, 10), (N,)
+        if self.digit_threshold is None:
+            return Outputs(np.asarray(probs))
+        score = np.asarray(scores[0]).reshape(-1)  # (N,)
+        return Outputs(np.asarray(probs), score, score >= self.digit_threshold)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) or (N, 1, 28, 28) float32 in [0, 1] -> (N, 10) float32 probabilities."""
+        return self.run(pixels).probabilities
 
     def warm_up(self) -> None:
         """One inference before /readyz says yes, so the first user pays no lazy init."""
-        probs = self.probabilities(np.zeros((1, 28, 28), np.float32))
+        out = self.run(np.zeros((1, 28, 28), np.float32))
+        probs = out.probabilities
         if probs.shape != (1, len(self.labels)) or not np.all(np.isfinite(probs)):
             raise ModelError(f"warm-up inference returned {probs.shape}, non-finite or wrong")
+        if out.digit_score is not None and (out.digit_score.shape != (1,) or not np.isfinite(out.digit_score[0])):
+            raise ModelError(f"warm-up inference returned digit scores {out.digit_score}, not one finite score")
