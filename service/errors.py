@@ -47,6 +47,11 @@ class BadInput(Exception):
         return BadInput(f"images[{index}]: {self.error}", self.accepted, self.status)
 
 
+ACCEPTED_DIGIT = (
+    "an image of one handwritten digit 0-9 (this server refuses other images: MNIST_REJECT_NON_DIGITS "
+    "is on; /predict_batch and /predict_pixels flag them with is_digit=false instead)"
+)
+
 RETRY_AFTER_S = 1  # a busy worker's advice: bursts of heavy uploads clear within seconds
 
 
@@ -63,3 +68,15 @@ def timed_out(accepted: str) -> BadInput:
 def too_large(what: str, limit: int, accepted: str) -> BadInput:
     """413 for a body or an image over a configured byte limit."""
     return BadInput(f"{what} is larger than the {limit:,} byte limit", accepted, 413)
+
+
+def not_a_digit(score: float, threshold: float) -> BadInput:
+    """422 for an image the digit detector flags, when MNIST_REJECT_NON_DIGITS is on."""
+    # enough decimals that a score just under the threshold does not print as equal to it
+    places = next((p for p in range(2, 7) if f"{score:.{p}f}" != f"{threshold:.{p}f}"), 6)
+    return BadInput(
+        f"the image does not look like one handwritten digit "
+        f"(digit score {score:.{places}f}, threshold {threshold:.{places}f})",
+        ACCEPTED_DIGIT,
+        422,
+    )

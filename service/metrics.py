@@ -22,6 +22,10 @@ LOW_CONFIDENCE = Counter(
     name="mnist_low_confidence_predictions",
     documentation="Predictions whose confidence is below MNIST_LOW_CONFIDENCE",
 )
+NON_DIGITS = Counter(
+    name="mnist_non_digit_predictions",
+    documentation="Images the digit detector flagged as not one handwritten digit (is_digit=false)",
+)
 REJECTED = Counter(
     name="mnist_rejected_requests",
     documentation="Requests refused with a 4xx, by endpoint and status",
@@ -29,10 +33,14 @@ REJECTED = Counter(
 )
 
 
-def record(probs: np.ndarray, low_confidence: float) -> None:
-    """Count one batch of (N, 10) probabilities into the drift metrics."""
+def record(probs: np.ndarray, low_confidence: float, is_digit: np.ndarray | None = None) -> None:
+    """Count one batch of (N, 10) probabilities (and (N,) is-digit flags) into the drift metrics."""
     if probs.shape[0] == 0:
         return
+    if is_digit is not None:
+        flagged = int(is_digit.size - np.count_nonzero(is_digit))
+        if flagged:
+            NON_DIGITS.inc(flagged)
     best = probs.argmax(axis=1)
     confidence = probs.max(axis=1)
     for digit, count in enumerate(np.bincount(best, minlength=10)):

@@ -44,6 +44,11 @@ WHY = {
     503: "this worker is busy (decode queue full, or batching behind): retry after Retry-After",
     504: "not answered within MNIST_TIMEOUT_S",
 }
+# /predict's 422 also refuses non-digits when asked to; batch endpoints only flag them (is_digit).
+WHY_PREDICT_422 = (
+    WHY[422] + "; with MNIST_REJECT_NON_DIGITS on and a model with a digit detector, an image that "
+    "does not look like one handwritten digit (digit score under the threshold in force)"
+)
 # The image endpoints, with the statuses each can answer besides 200.
 ROUTES = {
     "/predict": (400, 413, 415, 422, 503, 504),
@@ -60,7 +65,31 @@ PAGES = {
                 "200": {
                     "description": "the metadata",
                     "content": {
-                        "application/json": {"schema": {"type": "object", "required": ["version", "sha256", "runtime"]}}
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["version", "sha256", "runtime"],
+                                "properties": {
+                                    "digit_detector": {
+                                        "type": "object",
+                                        "description": "the model's digit detector as fitted (absent: none)",
+                                        "required": ["output", "threshold"],
+                                    },
+                                    "runtime": {
+                                        "type": "object",
+                                        "required": ["provider", "intra_op_threads", "digit_threshold"],
+                                        "properties": {
+                                            "digit_threshold": {
+                                                "type": ["number", "null"],
+                                                "description": "the digit threshold in force "
+                                                "(MNIST_DIGIT_THRESHOLD, else the detector's); null: no detector",
+                                            },
+                                            "reject_non_digits": {"type": "boolean"},
+                                        },
+                                    },
+                                },
+                            }
+                        }
                     },
                 },
                 "503": {
@@ -165,7 +194,7 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
         post["requestBody"] = {"required": True, "content": bodies[path]}
         post["responses"] = {
             "200": {"description": "the answer", "content": answers[path]},
-            **{str(status): _error(status) for status in statuses},
+            **{str(status): _error(status, path) for status in statuses},
         }
         if guarded:
             post["security"] = [{"bearer": []}, {"apiKey": []}]
@@ -177,10 +206,10 @@ def _formats() -> str:
     return "an image file: " + ", ".join(IMAGE_FORMATS)
 
 
-def _error(status: int) -> dict[str, Any]:
+def _error(status: int, path: str = "") -> dict[str, Any]:
     """One refusal status, in our JSON (a 503 also says when to retry)."""
     response: dict[str, Any] = {
-        "description": WHY[status],
+        "description": WHY_PREDICT_422 if (path, status) == ("/predict", 422) else WHY[status],
         "content": {"application/json": {"schema": {"$ref": REF.format("Error")}}},
     }
     if status == 503:

@@ -46,9 +46,22 @@ def ui_urls() -> list[str]:
     return sorted(set(urls))
 
 
-def model_info(metadata: dict[str, Any], provider: str, threads: int) -> dict[str, Any]:
-    """What GET /model tells: the served model's own metadata plus how it runs here."""
-    return {**metadata, "runtime": {"provider": provider, "intra_op_threads": threads}}
+def model_info(
+    metadata: dict[str, Any],
+    provider: str,
+    threads: int,
+    digit_threshold: float | None = None,
+    reject_non_digits: bool = False,
+) -> dict[str, Any]:
+    """What GET /model tells: the served model's own metadata (its digit_detector among it, as
+    fitted) plus how it runs here, the digit threshold in force included (null: no detector)."""
+    runtime = {
+        "provider": provider,
+        "intra_op_threads": threads,
+        "digit_threshold": digit_threshold,
+        "reject_non_digits": reject_non_digits,
+    }
+    return {**metadata, "runtime": runtime}
 
 
 async def model(_: Request) -> Response:

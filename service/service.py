@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from service import connections, metrics, openapi, pages, security, supervisor, traffic
-from service.errors import BadInput
+from service.errors import BadInput, not_a_digit
 from service.http_io import (
     Answer,
     Frames,
@@ -24,7 +24,7 @@ from service.http_io import (
     PredictionsOutput,
 )
 from service.memory import tune_gc, tune_malloc
-from service.model import Classifier, resolve, validate
+from service.model import Classifier, Outputs, resolve, validate
 from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
 from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
@@ -63,8 +63,20 @@ class MnistService:
 
     def __init__(self) -> None:
         self.threads = settings.threads_per_worker
-        self.classifier = Classifier(MODEL_FILES, settings.provider, self.threads, spinning=settings.spinning)
+        self.classifier = Classifier(
+            MODEL_FILES,
+            settings.provider,
+            self.threads,
+            spinning=settings.spinning,
+            digit_threshold=settings.digit_threshold,
+        )
         self.classifier.warm_up()
+        # MNIST_REJECT_NON_DIGITS: /predict refuses what the digit detector flags (needs one).
+        self.reject_non_digits = settings.reject_non_digits and self.classifier.has_detector
+        if settings.reject_non_digits and not self.classifier.has_detector:
+            logger.warning(
+                "model %s has no digit detector: MNIST_REJECT_NON_DIGITS has no effect", self.classifier.version
+            )
         # The Open Inference Protocol's versions: this one (the default) and the earlier ones
         # served.json lists, each its own session (service/v2.py).
         self.v2 = Versions(self.classifier, settings)
@@ -94,20 +106,42 @@ class MnistService:
 
     def model_info(self) -> dict[str, Any]:
         """GET /model's answer (the mounted pages app asks the current service)."""
-        return pages.model_info(self.classifier.metadata, self.classifier.provider, self.threads)
+        return pages.model_info(
+            self.classifier.metadata,
+            self.classifier.provider,
+            self.threads,
+            digit_threshold=self.classifier.digit_threshold,
+            reject_non_digits=self.reject_non_digits,
+        )
 
-    def _probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) float32 -> (N, 10), in max_batch_size chunks, counted into the drift
-        metrics: every endpoint's one way to the model."""
+    def _run(self, pixels: np.ndarray) -> Outputs:
+        """(N, 28, 28) float32 -> (N, 10) probabilities and, with a detector, (N,) digit scores
+        and flags, in max_batch_size chunks, counted into the drift metrics: every endpoint's
+        one way to the model."""
         chunk = settings.max_batch_size
-        chunks = [self.classifier.probabilities(pixels[i : i + chunk]) for i in range(0, len(pixels), chunk)]
-        probs = np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)  # (N, 10)
-        metrics.record(probs, settings.low_confidence)
-        return probs
+        out = Outputs.concat([self.classifier.run(pixels[i : i + chunk]) for i in range(0, max(len(pixels), 1), chunk)])
+        metrics.record(out.probabilities, settings.low_confidence, out.is_digit)
+        return out
 
-    def _predict(self, pixels: np.ndarray) -> list[bytes]:
-        """(N, 28, 28) float32 -> N JSON Predictions."""
-        return prediction_answers(self._probabilities(pixels), self.classifier.labels, self.classifier.version)
+    def _predict(self, pixels: np.ndarray) -> list[Answer]:
+        """(N, 28, 28) float32 -> N JSON Predictions; with MNIST_REJECT_NON_DIGITS, a 422 for
+        each image the detector flags."""
+        out = self._run(pixels)
+        answers: list[Answer] = list(
+            prediction_answers(
+                out.probabilities, self.classifier.labels, self.classifier.version, out.digit_score, out.is_digit
+            )
+        )
+        threshold = self.classifier.digit_threshold
+        if (
+            self.reject_non_digits
+            and out.digit_score is not None
+            and out.is_digit is not None
+            and threshold is not None
+        ):
+            for i in np.flatnonzero(~out.is_digit).tolist():
+                answers[i] = not_a_digit(float(out.digit_score[i]), threshold)
+        return answers
 
     # Every image endpoint: transport -> decode -> frame in its input spec (http_io, frames),
     # then model -> answer here; a refusal travels as a BadInput to the output spec.
@@ -133,9 +167,9 @@ class MnistService:
                 found = await anyio.to_thread.run_sync(self._predict, batch)
             for i, prediction in zip(good, found, strict=True):
                 answers[i] = prediction
-        for item in image:
-            if isinstance(item, BadInput):
-                metrics.rejected("predict", item.status)
+        for answer in answers:  # refused uploads, and non-digits under MNIST_REJECT_NON_DIGITS
+            if isinstance(answer, BadInput):
+                metrics.rejected("predict", answer.status)
         return answers
 
     @bentoml.api(
@@ -153,8 +187,8 @@ class MnistService:
             if isinstance(item, BadInput):
                 metrics.rejected("v2_infer", item.status)
         if self.inline:
-            return self.v2.run(items, self._probabilities)
-        return await anyio.to_thread.run_sync(self.v2.run, items, self._probabilities)
+            return self.v2.run(items, self._run)
+        return await anyio.to_thread.run_sync(self.v2.run, items, self._run)
 
     @bentoml.api(input_spec=ImagesInput, output_spec=PredictionsOutput)
     async def predict_batch(self, images: Frames) -> Answer:
@@ -174,8 +208,11 @@ class MnistService:
         return await anyio.to_thread.run_sync(self._predict_json, frames)
 
     def _predict_json(self, pixels: np.ndarray) -> bytes:
-        """(N, 28, 28) float32 -> JSON list[Prediction]."""
-        return predictions_json(self._probabilities(pixels), self.classifier.labels, self.classifier.version)
+        """(N, 28, 28) float32 -> JSON list[Prediction]; non-digits are flagged, never refused."""
+        out = self._run(pixels)
+        return predictions_json(
+            out.probabilities, self.classifier.labels, self.classifier.version, out.digit_score, out.is_digit
+        )
 
     @bentoml.api(input_spec=ImageInput, output_spec=PngOutput)
     async def preprocess(self, image: list[np.ndarray | BadInput]) -> Answer:

@@ -103,6 +103,19 @@ class Settings(BaseSettings):
     # From the served model's calibrated validation answers: about 1% of clean digits fall below it
     # (models/<version>/metadata.json: calibration.low_confidence; docs/training.md).
     low_confidence: float = Field(default=0.91, ge=0.0, le=1.0)
+    # The digit detector (a model whose metadata.json has digit_detector; issue 12).
+    digit_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="digit score under which an image is flagged is_digit=false; "
+        "default the served model's fitted threshold (metadata.json digit_detector.threshold)",
+    )
+    reject_non_digits: bool = Field(
+        default=False,
+        description="/predict answers 422 for an image flagged as not a digit; "
+        "batch endpoints flag each image and never refuse",
+    )
     access_log: bool = False
     tracing: bool = Field(default=False, description="OpenTelemetry spans per request (configure BentoML's exporter)")
     gc_freeze: bool = Field(default=True, description="freeze start-up objects out of the garbage collector's walks")

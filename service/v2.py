@@ -33,11 +33,12 @@ from contract import ModelFiles, read_metadata, read_served, resolve
 from service.errors import BadInput
 from service.frames import INLINE_BYTES, frames_of
 from service.http_io import bodies_in_flight, budget, decode_threads, error_response, read_body
-from service.model import Classifier, ModelError
+from service.model import Classifier, ModelError, Outputs
 from service.settings import Settings, get_settings
 from service.v2_schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata, TensorMetadata
 from service.v2_tensors import (
     ACCEPTED,
+    BOOL,
     BYTES,
     FP32,
     HEADER,
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "mnist"  # the model's name in v2 paths; versions are models/ folder names
 IMAGE_INPUT = "image"  # BYTES [N]: encoded image files, decoded and framed as /predict does
 LABEL_OUTPUT = "label"  # INT64 [N]: the most probable digit
+IS_DIGIT_OUTPUT = "is_digit"  # BOOL [N], with a digit detector: digit_score >= the threshold in force
 PLATFORM = "onnxruntime_onnx"
 # One route for both infer paths: {model} is "mnist" or "mnist/versions/<version>".
 INFER_ROUTE = "/v2/models/{model:path}/infer"
@@ -112,10 +114,18 @@ class Versions:
 
     def metadata(self, model: Classifier, versions: list[str]) -> ModelMetadata:
         """Model metadata from the version's metadata.json: graph input and outputs, plus the
-        BYTES image input and the label output this service adds."""
+        BYTES image input and the label (and, with a detector, is_digit) outputs this service adds."""
         meta = model.metadata
         batch = [-1 if isinstance(d, str) else int(d) for d in meta["input"]["shape"]]
         probs = meta["outputs"]["probabilities"]
+        detector = (
+            [
+                TensorMetadata(name=model.score_name, datatype=FP32, shape=[-1]),
+                TensorMetadata(name=IS_DIGIT_OUTPUT, datatype=BOOL, shape=[-1]),
+            ]
+            if model.score_name
+            else []
+        )
         return ModelMetadata(
             name=MODEL_NAME,
             versions=versions,
@@ -131,13 +141,14 @@ class Versions:
                     shape=[-1 if isinstance(d, str) else int(d) for d in probs["shape"]],
                 ),
                 TensorMetadata(name=LABEL_OUTPUT, datatype=INT64, shape=[-1]),
+                *detector,
             ],
         )
 
-    def run(self, items: list[Any], default: Callable[[np.ndarray], np.ndarray]) -> list[Any]:
-        """One batch of Items from any number of requests -> a (10,) probability row per item,
-        in order; refused requests' BadInputs pass through. Each version runs once; the
-        default version through `default` (the service's way to the model, with its metrics)."""
+    def run(self, items: list[Any], default: Callable[[np.ndarray], Outputs]) -> list[Any]:
+        """One batch of Items from any number of requests -> (call, Row) per item, in order;
+        refused requests' BadInputs pass through. Each version runs once; the default version
+        through `default` (the service's way to the model, with its metrics)."""
         out: list[Any] = list(items)
         groups: dict[str, list[int]] = {}
         for i, item in enumerate(items):
@@ -145,10 +156,12 @@ class Versions:
                 groups.setdefault(item.call.version, []).append(i)
         for version, where in groups.items():
             pixels = np.stack([items[i].pixels for i in where])  # (n, 28, 28) float32
-            run = default if version == self.default else self.models[version].probabilities
-            probs = run(pixels)  # (n, 10)
-            for i, row in zip(where, probs, strict=True):
-                out[i] = (items[i].call, row)
+            run = default if version == self.default else self.models[version].run
+            found = run(pixels)  # (n, 10) probabilities, and (n,) digit scores and flags
+            for k, i in enumerate(where):
+                score = None if found.digit_score is None else float(found.digit_score[k])
+                flag = None if found.is_digit is None else bool(found.is_digit[k])
+                out[i] = (items[i].call, Row(found.probabilities[k], score, flag))
         return out
 
 
@@ -161,6 +174,16 @@ class Call:
     output_name: str
     request_id: str | None
     wanted: list[Wanted]
+    score_name: str | None = None  # the digit detector's output, when the version has one
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image's answer from its batch."""
+
+    probabilities: np.ndarray  # (10,) float32
+    digit_score: float | None = None
+    is_digit: bool | None = None
 
 
 @dataclass(eq=False)
@@ -233,8 +256,9 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
         # BYTES: /predict_batch's path (pixel budgets, decode threads, deadline, framing)
         pixels = tensor if isinstance(tensor, np.ndarray) else await frames_of(tensor, limits, text, decode_threads())
     output_name = model.metadata["outputs"]["probabilities"]["name"]
-    wanted = wanted_outputs(infer, [output_name, LABEL_OUTPUT], text)
-    call = Call(model.version, model.labels, output_name, infer.id, wanted)
+    known = [output_name, LABEL_OUTPUT, *([model.score_name, IS_DIGIT_OUTPUT] if model.score_name else [])]
+    wanted = wanted_outputs(infer, known, text)
+    call = Call(model.version, model.labels, output_name, infer.id, wanted, model.score_name)
     return [Item(call, frame) for frame in pixels]
 
 
@@ -276,12 +300,17 @@ class InferOutput(bentoml.IODescriptor):
         if isinstance(obj[0], BadInput):
             return error_response(obj[0])
         call: Call = obj[0][0]
-        probs = np.stack([row for _, row in obj]).astype(np.float32)  # (N, 10)
+        rows: list[Row] = [row for _, row in obj]
+        probs = np.stack([row.probabilities for row in rows]).astype(np.float32)  # (N, 10)
         labels = np.asarray(call.labels, np.int64)[probs.argmax(axis=1)]  # (N,)
         header: dict[str, object] = {"model_name": MODEL_NAME, "model_version": call.version}
         if call.request_id is not None:
             header["id"] = call.request_id
         tensors = {call.output_name: (FP32, probs), LABEL_OUTPUT: (INT64, labels)}
+        if call.score_name is not None:
+            scores = np.array([row.digit_score for row in rows], np.float32)  # (N,)
+            tensors[call.score_name] = (FP32, scores)
+            tensors[IS_DIGIT_OUTPUT] = (BOOL, np.array([row.is_digit for row in rows], np.bool_))  # (N,)
         body, headers = encode_response(header, tensors, call.wanted)
         kind = "application/octet-stream" if headers else "application/json"
         return Response(body, headers=headers, media_type=kind)

@@ -43,7 +43,7 @@ class ResponseOutput(BaseModel):
     datatype: str
     shape: list[int]
     parameters: dict[str, Any] | None = None
-    data: list[float] | None = None
+    data: list[float | bool] | None = None  # FP32 and INT64 numbers; BOOL true/false (is_digit)
 
 
 class InferResponse(BaseModel):

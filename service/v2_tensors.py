@@ -22,7 +22,7 @@ from service.errors import BadInput
 from service.v2_schemas import InferRequest, RequestInput
 
 HEADER = "inference-header-content-length"
-FP32, BYTES, INT64 = "FP32", "BYTES", "INT64"
+FP32, BYTES, INT64, BOOL = "FP32", "BYTES", "INT64", "BOOL"
 SIDE = 28
 
 ACCEPTED = (

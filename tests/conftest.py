@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from contract import Served, write_served
 from harness.mnist import data_dir
 from harness.server import running_service
+from harness.tiny_model import write_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,4 +41,41 @@ def service_url() -> Iterator[str]:
         yield url.rstrip("/")
         return
     with running_service() as url:
+        yield url
+
+
+# A service whose model has a digit detector (issue 12): the tiny model of harness/tiny_model.py
+# (its detector scores mean ink; threshold 0.5), so these tests never depend on the real model.
+# served.json also lists an older tiny version without a detector, reachable over v2.
+DETECTOR_THRESHOLD = 0.5
+REJECTING_THRESHOLD = 0.6  # MNIST_DIGIT_THRESHOLD of the server that refuses non-digits
+
+
+@pytest.fixture(scope="session")
+def detector_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder: served a tiny model with a detector, history a tiny one without."""
+    root = tmp_path_factory.mktemp("detector-models")
+    older = write_model_dir(root, serve=False, seed=1)
+    served = write_model_dir(root, serve=False, detector=True, digit_threshold=DETECTOR_THRESHOLD)
+    write_served(root, Served(served=served, history=[older]))
+    return root
+
+
+@pytest.fixture(scope="session")
+def detector_url(detector_models: Path) -> Iterator[str]:
+    """The tiny detector model served as configured by default: non-digits flagged, never refused."""
+    with running_service(env={"MNIST_MODELS_DIR": str(detector_models), "MNIST_WORKERS": "1"}) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def rejecting_detector_url(detector_models: Path) -> Iterator[str]:
+    """The same model with MNIST_REJECT_NON_DIGITS on and MNIST_DIGIT_THRESHOLD 0.6."""
+    env = {
+        "MNIST_MODELS_DIR": str(detector_models),
+        "MNIST_WORKERS": "1",
+        "MNIST_REJECT_NON_DIGITS": "true",
+        "MNIST_DIGIT_THRESHOLD": str(REJECTING_THRESHOLD),
+    }
+    with running_service(env=env) as url:
         yield url

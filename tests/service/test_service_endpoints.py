@@ -16,7 +16,8 @@ pytestmark = pytest.mark.service
 
 
 def _check_prediction(p: dict, version: str) -> None:
-    assert set(p) == {"digit", "confidence", "probabilities", "model_version"}
+    assert set(p) == {"digit", "confidence", "probabilities", "model_version", "is_digit", "digit_score"}
+    assert isinstance(p["is_digit"], bool | None) and (p["is_digit"] is None) == (p["digit_score"] is None)
     assert 0 <= p["digit"] <= 9 and len(p["probabilities"]) == 10
     assert p["confidence"] == pytest.approx(max(p["probabilities"]))
     assert p["probabilities"][p["digit"]] == p["confidence"]
@@ -42,6 +43,8 @@ class TestHealth:
             assert key in info
         assert info["input"]["shape"] == ["N", 1, 28, 28]
         assert info["runtime"]["provider"] == "CPUExecutionProvider"
+        detector = info.get("digit_detector")  # the threshold in force: the fitted one, or none
+        assert info["runtime"]["digit_threshold"] == (detector["threshold"] if detector else None)
 
     def test_api_docs_list_every_endpoint(self, client) -> None:
         paths = client.get("/docs.json").json()["paths"]

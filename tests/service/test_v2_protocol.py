@@ -24,7 +24,7 @@ from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from harness.images import png_bytes
-from service.model import Classifier, ModelFiles
+from service.model import Classifier, ModelFiles, Outputs
 from service.security import ApiKeys, open_paths
 from service.settings import Settings
 
@@ -71,7 +71,16 @@ def test_health_and_metadata(triton_client, metadata, repo_root) -> None:
     inputs = {t["name"]: (t["datatype"], t["shape"]) for t in metadata["inputs"]}
     outputs = {t["name"]: (t["datatype"], t["shape"]) for t in metadata["outputs"]}
     assert inputs == {graph["input"]["name"]: ("FP32", [-1, 1, 28, 28]), "image": ("BYTES", [-1])}
-    assert outputs == {graph["outputs"]["probabilities"]["name"]: ("FP32", [-1, 10]), "label": ("INT64", [-1])}
+    detector = (
+        {graph["outputs"]["digit_score"]["name"]: ("FP32", [-1]), "is_digit": ("BOOL", [-1])}
+        if "digit_detector" in graph
+        else {}
+    )
+    assert outputs == {
+        graph["outputs"]["probabilities"]["name"]: ("FP32", [-1, 10]),
+        "label": ("INT64", [-1]),
+        **detector,
+    }
     for version in metadata["versions"]:
         assert triton_client.is_model_ready(MODEL, version)
         assert triton_client.get_model_metadata(MODEL, version)["versions"] == [version]
@@ -187,14 +196,14 @@ def test_concurrent_requests_share_model_runs(client, monkeypatch, mnist_test) -
     """The coalescing itself, made certain: with every model run held for 50 ms (off the event
     loop), 16 concurrent v2 requests reach onnxruntime in fewer runs than requests."""
     svc = bentoml.get_current_service()  # the in-process service behind `client`
-    real, runs = svc.classifier.probabilities, []
+    real, runs = svc.classifier.run, []
 
-    def slow(pixels: np.ndarray) -> np.ndarray:
+    def slow(pixels: np.ndarray) -> Outputs:
         runs.append(len(pixels))
         time.sleep(0.05)
         return real(pixels)
 
-    monkeypatch.setattr(svc.classifier, "probabilities", slow)
+    monkeypatch.setattr(svc.classifier, "run", slow)
     monkeypatch.setattr(svc, "inline", False)
     pixels = _pixels(mnist_test[0][:1])
     body = {
