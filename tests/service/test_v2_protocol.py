@@ -24,6 +24,7 @@ from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from harness.images import png_bytes
+from harness.tiny_model import tiny_digit_score
 from service.model import Classifier, ModelFiles, Outputs
 from service.security import ApiKeys, open_paths
 from service.settings import Settings
@@ -249,6 +250,116 @@ def test_kserve_rest_client(service_url, metadata, direct, mnist_test) -> None:
         (out,) = response.outputs
         assert out.name == "probabilities"
         np.testing.assert_allclose(out.as_numpy().reshape(10, 10), expected, atol=1e-6)
+
+
+# --- the digit detector's outputs (issue 12), against the tiny detector model ---------------
+# tests/conftest.py serves harness/tiny_model.py's detector model (threshold 0.5) with an older
+# tiny version without a detector in its history; its digit score is a fixed function of mean ink.
+
+
+def _detector_frames() -> np.ndarray:
+    """(3, 1, 28, 28) float32: a digit-like bar, a filled square, a blank frame."""
+    frames = np.zeros((3, 1, 28, 28), np.float32)
+    frames[0, 0, 4:24, 11:17] = 1.0  # mean ink 0.15
+    frames[1, 0, 4:24, 4:24] = 1.0  # mean ink 0.51
+    return frames
+
+
+@pytest.fixture(scope="module")
+def detector_client(detector_url: str):
+    client = triton.InferenceServerClient(urlparse(detector_url).netloc)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_detector_outputs_reach_tritonclient(detector_client, binary: bool) -> None:
+    meta = detector_client.get_model_metadata(MODEL)
+    outputs = {t["name"]: (t["datatype"], t["shape"]) for t in meta["outputs"]}
+    assert outputs["digit_score"] == ("FP32", [-1]) and outputs["is_digit"] == ("BOOL", [-1])
+    frames = _detector_frames()
+    asked = [triton.InferRequestedOutput(name, binary_data=binary) for name in ("is_digit", "digit_score", "label")]
+    result = detector_client.infer(MODEL, [_fp32_input("pixels", frames, binary)], outputs=asked)
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["is_digit", "digit_score", "label"]
+    scores, flags = result.as_numpy("digit_score"), result.as_numpy("is_digit")
+    assert scores.dtype == np.float32 and flags.dtype == np.bool_ and scores.shape == flags.shape == (3,)
+    np.testing.assert_allclose(scores, tiny_digit_score(frames), atol=1e-6)
+    assert flags.tolist() == [True, False, False]
+    # nothing asked for: every output, the detector's included
+    everything = detector_client.infer(MODEL, [_fp32_input("pixels", frames, binary)])
+    assert {o["name"] for o in everything.get_response()["outputs"]} == {
+        "probabilities",
+        "label",
+        "digit_score",
+        "is_digit",
+    }
+
+
+def test_detector_outputs_by_name_and_only_where_a_version_has_one(detector_client) -> None:
+    frames = _detector_frames()
+    only = detector_client.infer(
+        MODEL, [_fp32_input("pixels", frames, True)], outputs=[triton.InferRequestedOutput("is_digit")]
+    )
+    assert [o["name"] for o in only.get_response()["outputs"]] == ["is_digit"]
+    assert only.as_numpy("is_digit").tolist() == [True, False, False]
+    older = detector_client.get_model_metadata(MODEL)["versions"][1]  # served.json's history: no detector
+    assert {t["name"] for t in detector_client.get_model_metadata(MODEL, older)["outputs"]} == {
+        "probabilities",
+        "label",
+    }
+    plain = detector_client.infer(MODEL, [_fp32_input("pixels", frames, True)], model_version=older)
+    assert {o["name"] for o in plain.get_response()["outputs"]} == {"probabilities", "label"}
+    with pytest.raises(InferenceServerException, match="unknown output 'is_digit'") as err:
+        detector_client.infer(
+            MODEL,
+            [_fp32_input("pixels", frames, True)],
+            model_version=older,
+            outputs=[triton.InferRequestedOutput("is_digit")],
+        )
+    assert err.value.status() == "400"
+
+
+def test_detector_outputs_reach_the_kserve_client(detector_url: str) -> None:
+    frames = _detector_frames()
+
+    async def run() -> list:
+        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=60))
+        try:
+            answers = []
+            for binary in (True, False):
+                tensor = InferInput(name="pixels", shape=list(frames.shape), datatype="FP32")
+                tensor.set_data_from_numpy(frames, binary_data=binary)
+                outputs = [RequestedOutput(name, {"binary_data": binary}) for name in ("digit_score", "is_digit")]
+                request = InferRequest(model_name=MODEL, infer_inputs=[tensor], request_outputs=outputs)
+                answers.append(await client.infer(detector_url, request, model_name=MODEL))
+            return answers
+        finally:
+            await client.close()
+
+    for response in asyncio.run(run()):
+        score, flag = response.outputs
+        assert (score.name, score.datatype, flag.name, flag.datatype) == ("digit_score", "FP32", "is_digit", "BOOL")
+        np.testing.assert_allclose(score.as_numpy().ravel(), tiny_digit_score(frames), atol=1e-6)
+        assert flag.as_numpy().ravel().tolist() == [True, False, False]
+
+
+def test_v2_flags_and_never_refuses_where_predict_would(rejecting_detector_url: str) -> None:
+    """With MNIST_REJECT_NON_DIGITS, v2 infer (batch-shaped) still answers every image, flagged
+    at MNIST_DIGIT_THRESHOLD (0.6 there): a grey frame scoring 0.55 is no digit."""
+    frames = _detector_frames()
+    frames[2] = 0.268  # mean ink 0.268: digit score 0.55
+    files = [png_bytes(np.round(f[0] * 255).astype(np.uint8)) for f in frames[:2]]
+    client = triton.InferenceServerClient(urlparse(rejecting_detector_url).netloc)
+    try:
+        pixels = client.infer(MODEL, [_fp32_input("pixels", frames, True)])
+        image = triton.InferInput("image", [2], "BYTES")
+        image.set_data_from_numpy(np.array(files, dtype=np.object_), binary_data=True)
+        uploads = client.infer(MODEL, [image])
+    finally:
+        client.close()
+    assert 0.5 < pixels.as_numpy("digit_score")[2] < 0.6
+    assert pixels.as_numpy("is_digit").tolist() == [True, False, False]
+    assert uploads.as_numpy("is_digit").tolist() == [True, False]
 
 
 def _binary(name: str, shape: list[int], datatype: str, size: int, raw: bytes) -> tuple[bytes, dict[str, str]]:
