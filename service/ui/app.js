@@ -1,5 +1,6 @@
 // The draw-a-digit page: pointer drawing on a canvas, uploads and drops, and the service's
-// answer (/predict), the 28x28 image it saw (/preprocess) and its model (/model).
+// answer (/predict), the 28x28 image it saw (/preprocess) and its model (/model). With a model
+// that has a digit detector, the answer also says whether the image looks like a digit at all.
 // Plain browser JavaScript, no dependencies, so the page works offline from `bentoml serve`.
 "use strict";
 
@@ -24,6 +25,7 @@ let liveTimer = null;
 let liveSince = 0;
 let seenUrl = null;
 let photoUrl = null;
+let digitThreshold = null; // the digit threshold in force (GET /model), null: no detector
 
 // --- drawing -------------------------------------------------------------------------------
 
@@ -183,11 +185,18 @@ async function post(path, blob, name, signal) {
     if (err.name === "AbortError") throw err;
     throw new Error(`Could not reach the service at ${API.origin}: ${err.message}. Is it running?`);
   }
-  if (!response.ok) throw new Error(await describeFailure(response, path));
+  if (!response.ok) {
+    const failure = new Error();
+    failure.message = await describeFailure(response, path, failure);
+    throw failure;
+  }
   return response;
 }
 
-async function describeFailure(response, path) {
+// The 422 of a server that refuses non-digits (MNIST_REJECT_NON_DIGITS): service/errors.py words it.
+const NOT_A_DIGIT = /does not look like one handwritten digit/;
+
+async function describeFailure(response, path, failure) {
   const status = `${response.status} ${response.statusText}`.trim();
   const text = await response.text();
   let body = null;
@@ -197,6 +206,7 @@ async function describeFailure(response, path) {
     // not JSON: fall through and show the start of the text
   }
   if (response.status < 500 && body && typeof body.error === "string") {
+    if (response.status === 422 && NOT_A_DIGIT.test(body.error)) failure.notDigit = body.error;
     const accepted = body.accepted ? `\nAccepted: ${body.accepted}` : "";
     return `The service could not use this image: ${body.error}${accepted}`;
   }
@@ -226,7 +236,8 @@ async function classify() {
   } catch (err) {
     if (err.name === "AbortError" || mine !== seq) return; // a newer request replaced this one
     controller.abort(); // stop the sibling request too
-    showError(err.message || String(err));
+    if (err.notDigit) showRefusedNonDigit(err.notDigit);
+    else showError(err.message || String(err));
   } finally {
     if (mine === seq) {
       inflight = null;
@@ -241,6 +252,8 @@ async function loadModel() {
     const response = await fetch(new URL("model", API));
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const model = await response.json();
+    const threshold = model.runtime && model.runtime.digit_threshold;
+    digitThreshold = typeof threshold === "number" ? threshold : null;
     const accuracy = typeof model.test_accuracy === "number"
       ? ` (test accuracy ${(model.test_accuracy * 100).toFixed(2)}%)` : "";
     if (out.textContent === "–") out.textContent = `${model.version}${accuracy}`;
@@ -282,9 +295,36 @@ function setSeen(blob) {
   else $("seen").removeAttribute("src");
 }
 
+// Two decimals, or as many as it takes to tell a score from the threshold it missed.
+function scoreText(score, threshold) {
+  let places = 2;
+  while (threshold !== null && places < 6 && score.toFixed(places) === threshold.toFixed(places)) places += 1;
+  return score.toFixed(places);
+}
+
+function showDigitVerdict(prediction) {
+  const score = prediction.digit_score;
+  const notDigit = prediction.is_digit === false;
+  $("not-digit").hidden = !notDigit;
+  if (typeof score !== "number") {
+    $("digit-score").textContent = "not measured (this model has no digit detector)";
+    delete result.dataset.digit;
+    return;
+  }
+  const shown = scoreText(score, digitThreshold);
+  $("digit-score").textContent = `${shown} (${notDigit ? "not a digit" : "looks like a digit"})`;
+  result.dataset.digit = notDigit ? "no" : "yes";
+  if (notDigit) {
+    const needs = digitThreshold === null ? "" : `, below the ${scoreText(digitThreshold, score)} a digit needs`;
+    $("not-digit-detail").textContent =
+      `Digit score ${shown}${needs}. The model's best guess is shown below anyway.`;
+  }
+}
+
 function showPrediction(prediction, seen, rttMs) {
   $("error").hidden = true;
   $("placeholder").hidden = true;
+  showDigitVerdict(prediction);
   $("digit").textContent = String(prediction.digit);
   $("confidence").textContent = `${(prediction.confidence * 100).toFixed(1)}% confident`;
   setBars(prediction.probabilities);
@@ -296,6 +336,9 @@ function showPrediction(prediction, seen, rttMs) {
 }
 
 function showEmpty() {
+  $("not-digit").hidden = true;
+  $("digit-score").textContent = "–";
+  delete result.dataset.digit;
   $("digit").textContent = "–";
   $("confidence").textContent = "";
   setBars(null);
@@ -311,6 +354,17 @@ function showError(message) {
   const box = $("error");
   box.textContent = message;
   box.hidden = false;
+  result.dataset.state = "error";
+}
+
+// This server refuses non-digits (422): say so as plainly as the flag, with the service's words.
+function showRefusedNonDigit(error) {
+  showEmpty();
+  $("placeholder").hidden = true;
+  $("error").hidden = true;
+  $("not-digit-detail").textContent = `The service refused it: ${error}.`;
+  $("not-digit").hidden = false;
+  result.dataset.digit = "no";
   result.dataset.state = "error";
 }
 

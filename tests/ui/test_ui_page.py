@@ -242,6 +242,8 @@ class TestPage:
         page.goto(ui_url)
         page.evaluate("document.getElementById('error').hidden = false")
         page.evaluate("document.getElementById('error').textContent = 'x'")
+        page.evaluate("document.getElementById('not-digit').hidden = false")
+        page.evaluate("document.getElementById('not-digit-detail').textContent = 'x'")
         ratios = page.evaluate(
             """() => {
               const rgb = (s) => s.match(/[\\d.]+/g).map(Number);
@@ -258,7 +260,8 @@ class TestPage:
               const out = {};
               for (const sel of ["header p", "h2", "button#clear", "button#predict",
                                  ".file-button", ".hint", "#placeholder", "#error",
-                                 "figcaption", ".meta dt", "#bars .d", "footer a"]) {
+                                 "figcaption", ".meta dt", "#bars .d", "footer a",
+                                 ".not-digit-title", "#not-digit-detail"]) {
                 const el = document.querySelector(sel);
                 const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
                 out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
