@@ -52,6 +52,37 @@ def check_prediction(answer: Any, model_version: str | None = None) -> int:
     return digit
 
 
+class NotFlagged(AssertionError):
+    """A non-digit upload answered as a digit without is_digit false: its own failure type in the report."""
+
+    def __init__(self, kind: str, got: int) -> None:
+        super().__init__(f"non-digit not flagged: {kind} read as {got}")
+
+
+class FlaggedDigit(AssertionError):
+    """A digit answered with is_digit false: its own failure type in the report."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(f"digit flagged as a non-digit: a {expected}")
+
+
+def check_is_digit(answer: dict[str, Any]) -> bool | None:
+    """is_digit of a well-formed Prediction; None when the model has no detector (null or absent).
+
+    With a detector, is_digit is a bool and digit_score a number in [0, 1]; without one, both are null.
+    """
+    is_digit, score = answer.get("is_digit"), answer.get("digit_score")
+    if is_digit is None:
+        if score is not None:
+            raise MalformedAnswer(f"digit_score {score!r} without is_digit")
+        return None
+    if not isinstance(is_digit, bool):
+        raise MalformedAnswer(f"is_digit {is_digit!r} is not true, false or null")
+    if not isinstance(score, int | float) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
+        raise MalformedAnswer(f"digit_score {score!r} is not a number in [0, 1] beside is_digit")
+    return is_digit
+
+
 def check_batch(answers: Any, n: int, model_version: str | None = None) -> list[int]:
     """Digits of a batch answer, which must be a list of n Predictions in input order."""
     if not isinstance(answers, list):
@@ -114,6 +145,9 @@ class Budgets:
     max_accuracy_drop_pp: float = 0.2
     min_photo_accuracy: float = 0.99
     max_failures: int = 0
+    # With a digit detector (issue 12): non-digit uploads flagged, MNIST digits kept (is_digit true)
+    min_non_digits_flagged: float = 0.9
+    min_digits_kept: float = 0.99
 
 
 def verdict(
@@ -125,8 +159,15 @@ def verdict(
     recorded_accuracy: float | None,
     clean: Tally,
     photo: Tally,
+    non_digits: Tally | None = None,
+    kept: Tally | None = None,
 ) -> list[str]:
-    """Reasons the run fails; an empty list means it passed."""
+    """Reasons the run fails; an empty list means it passed.
+
+    non_digits: per non-digit upload, was it flagged; kept: per MNIST digit, was it kept (is_digit
+    true). Both are judged by one-sided 99% bounds, like accuracy; leave them None (or empty) when
+    the model has no detector.
+    """
     reasons = []
     if http_requests == 0:
         reasons.append("no requests were answered")
@@ -149,6 +190,16 @@ def verdict(
         reasons.append(
             f"photo-like accuracy {100 * photo.accuracy:.2f}% on {photo.n} uploads is under "
             f"{100 * budgets.min_photo_accuracy:.1f}%"
+        )
+    if non_digits is not None and non_digits.n and non_digits.upper_bound < budgets.min_non_digits_flagged:
+        reasons.append(
+            f"only {100 * (non_digits.accuracy or 0):.1f}% of {non_digits.n} non-digit uploads were flagged "
+            f"(is_digit false), under {100 * budgets.min_non_digits_flagged:.0f}%"
+        )
+    if kept is not None and kept.n and kept.upper_bound < budgets.min_digits_kept:
+        reasons.append(
+            f"only {100 * (kept.accuracy or 0):.2f}% of {kept.n} MNIST digits were kept (is_digit true), "
+            f"under {100 * budgets.min_digits_kept:.0f}%"
         )
     return reasons
 

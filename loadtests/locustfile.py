@@ -9,6 +9,11 @@ it). Every digit in an answer is also logged as an `ANSWER` event with no respon
 digit: 4 read as 9", and accuracy under load shows in the report. When locust quits, the
 run is judged (harness.checks.verdict) and the exit code is set. Accuracy is tallied per
 process, so run it in one process (no --processes / distributed workers).
+
+A share of the single-image uploads (--non-digit-share) are not digits (harness.non_digits:
+letters, symbols, numbers, scribbles, shapes, photos, textures): each must come back flagged,
+`is_digit` false (or refused with a 422), while MNIST digits must stay `is_digit` true. A model
+without a digit detector answers `is_digit` null: those checks are skipped, and the summary says so.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ from locust.env import Environment
 
 from harness.checks import (
     Budgets,
+    FlaggedDigit,
     MalformedAnswer,
+    NotFlagged,
     Tally,
     WrongDigit,
     check_batch,
+    check_is_digit,
     check_prediction,
     verdict,
 )
 from harness.mnist import data_dir, load_mnist
+from harness.non_digits import KINDS, NonDigit, iter_non_digits
 from harness.uploads import PHOTO_LIKE, Upload, render, sample_uploads
 
 logger = logging.getLogger("loadtests")
@@ -51,6 +60,16 @@ class _State:
     photo_cursor = 0
     clean = Tally(population=10_000)  # MNIST as-is: png28, batches, pixels
     photo = Tally()  # photo-like renderings, keyed by (kind, index)
+    non_digits: list[NonDigit]
+    non_digit_share = 0.0
+    non_digit_cursor = 0
+    non_digits_sent = 0
+    flagged = Tally()  # non-digits answered with is_digit set, keyed by (kind, index): flagged?
+    refused = Tally()  # non-digits refused with a 422 (no digit answered), keyed by (kind, index)
+    kept = Tally(population=10_000)  # MNIST digits answered with is_digit set: kept?
+    photo_kept = Tally()  # photo-like digits answered with is_digit set: kept?
+    answers_with_flag = 0  # answers whose is_digit is true or false
+    answers_without_flag = 0  # answers whose is_digit is null or absent: no detector
     model: dict[str, Any] | None = None
     started = 0.0
     progress: gevent.Greenlet | None = None
@@ -67,6 +86,32 @@ class _State:
         upload = cls.photos[cls.photo_cursor % len(cls.photos)]
         cls.photo_cursor += 1
         return upload
+
+    @classmethod
+    def next_non_digit(cls) -> NonDigit | None:
+        """A non-digit upload for this /predict turn (a --non-digit-share of them), else None."""
+        if not cls.non_digits or cls.rng.random() >= cls.non_digit_share:
+            return None
+        upload = cls.non_digits[cls.non_digit_cursor % len(cls.non_digits)]
+        cls.non_digit_cursor += 1
+        cls.non_digits_sent += 1
+        return upload
+
+    @classmethod
+    def record_flag(cls, is_digit: bool | None, tally: Tally, key: Any) -> None:
+        if is_digit is None:
+            cls.answers_without_flag += 1
+            return
+        cls.answers_with_flag += 1
+        tally.record(key, is_digit)
+
+    @classmethod
+    def non_digit_tally(cls) -> Tally:
+        """Flagged per non-digit upload: is_digit false, or refused with a 422."""
+        tally = Tally(answers=dict(cls.flagged.answers))
+        for key in cls.refused.answers:
+            tally.record(key, True)
+        return tally
 
 
 @events.init_command_line_parser.add_listener
@@ -108,6 +153,30 @@ def _add_options(parser: Any) -> None:
         default=10.0,
         help="seconds between progress lines, 0 for none (default %(default)s)",
     )
+    group.add_argument(
+        "--non-digit-share",
+        type=float,
+        default=0.05,
+        help="share of single-image /predict uploads that are not digits (default %(default)s)",
+    )
+    group.add_argument(
+        "--non-digit-pool-per-kind",
+        type=int,
+        default=10,
+        help="non-digit uploads rendered per kind before the run (default %(default)s)",
+    )
+    group.add_argument(
+        "--min-non-digits-flagged",
+        type=float,
+        default=defaults.min_non_digits_flagged,
+        help="fail when fewer non-digit uploads come back flagged (models with a detector; default %(default)s)",
+    )
+    group.add_argument(
+        "--min-digits-kept",
+        type=float,
+        default=defaults.min_digits_kept,
+        help="fail when fewer MNIST digits come back is_digit true (models with a detector; default %(default)s)",
+    )
     group.add_argument("--guard-json", default="", help="write the run's summary and verdict here")
     group.add_argument("--seed", type=int, default=0, help="order of digits and renderings")
 
@@ -125,24 +194,34 @@ def _load_digits(environment: Environment, **_: Any) -> None:
         sample_uploads(_State.images, _State.labels, PHOTO_LIKE, opts.photo_pool_per_kind, seed=opts.seed)
     )
     np.random.default_rng(opts.seed).shuffle(_State.photos)
+    _State.non_digit_share = opts.non_digit_share
+    per_kind = opts.non_digit_pool_per_kind if opts.non_digit_share > 0 else 0
+    _State.non_digits = list(iter_non_digits(KINDS, per_kind, opts.seed, opts.mnist_data_dir))
+    np.random.default_rng(opts.seed).shuffle(_State.non_digits)
     logger.info(
-        "loaded 10000 test digits and rendered %d photo-like uploads in %.1f s",
+        "loaded 10000 test digits and rendered %d photo-like and %d non-digit uploads in %.1f s",
         len(_State.photos),
+        len(_State.non_digits),
         time.perf_counter() - t0,
     )
     # We blocked the event loop; refresh its clock or --run-time would end the test early.
     gevent.get_hub().loop.update_now()
 
 
-def _answer_event(environment: Environment, name: str, expected: int, got: int) -> None:
-    """Log one checked digit; a wrong one becomes a failure of its own type."""
+def _answer_event(environment: Environment, name: str, expected: int, got: int, is_digit: bool | None = None) -> None:
+    """Log one checked digit; a wrong or flagged one becomes a failure of its own type."""
+    exception: AssertionError | None = None
+    if got != expected:
+        exception = WrongDigit(expected, got)
+    elif is_digit is False:
+        exception = FlaggedDigit(expected)
     environment.events.request.fire(
         request_type=ANSWER,
         name=name,
         response_time=None,
         response_length=0,
         context={},
-        exception=None if got == expected else WrongDigit(expected, got),
+        exception=exception,
     )
 
 
@@ -175,8 +254,10 @@ class MnistClient(HttpUser):
             body = resp.json()
             if route == "/predict":
                 digits = [check_prediction(body, self._version)]
+                flags = [check_is_digit(body)]
             else:
                 digits = check_batch(body, len(labels), self._version)
+                flags = [check_is_digit(a) for a in body]
         except MalformedAnswer as exc:
             resp.failure(exc)
             return
@@ -184,13 +265,56 @@ class MnistClient(HttpUser):
             resp.failure(MalformedAnswer(f"not JSON: {exc}"))
             return
         resp.success()
-        for key, expected, got in zip(keys, labels, digits, strict=True):
+        kept = _State.kept if tally is _State.clean else _State.photo_kept
+        for key, expected, got, is_digit in zip(keys, labels, digits, flags, strict=True):
             tally.record(key, got == expected)
-            _answer_event(self.environment, f"{kind} {route}", expected, got)
+            _State.record_flag(is_digit, kept, key)
+            _answer_event(self.environment, f"{kind} {route}", expected, got, is_digit)
+
+    def _predict_non_digit(self, up: NonDigit) -> None:
+        """A non-digit upload: it must come back flagged (is_digit false) or refused (422)."""
+        if up.index % 2:
+            kwargs: dict[str, Any] = {"files": {"image": (f"upload.{up.content_type[6:]}", up.data, up.content_type)}}
+        else:
+            kwargs = {"data": up.data, "headers": {"Content-Type": up.content_type}}
+        with self.client.post("/predict", name="/predict [non-digit]", catch_response=True, **kwargs) as resp:
+            key = (up.kind, up.index)
+            try:
+                body = resp.json()
+            except ValueError as exc:
+                resp.failure(MalformedAnswer(f"not JSON: {exc}"))
+                return
+            if resp.status_code == 422 and isinstance(body, dict) and {"error", "accepted"} <= body.keys():
+                resp.success()  # no ink, or refused as not a digit (MNIST_REJECT_NON_DIGITS)
+                _State.refused.record(key, True)
+                return
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                return
+            try:
+                got = check_prediction(body, self._version)
+                is_digit = check_is_digit(body)
+            except MalformedAnswer as exc:
+                resp.failure(exc)
+                return
+            resp.success()
+            _State.record_flag(None if is_digit is None else not is_digit, _State.flagged, key)
+            if is_digit is not None:
+                self.environment.events.request.fire(
+                    request_type=ANSWER,
+                    name=f"{up.kind} non-digit",
+                    response_time=None,
+                    response_length=0,
+                    context={},
+                    exception=NotFlagged(up.kind, got) if is_digit else None,
+                )
 
     @task(4)
     def predict_png(self) -> None:
-        """A 28x28 PNG exactly as MNIST stores it, as a multipart upload."""
+        """A 28x28 PNG exactly as MNIST stores it, as a multipart upload (or, at times, a non-digit)."""
+        if up := _State.next_non_digit():
+            self._predict_non_digit(up)
+            return
         (i,) = _State.next_indices(1)
         data, ctype = render(_State.images[i], "png28", _State.rng)
         with self.client.post(
@@ -200,7 +324,10 @@ class MnistClient(HttpUser):
 
     @task(3)
     def predict_photo(self) -> None:
-        """A photo-like upload; half as multipart, half as a raw image/* body."""
+        """A photo-like upload; half as multipart, half as a raw image/* body (or, at times, a non-digit)."""
+        if non_digit := _State.next_non_digit():
+            self._predict_non_digit(non_digit)
+            return
         up = _State.next_photo()
         if up.index % 2:
             kwargs: dict[str, Any] = {"files": {"image": (f"upload.{up.content_type[6:]}", up.data, up.content_type)}}
@@ -260,7 +387,38 @@ def summary(environment: Environment) -> dict[str, Any]:
         "photo_uploads_checked": _State.photo.n,
         "photo_accuracy": _State.photo.accuracy,
         "photo_accuracy_by_kind": _photo_by_kind(),
+        **_non_digit_summary(),
     }
+
+
+def _non_digit_summary() -> dict[str, Any]:
+    """What the digit detector said: non-digits flagged, digits kept; or why it was not checked."""
+    detector = _State.answers_with_flag > 0
+    out: dict[str, Any] = {
+        "non_digit_share": _State.non_digit_share,
+        "non_digits_sent": _State.non_digits_sent,
+        "detector": detector,
+    }
+    if not detector:
+        why = "no answers yet" if not _State.answers_without_flag else "answers carry is_digit null (no detector)"
+        out["non_digit_checks"] = f"skipped: {why}"
+        return out
+    tally = _State.non_digit_tally()
+    by_kind: dict[str, list[bool]] = {}
+    for (kind, _), flagged in tally.answers.items():
+        by_kind.setdefault(kind, []).append(flagged)
+    out.update(
+        non_digit_checks="checked",
+        non_digits_checked=tally.n,
+        non_digits_flagged=tally.accuracy,
+        non_digits_refused=_State.refused.n,
+        non_digits_flagged_by_kind={k: round(sum(v) / len(v), 4) for k, v in sorted(by_kind.items())},
+        digits_kept=_State.kept.accuracy,
+        digits_checked_for_kept=_State.kept.n,
+        photo_digits_kept=_State.photo_kept.accuracy,
+        answers_without_is_digit=_State.answers_without_flag,
+    )
+    return out
 
 
 def _photo_by_kind() -> dict[str, float]:
@@ -275,8 +433,10 @@ def _progress(environment: Environment, every: float) -> None:
         gevent.sleep(every)
         s = summary(environment)
         acc = f"{100 * s['accuracy']:.2f}%" if s["accuracy"] is not None else "-"
+        flagged = s.get("non_digits_flagged")
         logger.info(
-            "%4.0fs %3d users | %6.1f req/s | p50 %4d ms p99 %5d ms | %d failed | accuracy %s on %d digits",
+            "%4.0fs %3d users | %6.1f req/s | p50 %4d ms p99 %5d ms | %d failed | accuracy %s on %d digits"
+            " | non-digits flagged %s of %d",
             s["duration_s"],
             environment.runner.user_count,
             s["req_per_s"],
@@ -285,6 +445,8 @@ def _progress(environment: Environment, every: float) -> None:
             s["http_failures"],
             acc,
             s["digits_checked"],
+            "-" if flagged is None else f"{100 * flagged:.0f}%",
+            s.get("non_digits_checked", 0),
         )
 
 
@@ -306,8 +468,11 @@ def _judge(environment: Environment, **_: Any) -> None:
         p99_ms=opts.p99_budget_ms,
         max_accuracy_drop_pp=opts.max_accuracy_drop_pp,
         min_photo_accuracy=opts.min_photo_accuracy,
+        min_non_digits_flagged=opts.min_non_digits_flagged,
+        min_digits_kept=opts.min_digits_kept,
     )
     s = summary(environment)
+    detector = s["detector"]
     reasons = verdict(
         budgets,
         http_requests=s["http_requests"],
@@ -316,7 +481,11 @@ def _judge(environment: Environment, **_: Any) -> None:
         recorded_accuracy=s["recorded_accuracy"],
         clean=_State.clean,
         photo=_State.photo,
+        non_digits=_State.non_digit_tally() if detector else None,
+        kept=_State.kept if detector else None,
     )
+    if not detector:
+        logger.warning("non-digit checks %s", s["non_digit_checks"])
     s.update(passed=not reasons, reasons=reasons, budgets=budgets.__dict__)
     if opts.guard_json:
         Path(opts.guard_json).write_text(json.dumps(s, indent=2) + "\n")

@@ -70,6 +70,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="floor for photo-like uploads (default %(default)s)",
     )
     p.add_argument(
+        "--non-digit-share",
+        type=float,
+        default=0.05,
+        help="share of single-image uploads that are not digits, checked to come back flagged (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-non-digits-flagged",
+        type=float,
+        default=b.min_non_digits_flagged,
+        help="floor for non-digits flagged, when the model has a detector (default %(default)s)",
+    )
+    p.add_argument(
+        "--min-digits-kept",
+        type=float,
+        default=b.min_digits_kept,
+        help="floor for MNIST digits answered is_digit true, when the model has a detector (default %(default)s)",
+    )
+    p.add_argument(
         "--max-memory-growth",
         type=float,
         default=0.10,
@@ -146,6 +164,12 @@ def _locust_cmd(args: argparse.Namespace, url: str) -> list[str]:
         str(args.max_accuracy_drop_pp),
         "--min-photo-accuracy",
         str(args.min_photo_accuracy),
+        "--non-digit-share",
+        str(args.non_digit_share),
+        "--min-non-digits-flagged",
+        str(args.min_non_digits_flagged),
+        "--min-digits-kept",
+        str(args.min_digits_kept),
         "--mnist-data-dir",
         str(args.data_dir),
         "--guard-json",
@@ -227,11 +251,17 @@ def _one_line(s: dict[str, Any]) -> str:
     acc = f"{100 * s['accuracy']:.2f}%" if s.get("accuracy") is not None else "n/a"
     rec = f"{100 * s['recorded_accuracy']:.2f}%" if s.get("recorded_accuracy") else "n/a"
     photo = f"{100 * s['photo_accuracy']:.2f}%" if s.get("photo_accuracy") is not None else "n/a"
+    if s.get("non_digit_checks") == "checked":
+        kept = f"{100 * s['digits_kept']:.2f}%" if s.get("digits_kept") is not None else "n/a"
+        flagged = f"{100 * s['non_digits_flagged']:.1f}%" if s.get("non_digits_flagged") is not None else "n/a"
+        detector = f"; non-digits flagged {flagged} of {s['non_digits_checked']}, digits kept {kept}"
+    else:
+        detector = f"; non-digit checks {s.get('non_digit_checks', 'skipped')}"
     return (
         f"{s['users']} users, {s['duration_s']:.0f} s: {s['http_requests']} requests, "
         f"{s['req_per_s']:.1f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
         f"{s['http_failures']} failed; accuracy {acc} on {s['digits_checked']} digits "
-        f"(recorded {rec}), photo-like {photo} on {s['photo_uploads_checked']}"
+        f"(recorded {rec}), photo-like {photo} on {s['photo_uploads_checked']}{detector}"
     )
 
 

@@ -6,11 +6,14 @@ import pytest
 
 from harness.checks import (
     Budgets,
+    FlaggedDigit,
     MalformedAnswer,
+    NotFlagged,
     Tally,
     WrongDigit,
     accuracy_upper_bound,
     check_batch,
+    check_is_digit,
     check_prediction,
     memory_growth,
     verdict,
@@ -66,6 +69,32 @@ class TestAnswers:
 
     def test_wrong_digit_names_both_digits(self) -> None:
         assert str(WrongDigit(4, 9)) == "wrong digit: 4 read as 9"
+        assert str(NotFlagged("letters", 1)) == "non-digit not flagged: letters read as 1"
+        assert str(FlaggedDigit(7)) == "digit flagged as a non-digit: a 7"
+
+
+class TestIsDigit:
+    def test_a_detector_answers_a_flag_and_its_score(self) -> None:
+        assert check_is_digit({**_prediction(), "is_digit": True, "digit_score": 0.97}) is True
+        assert check_is_digit({**_prediction(), "is_digit": False, "digit_score": 0.02}) is False
+
+    def test_no_detector_is_null_or_absent(self) -> None:
+        assert check_is_digit({**_prediction(), "is_digit": None, "digit_score": None}) is None
+        assert check_is_digit(_prediction()) is None  # a service from before issue 12
+
+    @pytest.mark.parametrize(
+        ("fields", "message"),
+        [
+            ({"is_digit": "yes", "digit_score": 0.9}, "is_digit 'yes'"),
+            ({"is_digit": 1, "digit_score": 0.9}, "is_digit 1"),
+            ({"is_digit": True, "digit_score": None}, "digit_score None"),
+            ({"is_digit": True, "digit_score": 1.5}, "digit_score 1.5"),
+            ({"is_digit": None, "digit_score": 0.5}, "without is_digit"),
+        ],
+    )
+    def test_malformed_flags_say_why(self, fields: dict, message: str) -> None:
+        with pytest.raises(MalformedAnswer, match=message):
+            check_is_digit({**_prediction(), **fields})
 
 
 class TestAccuracyBound:
@@ -127,6 +156,28 @@ class TestVerdict:
         for i in range(1000):
             photo.record(("photo", i), i >= 50)  # 95%
         assert any("photo-like" in r for r in self._judge(photo=photo))
+
+    def test_non_digits_must_be_flagged(self) -> None:
+        flagged = Tally()
+        for i in range(200):
+            flagged.record(("letters", i), i >= 60)  # 70% flagged
+        reasons = self._judge(non_digits=flagged)
+        assert any("70.0% of 200 non-digit uploads were flagged" in r for r in reasons), reasons
+        few = Tally()
+        for i in range(10):
+            few.record(("shapes", i), i >= 1)  # 9 of 10: too few to call it under 90%
+        assert self._judge(non_digits=few) == []
+
+    def test_digits_must_be_kept(self) -> None:
+        kept = Tally(population=10_000)
+        for i in range(10_000):
+            kept.record(i, i >= 300)  # 97% kept
+        assert any("97.00% of 10000 MNIST digits were kept" in r for r in self._judge(kept=kept))
+        assert self._judge(kept=self._clean(9_950)) == []
+
+    def test_without_a_detector_nothing_is_judged(self) -> None:
+        assert self._judge(non_digits=None, kept=None) == []
+        assert self._judge(non_digits=Tally(), kept=Tally()) == []
 
     def test_nothing_answered_fails(self) -> None:
         reasons = self._judge(http_requests=0, clean=Tally(population=10_000), recorded_accuracy=None)

@@ -58,11 +58,21 @@ class TestSmoke:
             "20",
             "--p99-ms",
             "2000",
+            "--non-digit-share",
+            "0.2",
         )
         assert code == 0, output[-3000:]
         assert guard["passed"] and guard["http_failures"] == 0
         routes = set(guard["per_route"])
-        assert {"/predict [png28]", "/predict [photo-like]", "/predict_pixels"} <= routes, routes
+        assert {"/predict [png28]", "/predict [photo-like]", "/predict_pixels", "/predict [non-digit]"} <= routes, (
+            routes
+        )
+        assert guard["non_digits_sent"] > 0
+        if guard["detector"]:  # the served model has a digit detector: its answers were judged
+            assert guard["non_digit_checks"] == "checked" and guard["non_digits_checked"] > 0, guard
+        else:
+            assert guard["non_digit_checks"].startswith("skipped: answers carry is_digit null"), guard
+            assert "non-digit checks skipped" in output
         assert guard["digits_checked"] > 50 and guard["photo_uploads_checked"] > 5
         assert guard["accuracy"] is not None and guard["recorded_accuracy"] is not None
         for name in ("report.html", "locust_stats.csv", "locust_failures.csv"):
