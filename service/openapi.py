@@ -80,7 +80,8 @@ PAGES = {
                                         "required": ["provider", "intra_op_threads", "digit_threshold"],
                                         "properties": {
                                             "digit_threshold": {
-                                                "type": ["number", "null"],
+                                                "type": "number",
+                                                "nullable": True,
                                                 "description": "the digit threshold in force "
                                                 "(MNIST_DIGIT_THRESHOLD, else the detector's); null: no detector",
                                             },
@@ -122,7 +123,7 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
-    schemas["Prediction"] = Prediction.model_json_schema()
+    schemas["Prediction"] = nullable_3_0(Prediction.model_json_schema())
     one_image = {
         "multipart/form-data": {
             "schema": {
@@ -200,6 +201,19 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             post["security"] = [{"bearer": []}, {"apiKey": []}]
             post["responses"]["401"] = _error(401)
     return spec
+
+
+def nullable_3_0(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic writes `X | None` as JSON Schema's anyOf [X, {"type": "null"}]; BentoML's document
+    is OpenAPI 3.0, which has no null type and says X with `nullable: true` instead."""
+    properties = {}
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf", [])
+        if len(options) == 2 and {"type": "null"} in options:
+            (other,) = [o for o in options if o != {"type": "null"}]
+            prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **other, "nullable": True}
+        properties[name] = prop
+    return {**schema, "properties": properties}
 
 
 def _formats() -> str:

@@ -55,8 +55,15 @@ def test_with_api_keys_every_image_route_documents_its_401() -> None:
         assert "401" in post["responses"] and post["security"]
 
 
-def test_schemathesis_finds_no_failures(tmp_path: Path) -> None:
-    with running_service(env=ENV) as url:
+@pytest.mark.parametrize("model", ["served", "detector"])
+def test_schemathesis_finds_no_failures(tmp_path: Path, model: str, request: pytest.FixtureRequest) -> None:
+    """The repo's served model; and the tiny digit-detector model with MNIST_REJECT_NON_DIGITS on
+    (is_digit and digit_score filled in, /predict's 422 for non-digits; tests/conftest.py)."""
+    env = ENV
+    if model == "detector":
+        models = request.getfixturevalue("detector_models")
+        env = {**ENV, "MNIST_MODELS_DIR": str(models), "MNIST_REJECT_NON_DIGITS": "true"}
+    with running_service(env=env) as url:
         paths = httpx.get(f"{url}/docs.json").json()["paths"]
         assert set(IMAGE_ROUTES) <= set(paths)
         cmd = [

@@ -68,6 +68,18 @@ BROKEN = {
         "metadata names output 'probs'",
     ),
     "wrong output shape": ({"onnx_bytes": tiny_onnx(classes=9)}, "has shape"),
+    # metadata describes a digit detector the graph does not have
+    "detector output missing": (
+        {
+            "outputs": {
+                "logits": _spec("logits", ["N", 10]),
+                "probabilities": _spec("probabilities", ["N", 10]),
+                "digit_score": _spec("digit_score", ["N"]),
+            },
+            "digit_detector": {"output": "digit_score", "threshold": 0.5},
+        },
+        "metadata names output 'digit_score'",
+    ),
 }
 
 

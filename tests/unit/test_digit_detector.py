@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import onnx
@@ -18,6 +19,7 @@ from harness.tiny_model import tiny_digit_score, tiny_onnx, write_model_dir
 from service import metrics
 from service.errors import not_a_digit
 from service.model import Classifier, ModelError, Outputs, resolve, validate
+from service.openapi import complete
 from service.schemas import Prediction, prediction_answers, predictions_json
 from service.settings import Settings
 
@@ -198,6 +200,16 @@ class TestAnswers:
         schema = Prediction.model_json_schema()
         assert {"is_digit", "digit_score"} <= set(schema["required"])
         assert {"type": "null"} in schema["properties"]["is_digit"]["anyOf"]
+
+    def test_api_docs_say_nullable_as_openapi_3_0_does(self) -> None:
+        """BentoML's document is OpenAPI 3.0: no null type, `nullable: true` instead."""
+        spec = complete({"paths": {"/predict": {"post": {}}}}, Settings())
+        props = spec["components"]["schemas"]["Prediction"]["properties"]
+        assert props["is_digit"] == {"type": "boolean", "nullable": True, "description": ANY, "title": "Is Digit"}
+        assert (props["digit_score"]["type"], props["digit_score"]["nullable"]) == ("number", True)
+        assert (props["digit_score"]["minimum"], props["digit_score"]["maximum"]) == (0.0, 1.0)
+        assert '"null"' not in json.dumps(spec["components"]["schemas"]["Prediction"])  # no null type
+        assert "MNIST_REJECT_NON_DIGITS" in spec["paths"]["/predict"]["post"]["responses"]["422"]["description"]
 
     @pytest.mark.parametrize(
         ("score", "threshold", "says"),
