@@ -1,4 +1,4 @@
-"""`mnist`: data, train, export, evaluate, promote, rollback, list, and the end-to-end pipeline.
+"""`mnist`: data, train, train-detector, export, evaluate, promote, rollback, list, and the end-to-end pipeline.
 
 The parsed arguments are turned into plain values and configs here, once; the commands below
 take only those (STYLE.md: never hand a Namespace down the call chain).
@@ -17,6 +17,7 @@ from contract import read_served
 from training.checkpoint import CheckpointError
 from training.config import FINETUNE, TrainConfig, recipe
 from training.data import DataNotFoundError, ensure_mnist, resolve_data_dir
+from training.detector import DetectorConfig
 from training.export import DEFAULT_OPSET, ExportError
 from training.models import ARCHITECTURES, ModelConfig
 from training.registry import DEFAULT_FLOOR, DEFAULT_MAX_DROP_PP, PromotionError
@@ -100,6 +101,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-temperature",
         action="store_true",
         help="export uncalibrated (default: fit a temperature on validation and fold it into the graph)",
+    )
+    p.add_argument(
+        "--detector",
+        type=Path,
+        help="detector.pt from `mnist train-detector` beside this model.onnx: adds the digit_score output",
+    )
+    _add_data_args(p)
+
+    p = sub.add_parser(
+        "train-detector", help="train the non-digit detector beside an exported classifier (kept frozen)"
+    )
+    p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/detector"), help="output folder (default: runs/detector)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=DetectorConfig.epochs,
+        help=f"passes over the training digits (default: {DetectorConfig.epochs})",
+    )
+    p.add_argument(
+        "--negatives-per-kind",
+        type=int,
+        default=DetectorConfig.negatives_per_kind,
+        help=f"training negatives of each kind (default: {DetectorConfig.negatives_per_kind:,})",
+    )
+    p.add_argument(
+        "--keep",
+        type=float,
+        default=DetectorConfig.keep,
+        help=f"share of validation digits the threshold keeps (default: {DetectorConfig.keep})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DetectorConfig.seed,
+        help=f"negatives and initial weights (default: {DetectorConfig.seed})",
     )
     _add_data_args(p)
 
@@ -203,12 +240,17 @@ def cmd_train(run: TrainRun, data: Data) -> Path:
 
 
 def cmd_export(
-    checkpoint: Path, out: Path | None, data: Data, opset: int = DEFAULT_OPSET, temperature: bool = True
+    checkpoint: Path,
+    out: Path | None,
+    data: Data,
+    opset: int = DEFAULT_OPSET,
+    temperature: bool = True,
+    detector: Path | None = None,
 ) -> Path:
     from training.export import export_checkpoint
 
     out = out or checkpoint.parent / "export"
-    meta = export_checkpoint(checkpoint, out, data.root, opset, temperature)
+    meta = export_checkpoint(checkpoint, out, data.root, opset, temperature, detector)
     cal = meta.get("calibration")
     calibrated = (
         (
@@ -222,7 +264,18 @@ def cmd_export(
         f"wrote {out}/model.onnx ({meta['version']}, test accuracy {100 * meta['test_accuracy']:.2f}%, "
         f"parity {meta['parity_max_abs_diff']:.1e}{calibrated}) and metadata.json"
     )
+    if "digit_detector" in meta:
+        det = meta["digit_detector"]
+        print(
+            f"digit_score output: threshold {det['threshold']:.4f} keeps {100 * det['keeps']:g}% of validation digits"
+        )
     return out
+
+
+def cmd_train_detector(classifier: Path, run_dir: Path, data: Data, cfg: DetectorConfig) -> Path:
+    from training.detector import train_detector
+
+    return train_detector(classifier, data.root, run_dir, cfg)
 
 
 def cmd_evaluate(model: Path, out: Path | None, data: Data, threads: int = 2) -> dict:
@@ -319,7 +372,12 @@ def run_command(args: argparse.Namespace) -> None:
         case "train":
             cmd_train(TrainRun.from_args(args), data)
         case "export":
-            cmd_export(args.checkpoint, args.out, data, args.opset, not args.no_temperature)
+            cmd_export(args.checkpoint, args.out, data, args.opset, not args.no_temperature, args.detector)
+        case "train-detector":
+            cfg = DetectorConfig(
+                epochs=args.epochs, negatives_per_kind=args.negatives_per_kind, keep=args.keep, seed=args.seed
+            )
+            cmd_train_detector(args.classifier, args.run_dir, data, cfg)
         case "evaluate":
             cmd_evaluate(args.model, args.out, data, args.threads)
         case "compare":

@@ -20,6 +20,7 @@ from training.calibrate import Calibrated, fit_temperature, low_confidence_thres
 from training.checkpoint import model_from_checkpoint
 from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
+from training.detector import WithDetector, fit_threshold, load_detector
 from training.evaluate import evaluate_onnx
 from training.models import ModelConfig, count_parameters
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("logits", "probabilities")
+SCORE_NAME = "digit_score"  # with a detector: (N,) in [0, 1], "this frame is one handwritten digit"
 DEFAULT_OPSET = 18
 PARITY_TOLERANCE = 1e-4
 
@@ -57,9 +59,16 @@ def code_revision() -> str:
         return "unknown"
 
 
+def graph_of(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """The module that becomes the graph, and its output names: a detector brings its score."""
+    if isinstance(model, WithDetector):
+        return model.eval(), [*OUTPUT_NAMES, SCORE_NAME]
+    return WithProbabilities(model.eval()), list(OUTPUT_NAMES)
+
+
 def export_onnx(model: nn.Module, path: Path, opset: int = DEFAULT_OPSET) -> None:
-    """Export with a dynamic batch dimension: input (N, 1, 28, 28) -> logits, probabilities (N, 10)."""
-    wrapped = WithProbabilities(model.eval())
+    """A dynamic batch: pixels (N, 1, 28, 28) -> logits, probabilities (N, 10) [, digit_score (N,)]."""
+    wrapped, names = graph_of(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -67,7 +76,7 @@ def export_onnx(model: nn.Module, path: Path, opset: int = DEFAULT_OPSET) -> Non
             (torch.zeros(2, 1, 28, 28),),
             str(path),
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
+            output_names=names,
             dynamic_shapes={"pixels": {0: torch.export.Dim("N")}},
             opset_version=opset,
             dynamo=True,
@@ -84,10 +93,11 @@ def check_export(model: nn.Module, path: Path, images: np.ndarray) -> float:
         raise ExportError(f"onnx.checker rejected {path}: {exc}") from None
     x = images.astype(np.float32)[:, None] / 255.0  # (N, 1, 28, 28) in [0, 1]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (ort_probs,) = session.run([OUTPUT_NAMES[1]], {INPUT_NAME: x})
+    wrapped, names = graph_of(model)
+    ort_outs = session.run(names[1:], {INPUT_NAME: x})  # probabilities [, digit_score]
     with torch.no_grad():
-        _, torch_probs = WithProbabilities(model.eval())(torch.from_numpy(x))
-    diff = float(np.abs(ort_probs - torch_probs.numpy()).max())
+        torch_outs = wrapped(torch.from_numpy(x))[1:]
+    diff = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(ort_outs, torch_outs, strict=True))
     if not diff < PARITY_TOLERANCE:
         raise ExportError(f"onnxruntime and PyTorch disagree on {path}: max |dp| = {diff:.2e} >= {PARITY_TOLERANCE}")
     return diff
@@ -146,15 +156,55 @@ def _from_exported(onnx_path: Path, data_root: Path) -> tuple[nn.Module, ModelCo
     return model, config_beside(onnx_path), tc, state
 
 
+def detector_metadata(onnx_path: Path, tc: TrainConfig, data_root: Path, det_state: dict) -> dict:
+    """metadata.json's digit_detector: the threshold fitted on the exported graph's validation scores."""
+    images, labels = load_split(data_root, train=True)
+    val_x = train_val_split(images, labels, tc.val_size, tc.split_seed).val_x.numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (val_scores,) = session.run([SCORE_NAME], {INPUT_NAME: val_x.astype(np.float32)[:, None] / 255.0})
+    keep = det_state["detector_config"]["keep"]
+    threshold = fit_threshold(val_scores, keep)
+    validation = det_state["validation"]
+    return {
+        "digit_detector": {
+            "output": SCORE_NAME,
+            "threshold": round(threshold, 6),
+            "keeps": keep,
+            "fitted_on": f"validation: the {len(val_x):,} training-set digits the classifier never trained on "
+            f"(split_seed {tc.split_seed}); the score that keeps {100 * keep:g}% of them",
+            "flags_below": "digit_score < threshold: not one handwritten digit",
+            "trained_kinds": det_state["trained_kinds"],
+            "validation": {k: validation[k] for k in ("auroc", "flagged", "flagged_by_kind", "epoch")},
+            "trained_beside": det_state["classifier_version"],
+            "config": det_state["detector_config"],
+            "epoch_seconds": [h["epoch_seconds"] for h in det_state["history"]],
+        }
+    }
+
+
 def export_checkpoint(
-    checkpoint: Path, out_dir: Path, data_root: Path, opset: int = DEFAULT_OPSET, temperature: bool = True
+    checkpoint: Path,
+    out_dir: Path,
+    data_root: Path,
+    opset: int = DEFAULT_OPSET,
+    temperature: bool = True,
+    detector: Path | None = None,
 ) -> dict:
     """Checkpoint -> out_dir/model.onnx + out_dir/metadata.json (with full test-set metrics).
 
     With temperature (the default), T is fitted on the run's validation split and folded into the
     graph: its logits are the model's divided by T, its probabilities their softmax. A model.onnx
     in place of the checkpoint re-exports that version (e.g. to calibrate a model already served).
+    A detector checkpoint (`mnist train-detector`) trained beside this classifier adds the
+    digit_score output, with its threshold fitted on the same validation digits.
     """
+    if detector is not None:
+        det, det_state = load_detector(detector)
+        if checkpoint.suffix != ".onnx" or sha256_file(checkpoint) != det_state["classifier_sha256"]:
+            raise ExportError(
+                f"{detector} was trained beside {det_state['classifier_onnx']} (sha256 "
+                f"{det_state['classifier_sha256'][:8]}), not {checkpoint}: export that model.onnx with it"
+            )
     if checkpoint.suffix == ".onnx":
         model, mc, tc, state = _from_exported(checkpoint, data_root)
     else:
@@ -163,8 +213,11 @@ def export_checkpoint(
     onnx_path = out_dir / "model.onnx"
     test_x, test_y = (t.numpy() for t in load_split(data_root, train=False))
     calibration = calibrate(model, tc, data_root, test_x, test_y) if temperature else None
-    if calibration and calibration["temperature"] != 1.0:
-        model = Calibrated(model, calibration["temperature"]).eval()
+    t = calibration["temperature"] if calibration else 1.0
+    if detector is not None:
+        model = WithDetector(model, det, t).eval()
+    elif t != 1.0:
+        model = Calibrated(model, t).eval()
     export_onnx(model, onnx_path, opset)
     parity = check_export(model, onnx_path, test_x[:256])  # a fixed batch: the first 256 test digits
     report = evaluate_onnx(onnx_path, test_x, test_y, measure_speed=False)
@@ -188,6 +241,7 @@ def export_checkpoint(
         "outputs": {
             "logits": {"name": OUTPUT_NAMES[0], "shape": ["N", 10]},
             "probabilities": {"name": OUTPUT_NAMES[1], "shape": ["N", 10]},
+            **({"digit_score": {"name": SCORE_NAME, "shape": ["N"]}} if detector is not None else {}),
         },
         "labels": [str(d) for d in range(10)],
         "test_accuracy": report["accuracy"],
@@ -204,6 +258,7 @@ def export_checkpoint(
         "epoch_seconds": [h["epoch_seconds"] for h in history],
         **({"temperature": calibration["temperature"], "calibration": calibration} if calibration else {}),
         **({"re_exported_from": state["exported_from"]} if "exported_from" in state else {}),
+        **(detector_metadata(onnx_path, tc, data_root, det_state) if detector is not None else {}),
         "train_device": history[-1]["device"] if history else None,
         "dataset": state.get("data", {}),
         "code_revision": code_revision(),

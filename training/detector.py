@@ -1,0 +1,225 @@
+"""Is this one handwritten digit? A small detector trained beside a frozen classifier.
+
+Outlier exposure with negatives the project makes (training/negatives.py): MNIST training
+digits are the positives, letters, two-digit numbers, scribbles and photo crops the negatives,
+both through the same upload augmentation. The detector reads the frame with a small CNN of its
+own and the classifier's pooled features (free: the classifier runs anyway), and is exported in
+the same graph as a `digit_score` output. The classifier is frozen, so digit accuracy cannot move.
+
+Its threshold is fitted on validation digits (the classifier's own held-out split): the score
+that keeps `keep` of them; the checkpoint kept is the one that flags the most validation
+negatives at that threshold. The test set is never looked at here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from contract import sha256_file
+from training.augment import upload_like
+from training.config import TrainConfig
+from training.data import load_split, to_float, train_val_split
+from training.models import Normalize, _conv_bn
+from training.negatives import KINDS, bank
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How the detector is built and trained; stored in its checkpoint."""
+
+    channels: tuple[int, int, int] = (16, 32, 32)
+    hidden: int = 64
+    feature_dim: int = 64  # the classifier's pooled features (mnist-cnn's last conv width)
+    epochs: int = 6
+    steps: int | None = None  # per epoch; None: one pass over the training digits
+    batch_size: int = 128  # digits per step, and as many negatives
+    lr: float = 2e-3
+    negatives_per_kind: int = 15_000
+    val_negatives_per_kind: int = 1_000
+    keep: float = 0.995  # share of validation digits the threshold keeps
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DigitDetector(nn.Module):
+    """(N, 1, 28, 28) frames + (N, F) classifier features -> (N,) logit of "one handwritten digit"."""
+
+    def __init__(self, cfg: DetectorConfig = DetectorConfig()) -> None:
+        super().__init__()
+        c1, c2, c3 = cfg.channels
+        self.conv = nn.Sequential(
+            Normalize(),
+            *_conv_bn(1, c1), nn.MaxPool2d(2),  # (N, c1, 14, 14)
+            *_conv_bn(c1, c2), nn.MaxPool2d(2),  # (N, c2, 7, 7)
+            *_conv_bn(c2, c3), nn.Flatten(),  # (N, c3 * 49): where the ink is matters (two digits side by side)
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Linear(c3 * 49 + cfg.feature_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1))
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.conv(x), features], dim=1)).squeeze(1)  # (N,)
+
+
+def split_classifier(classifier: nn.Sequential) -> tuple[nn.Module, nn.Module]:
+    """mnist-cnn as (body: frames -> pooled features (N, F), head: features -> logits (N, 10))."""
+    layers = list(classifier)  # (slicing would call MnistCNN's own constructor)
+    return nn.Sequential(*layers[:-1]), layers[-1]
+
+
+class WithDetector(nn.Module):
+    """The exported graph: logits / T, their softmax, and the detector's digit score in [0, 1].
+
+    The classifier stays whole under `model` so its weights keep their names in the graph
+    (`mnist train --init-from` reads them back by name).
+    """
+
+    def __init__(self, classifier: nn.Sequential, detector: DigitDetector, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.model = classifier
+        self.detector = detector
+        self.temperature = float(temperature)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        *body, head = list(self.model)
+        features = pixels
+        for layer in body:
+            features = layer(features)  # ends (N, F): the pooled features
+        logits = head(features) / self.temperature  # (N, 10)
+        return logits, torch.softmax(logits, dim=1), torch.sigmoid(self.detector(pixels, features))  # ..., (N,)
+
+
+@torch.no_grad()
+def scores(detector: DigitDetector, body: nn.Module, frames: torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """uint8 (N, 28, 28) frames -> (N,) float digit scores in [0, 1]."""
+    detector.eval()
+    out = []
+    for i in range(0, len(frames), batch):
+        x = to_float(frames[i : i + batch])
+        out.append(torch.sigmoid(detector(x, body(x))))
+    return torch.cat(out).numpy()
+
+
+def fit_threshold(digit_scores: np.ndarray, keep: float) -> float:
+    """The score that keeps `keep` of these (validation) digits: its (1 - keep) quantile."""
+    return float(np.quantile(digit_scores, 1.0 - keep))
+
+
+def evaluate(digit_scores: np.ndarray, negative_scores: np.ndarray, kinds: np.ndarray, keep: float) -> dict:
+    """Threshold, digits kept, negatives flagged (all and per kind), AUROC."""
+    t = fit_threshold(digit_scores, keep)
+    y = np.r_[np.ones(len(digit_scores)), np.zeros(len(negative_scores))]
+    return {
+        "threshold": t,
+        "digits_kept": float((digit_scores >= t).mean()),
+        "flagged": float((negative_scores < t).mean()),
+        "flagged_by_kind": {KINDS[k]: float((negative_scores[kinds == k] < t).mean()) for k in np.unique(kinds)},
+        "auroc": float(roc_auc_score(y, np.r_[digit_scores, negative_scores])),
+    }
+
+
+def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: DetectorConfig) -> Path:
+    """Train beside the exported classifier (kept frozen); writes out_dir/detector.pt and returns it."""
+    from training.warmstart import model_from_onnx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    meta = json.loads((classifier_onnx.parent / "metadata.json").read_text())
+    tc = TrainConfig.from_dict(meta["train_config"])
+    images, labels = load_split(data_root, train=True)
+    splits = train_val_split(images, labels, tc.val_size, tc.split_seed)  # the classifier's own split
+    classifier = model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval()
+    body, _ = split_classifier(classifier)
+    for p in classifier.parameters():
+        p.requires_grad_(False)
+
+    t0 = time.time()
+    cache = out_dir / f"negatives-{cfg.negatives_per_kind}-{cfg.val_negatives_per_kind}-{cfg.seed}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            neg, neg_kind, val_neg, val_kind = (z[k] for k in ("neg", "neg_kind", "val_neg", "val_kind"))
+    else:
+        print(f"making {cfg.negatives_per_kind:,} negatives per kind ({', '.join(KINDS)}) ...", flush=True)
+        neg, neg_kind = bank(cfg.negatives_per_kind, cfg.seed, splits.train_x.numpy())
+        val_neg, val_kind = bank(cfg.val_negatives_per_kind, cfg.seed + 1, splits.val_x.numpy())
+        np.savez_compressed(cache, neg=neg, neg_kind=neg_kind, val_neg=val_neg, val_kind=val_kind)
+    print(f"{len(neg):,} training and {len(val_neg):,} validation negatives ({time.time() - t0:.0f} s)", flush=True)
+    neg_t, val_neg_t = torch.from_numpy(neg), torch.from_numpy(val_neg)
+
+    detector = DigitDetector(cfg)
+    opt = torch.optim.AdamW(detector.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    steps = cfg.steps or len(splits.train_x) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    best: dict | None = None
+    for epoch in range(1, cfg.epochs + 1):
+        detector.train()
+        start, total = time.time(), 0.0
+        pos_order = torch.randperm(len(splits.train_x), generator=gen)
+        for step in range(steps):
+            pos = splits.train_x[pos_order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
+            neg_b = neg_t[torch.randint(len(neg_t), (cfg.batch_size,), generator=gen)]
+            x = upload_like(to_float(torch.cat([pos, neg_b])), gen)  # (2B, 1, 28, 28): the same augmentation for both
+            y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg_b))])
+            with torch.no_grad():
+                features = body(x)  # (2B, F); body is in eval mode: its BN statistics stay as exported
+            loss = F.binary_cross_entropy_with_logits(detector(x, features), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+            if (step + 1) % 100 == 0:
+                print(f"  epoch {epoch} step {step + 1}/{steps} loss {total / (step + 1):.4f}", flush=True)
+        seconds = time.time() - start
+        report = evaluate(scores(detector, body, splits.val_x), scores(detector, body, val_neg_t), val_kind, cfg.keep)
+        history.append({"epoch": epoch, "loss": total / steps, "epoch_seconds": round(seconds, 1), **report})
+        by_kind = ", ".join(f"{k} {100 * v:.1f}%" for k, v in report["flagged_by_kind"].items())
+        print(
+            f"epoch {epoch}/{cfg.epochs}: loss {total / steps:.4f}, val AUROC {report['auroc']:.4f}, "
+            f"{100 * report['flagged']:.1f}% of negatives flagged keeping {100 * report['digits_kept']:.1f}% "
+            f"of digits ({by_kind}), {seconds:.0f} s",
+            flush=True,
+        )
+        if best is None or (report["flagged"], report["auroc"]) > (best["flagged"], best["auroc"]):
+            best = {**report, "epoch": epoch}
+            torch.save(
+                {
+                    "detector": detector.state_dict(),
+                    "detector_config": cfg.to_dict(),
+                    "classifier_onnx": str(classifier_onnx),
+                    "classifier_sha256": sha256_file(classifier_onnx),
+                    "classifier_version": meta["version"],
+                    "validation": best,
+                    "history": history,
+                    "trained_kinds": list(KINDS),
+                },
+                out_dir / "detector.pt",
+            )
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    assert best is not None
+    print(f"wrote {out_dir / 'detector.pt'} (epoch {best['epoch']}, val AUROC {best['auroc']:.4f})")
+    return out_dir / "detector.pt"
+
+
+def load_detector(path: Path) -> tuple[DigitDetector, dict]:
+    """A detector checkpoint back as (module in eval mode, the checkpoint's other fields)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    raw = state["detector_config"]
+    cfg = DetectorConfig(**{**raw, "channels": tuple(raw["channels"])})
+    detector = DigitDetector(cfg)
+    detector.load_state_dict(state["detector"])
+    return detector.eval(), state

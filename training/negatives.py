@@ -1,0 +1,158 @@
+"""Things that are not one handwritten digit, made here with no network: the detector's negatives.
+
+Four kinds, each drawn as white ink on black and framed the way MNIST frames a digit (fit in
+20x20, centred by mass in 28x28), so they reach the detector as the service would frame them:
+
+    letters      A-Z, a-z from the DejaVu fonts (Debian's fonts-dejavu), rotated and sheared;
+                 I, l, O and o are left out: framed, they are a 1 and a 0
+    two-digit    two MNIST training digits side by side, as a number is written
+    scribbles    one to four random pen strokes
+    photo-crops  crops of scikit-learn's two bundled photos, as the service would ink them
+
+Other kinds (symbols, three-digit numbers, shapes, other photos, textures) are kept out on
+purpose: the evaluation (benchmarks/bench_non_digits.py) measures the detector on them.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+KINDS = ("letters", "two-digit", "scribbles", "photo-crops")
+LETTERS = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in "IlOo"]
+FONT_GLOB = "/usr/share/fonts/truetype/dejavu/DejaVu*.ttf"
+SIDE, BOX = 28, 20
+
+
+def frame(ink: np.ndarray) -> np.ndarray:
+    """(H, W) float ink, white on black -> (28, 28) float32 in [0, 1], framed as MNIST frames digits."""
+    mask = ink > 0.2 * max(float(ink.max()), 1e-6)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return np.zeros((SIDE, SIDE), np.float32)
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.LANCZOS), np.float32)
+    small = np.clip(small / max(float(small.max()), 1e-6), 0.0, 1.0)  # (h', w'), peak ink = 1
+    total = float(small.sum())
+    yy, xx = np.indices(small.shape)
+    cy, cx = float((yy * small).sum()) / total, float((xx * small).sum()) / total
+    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - small.shape[0]))
+    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - small.shape[1]))
+    out = np.zeros((SIDE, SIDE), np.float32)
+    out[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return out
+
+
+def _fonts() -> list[str]:
+    """Font files for letters; Pillow's bundled font where Debian's are not installed."""
+    return sorted(glob.glob(FONT_GLOB)) or [""]
+
+
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+
+
+def _warp(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A small rotation and shear, as a hand or a camera would add."""
+    shear = rng.uniform(-0.3, 0.3)
+    img = img.transform(img.size, Image.Transform.AFFINE, (1, shear, -shear * img.size[1] / 2, 0, 1, 0))
+    return img.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
+
+
+def letter(rng: np.random.Generator, fonts: list[str]) -> np.ndarray:
+    """One letter, in a random DejaVu face and weight."""
+    img = Image.new("L", (96, 96), 0)
+    draw = ImageDraw.Draw(img)
+    font = _font(fonts[rng.integers(len(fonts))], int(rng.integers(40, 64)))
+    char = LETTERS[rng.integers(len(LETTERS))]
+    draw.text((48, 48), char, fill=255, font=font, anchor="mm", stroke_width=int(rng.integers(0, 4)), stroke_fill=255)
+    return np.asarray(_warp(img, rng), np.float32) / 255.0
+
+
+def number(rng: np.random.Generator, digits: np.ndarray, count: int = 2) -> np.ndarray:
+    """count MNIST digits (N, 28, 28) uint8 side by side, a little apart."""
+    picks = digits[rng.integers(len(digits), size=count)].astype(np.float32) / 255.0
+    canvas = np.zeros((40, 28 * count + 20), np.float32)
+    x = 2
+    for d in picks:
+        cols = np.flatnonzero(d.max(0) > 0.2)
+        d = d[:, cols[0] : cols[-1] + 1] if cols.size else d  # (28, w): the digit's own width
+        y = int(rng.integers(0, 13))
+        w = min(d.shape[1], canvas.shape[1] - x)
+        canvas[y : y + 28, x : x + w] = np.maximum(canvas[y : y + 28, x : x + w], d[:, :w])
+        x += w + int(rng.integers(1, 7))  # apart: two touching 1s would be one thick 1
+    return canvas
+
+
+def _chaikin(points: np.ndarray, rounds: int = 4) -> np.ndarray:
+    """Corner cutting: a polyline (K, 2) -> a smooth curve through its neighbourhood."""
+    for _ in range(rounds):
+        a, b = points[:-1], points[1:]
+        cut = np.empty((2 * len(a), 2))
+        cut[0::2], cut[1::2] = 0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b
+        points = np.concatenate([points[:1], cut, points[-1:]])
+    return points
+
+
+def scribble(rng: np.random.Generator) -> np.ndarray:
+    """One to four random curved strokes (four to eight turns each), in random pen widths."""
+    img = Image.new("L", (96, 96), 0)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(1, 5))):
+        curve = _chaikin(rng.uniform(8, 88, size=(int(rng.integers(4, 9)), 2)))
+        draw.line([tuple(p) for p in curve], fill=255, width=int(rng.integers(3, 11)), joint="curve")
+    return np.asarray(img, np.float32) / 255.0
+
+
+def _photos() -> list[np.ndarray]:
+    """scikit-learn's bundled photos (china, flower) in grey, (H, W) float32 in [0, 1]."""
+    from sklearn.datasets import load_sample_images
+
+    return [np.asarray(Image.fromarray(im).convert("L"), np.float32) / 255.0 for im in load_sample_images().images]
+
+
+def photo_crop(rng: np.random.Generator, photos: list[np.ndarray]) -> np.ndarray:
+    """A crop of a photo turned into "ink" as the service would: distance from the paper (median)."""
+    photo = photos[rng.integers(len(photos))]
+    side = int(rng.integers(24, 200))
+    y, x = rng.integers(0, photo.shape[0] - side), rng.integers(0, photo.shape[1] - side)
+    crop = photo[y : y + side, x : x + side]
+    paper = float(np.median(crop[[0, -1]].ravel().tolist() + crop[:, [0, -1]].ravel().tolist()))
+    ink = np.abs(crop - paper)
+    ink = ink / max(float(ink.max()), 1e-3)
+    return np.where(ink < 0.2, 0.0, ink).astype(np.float32)
+
+
+def make(kind: str, n: int, seed: int, digits: np.ndarray) -> np.ndarray:
+    """n framed negatives of one kind: (n, 28, 28) uint8, white on black."""
+    rng = np.random.default_rng(seed)
+    fonts = _fonts()
+    photos = _photos() if kind == "photo-crops" else []
+    draw: dict[str, Callable[[], np.ndarray]] = {
+        "letters": lambda: letter(rng, fonts),
+        "two-digit": lambda: number(rng, digits, 2),
+        "scribbles": lambda: scribble(rng),
+        "photo-crops": lambda: photo_crop(rng, photos),
+    }
+    out = np.empty((n, SIDE, SIDE), np.uint8)
+    i = 0
+    while i < n:
+        framed = frame(draw[kind]())
+        if framed.max() > 0:  # a crop of flat sky has no ink: draw another
+            out[i] = np.round(framed * 255).astype(np.uint8)
+            i += 1
+    return out
+
+
+def bank(
+    n_per_kind: int, seed: int, digits: np.ndarray, kinds: tuple[str, ...] = KINDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every kind's negatives: (n_per_kind * K, 28, 28) uint8 and their kind index (K kinds)."""
+    parts = [make(kind, n_per_kind, seed * 100 + k, digits) for k, kind in enumerate(kinds)]
+    return np.concatenate(parts), np.repeat(np.arange(len(kinds)), n_per_kind)
