@@ -149,9 +149,11 @@ def measure(groups: list[Group], models: list[ScoredModel]) -> dict[str, Any]:
         n = sum(g.n for g in members)
         refused = sum(g.refused for g in members)
         row: dict[str, Any] = {"role": role, "n": n, "refused": refused, "flagged": {}, "auroc_vs_mnist": {}}
+        row["flagged_of_answered"] = {}
         for det, (version, which, threshold) in detectors.items():
             score = pooled(members, version, which)
             row["flagged"][det] = (int((score < threshold).sum()) + refused) / max(n, 1)
+            row["flagged_of_answered"][det] = float((score < threshold).mean()) if len(score) else None
             if role != "digits":
                 row["auroc_vs_mnist"][det] = auroc(getattr(mnist.scores[version], which), score)
         if role == "digits":
@@ -179,6 +181,8 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
         "detector": True,
         "mnist_kept": kept,
         "held_out_flagged": flagged,
+        "held_out_refused": held["refused"],
+        "held_out_flagged_of_answered": held["flagged_of_answered"]["digit_score"],
         "held_out_auroc": area,
         "trained_auroc": rows["trained kinds together"]["auroc_vs_mnist"]["digit_score"],
         "met": {"keep": kept >= KEEP, "flag": flagged >= FLAG, "auroc": area is not None and area >= AUROC},
@@ -365,7 +369,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     ok = {k: "met" if met else "**missed**" for k, met in v["met"].items()}
     return [
         f"- MNIST test digits kept at the threshold {t:.4g}: {_pct(v['mnist_kept'], 2)} (target >= 99%: {ok['keep']})",
-        f"- held-out non-digits flagged: {_pct(v['held_out_flagged'], 2)} together (target >= 90%: {ok['flag']})",
+        f"- held-out non-digits flagged: {_pct(v['held_out_flagged'], 2)} together (target >= 90%: {ok['flag']}); "
+        f"{v['held_out_refused']} of them refused by framing, {_pct(v['held_out_flagged_of_answered'], 2)} of the "
+        "answered ones flagged",
         f"- AUROC, MNIST test digits vs held-out kinds: {_auc(v['held_out_auroc'])} (target >= 0.99: {ok['auroc']}); "
         f"vs trained kinds: {_auc(v['trained_auroc'])}",
     ]
