@@ -12,18 +12,18 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
+from contract import framing
+from contract.framing import BOX, CENTRE, SIDE, centre_of_mass
+from contract.framing import blocks as _blocks
+from contract.framing import peak as _peak
+from contract.framing import place as place  # tests and callers reach it here too
+from contract.framing import resize as _resize
 from service.decode import Decoded
 from service.errors import BadInput
 
-SIDE = 28  # MNIST frame
-BOX = 20  # the digit's longer side inside the frame
-CENTRE = 14.0  # MNIST test digits have their centre of mass at (14, 14), +-0.5 px
 WORK_LONG_SIDE = 384  # enough pixels for a 20x20 digit even when it is small in a big photo
 BACKGROUND_LONG_SIDE = 32  # lighting is smooth: estimate it on a coarse grid
 MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (fraction of full scale)
-INK_THRESHOLD = 0.35  # of the peak: what counts as ink when finding the digit's box
-FLOOR = 0.2  # of the peak: below this is paper texture, noise or JPEG ringing
-TOP_PERCENTILE = 90  # ink at or above this percentile of the strokes is solid (1.0)
 
 NO_INK = "no ink found: the image is blank or has too little contrast to show a digit"
 ACCEPTED_INK = "an image of one handwritten digit, darker or lighter than its background"
@@ -222,11 +222,6 @@ def _small(img: Decoded) -> Decoded:
     return img.reduce((fx, fy), box=(0, 0, w // fx * fx, h // fy * fy))
 
 
-def _resize(channel: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
-    """Resize one float channel (size is (width, height), as Pillow has it)."""
-    return np.asarray(Image.fromarray(channel, mode="F").resize(size, resample), np.float32)
-
-
 def _window(a: np.ndarray, k: int, reduce: str) -> np.ndarray:
     """k x k sliding max/min/mean/median of a small 2-D array, edges padded by repetition."""
     padded = np.pad(a, k // 2, mode="edge")
@@ -283,19 +278,6 @@ def _paper_surface(bright: np.ndarray) -> np.ndarray | None:
     return (design[:, :terms] @ coef).reshape(h, w)
 
 
-def _blocks(a: np.ndarray) -> np.ndarray:
-    """2x2 block means: a lone noisy pixel cannot pass for ink."""
-    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
-    if h == 0 or w == 0:
-        return a
-    return a[:h, :w].reshape(h // 2, 2, w // 2, 2, *a.shape[2:]).mean(axis=(1, 3))
-
-
-def _peak(a: np.ndarray) -> float:
-    """The strongest value that is not a lone noisy pixel."""
-    return float(_blocks(a).max())
-
-
 def is_dark_ink(pixels: np.ndarray) -> bool:
     """Polarity: is the ink darker than the paper? The paper is read from the image's edges (a
     tight crop of a marker digit can be mostly ink, but its rim is mostly paper), and the ink is
@@ -332,41 +314,7 @@ def ink_map(pixels: np.ndarray) -> np.ndarray:
 
 def frame(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink, fit 20x20 keeping aspect, centre by mass in 28x28: (28, 28) float32."""
-    peak = _peak(ink)
-    mask = ink > INK_THRESHOLD * peak
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    # Level strokes between the paper's noise and solid ink, keeping their soft edges.
-    floor, top = FLOOR * peak, float(np.percentile(ink[mask], TOP_PERCENTILE))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    crop = np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0)
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BILINEAR
-    digit = np.clip(_resize(crop.astype(np.float32), size, resample), 0.0, 1.0)
-    if digit.max() <= 0.0:
-        raise BadInput(NO_INK, ACCEPTED_INK, 422)
-    digit /= digit.max()
-    return place(digit)
-
-
-def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
-    """(row, col) of the intensity-weighted centre, in pixel-index coordinates."""
-    by_row = img.sum(1)
-    total = float(by_row.sum())
-    if total <= 0:
-        return (img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2
-    rows = float(by_row @ np.arange(img.shape[0], dtype=by_row.dtype)) / total
-    cols = float(img.sum(0) @ np.arange(img.shape[1], dtype=by_row.dtype)) / total
-    return rows, cols
-
-
-def place(digit: np.ndarray) -> np.ndarray:
-    """Put a digit (h, w <= 28) into 28x28 with its centre of mass at (14, 14), kept inside."""
-    h, w = digit.shape
-    cy, cx = centre_of_mass(digit)
-    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
-    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
-    out = np.zeros((SIDE, SIDE), np.float32)
-    out[top : top + h, left : left + w] = digit
-    return out
+    try:
+        return framing.frame(ink)
+    except framing.NoInk:
+        raise BadInput(NO_INK, ACCEPTED_INK, 422) from None

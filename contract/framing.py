@@ -1,0 +1,86 @@
+"""How ink becomes the 28x28 frame the model reads: MNIST's own recipe, written once for both halves.
+
+Crop to the ink, level the strokes between the paper's noise and solid ink, fit the ink into a
+20x20 box keeping its aspect ratio, and place it in 28x28 with its centre of mass at the centre.
+The service frames every upload with it (service/preprocess.py: after turning a photo into
+ink); training frames what it draws with it (training/negatives.py), so that what the model
+learns from is framed exactly as what it will be served. numpy and Pillow only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+SIDE = 28  # MNIST frame
+BOX = 20  # the digit's longer side inside the frame
+CENTRE = 14.0  # MNIST test digits have their centre of mass at (14, 14), +-0.5 px
+INK_THRESHOLD = 0.35  # of the peak: what counts as ink when finding the digit's box
+FLOOR = 0.2  # of the peak: below this is paper texture, noise or JPEG ringing
+TOP_PERCENTILE = 90  # ink at or above this percentile of the strokes is solid (1.0)
+
+
+class NoInk(ValueError):
+    """Nothing in the image is ink: there is nothing to frame."""
+
+
+def blocks(a: np.ndarray) -> np.ndarray:
+    """2x2 block means: a lone noisy pixel cannot pass for ink."""
+    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    if h == 0 or w == 0:
+        return a
+    return np.asarray(a[:h, :w].reshape(h // 2, 2, w // 2, 2, *a.shape[2:]).mean(axis=(1, 3)))
+
+
+def peak(a: np.ndarray) -> float:
+    """The strongest value that is not a lone noisy pixel."""
+    return float(blocks(a).max())
+
+
+def resize(channel: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """Resize one float channel (size is (width, height), as Pillow has it)."""
+    return np.asarray(Image.fromarray(channel, mode="F").resize(size, resample), np.float32)
+
+
+def frame(ink: np.ndarray) -> np.ndarray:
+    """(H, W) ink >= 0 (0 = paper) -> (28, 28) float32 in [0, 1], white on black; NoInk if none."""
+    top_ink = peak(ink)
+    mask = ink > INK_THRESHOLD * top_ink
+    if top_ink <= 0.0 or not mask.any():
+        raise NoInk("no ink to frame")
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    # Level strokes between the paper's noise and solid ink, keeping their soft edges.
+    floor, top = FLOOR * top_ink, float(np.percentile(ink[mask], TOP_PERCENTILE))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0)
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BILINEAR
+    digit = np.clip(resize(crop.astype(np.float32), size, resample), 0.0, 1.0)
+    if digit.max() <= 0.0:
+        raise NoInk("no ink left after scaling")
+    digit /= digit.max()
+    return place(digit)
+
+
+def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    """(row, col) of the intensity-weighted centre, in pixel-index coordinates."""
+    by_row = img.sum(1)
+    total = float(by_row.sum())
+    if total <= 0:
+        return (img.shape[0] - 1) / 2, (img.shape[1] - 1) / 2
+    rows = float(by_row @ np.arange(img.shape[0], dtype=by_row.dtype)) / total
+    cols = float(img.sum(0) @ np.arange(img.shape[1], dtype=by_row.dtype)) / total
+    return rows, cols
+
+
+def place(digit: np.ndarray) -> np.ndarray:
+    """Put a digit (h, w <= 28) into 28x28 with its centre of mass at (14, 14), kept inside."""
+    h, w = digit.shape
+    cy, cx = centre_of_mass(digit)
+    top = int(np.clip(round(CENTRE - cy), 0, SIDE - h))
+    left = int(np.clip(round(CENTRE - cx), 0, SIDE - w))
+    out = np.zeros((SIDE, SIDE), np.float32)
+    out[top : top + h, left : left + w] = digit
+    return out
