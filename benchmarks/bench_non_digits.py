@@ -53,6 +53,16 @@ MNIST = "MNIST test digits"
 UCI = "UCI digits (sklearn), 8x8 PNG"
 PHOTO = "photo-like digits (everyday kinds)"
 HARD_ROW = "photo-like digits (hard kinds)"
+DRAWN = ("letters", "two-digit", "scribbles", "symbols", "three-digit", "shapes")
+RENDERED_AS = ("clean upload", "28x28 frame", "photo-like", "hard photo-like")
+
+
+def rendered_as(rendering: str) -> str:
+    """A non-digit's rendering, grouped: how its upload was made (textures and photos keep their own)."""
+    named = {"clean": "clean upload", "frame28": "28x28 frame"}
+    if rendering in HARD:
+        return "hard photo-like"
+    return named.get(rendering) or ("photo-like" if rendering in PHOTO_LIKE else rendering)
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Group:
     frames: np.ndarray  # (M, 28, 28) float32: the answered uploads
     refused: int = 0
     labels: np.ndarray | None = None  # (M,) for digits
+    made: np.ndarray | None = None  # (M,) for non-digits: how each upload was made (RENDERED_AS)
     scores: dict[str, Scored] = field(default_factory=dict)  # model version -> its answers
 
     @property
@@ -91,7 +102,7 @@ def build_groups(n: int, per_kind: int, seed: int, mnist_dir: Path) -> list[Grou
     from sklearn.datasets import load_digits  # the dev extra; data inside the wheel
 
     uci = load_digits()
-    todo: list[tuple[str, str, list[bytes], np.ndarray | None]] = [
+    todo: list[tuple[str, str, list[bytes], np.ndarray]] = [
         (UCI, "digits", [png_8x8(c) for c in uci.images], uci.target)
     ]
     ups = list(sample_uploads(images, labels, (*PHOTO_LIKE, *HARD), per_kind, seed=seed))  # other digits per kind
@@ -100,11 +111,18 @@ def build_groups(n: int, per_kind: int, seed: int, mnist_dir: Path) -> list[Grou
         todo.append((f"digits: {kind}", "digits", [u.data for u in mine], np.array([u.label for u in mine])))
     for kind in KINDS:
         role = "trained" if kind in TRAINED_KINDS else "held-out"
-        todo.append((kind, role, [u.data for u in iter_non_digits((kind,), n, seed, mnist_dir)], None))
-    for name, role, blobs, y in todo:
+        nds = list(iter_non_digits((kind,), n, seed, mnist_dir))
+        made = np.array([rendered_as(u.rendering) for u in nds])
+        todo.append((kind, role, [u.data for u in nds], made))
+    for name, role, blobs, tags in todo:
         t0 = time.perf_counter()
         frames, answered = frame_each(blobs)
-        groups.append(Group(name, role, frames, int((~answered).sum()), None if y is None else y[answered]))
+        group = Group(name, role, frames, int((~answered).sum()))
+        if tags is not None and role == "digits":
+            group.labels = tags[answered]
+        elif tags is not None:
+            group.made = tags[answered]
+        groups.append(group)
         print(f"  framed {len(blobs):5d} {name:<36} {time.perf_counter() - t0:5.1f} s, {(~answered).sum()} refused")
     return groups
 
@@ -162,6 +180,10 @@ def measure(groups: list[Group], models: list[ScoredModel]) -> dict[str, Any]:
                 m.version: float((pooled(members, m.version, "probabilities").argmax(1) == labels).sum() / max(n, 1))
                 for m in models
             }
+        made, score = members[0].made, members[0].scores[main.version].digit_score
+        if len(members) == 1 and made is not None and score is not None and main.threshold is not None:
+            flagged = score < main.threshold  # of the answered uploads made each way
+            row["flagged_by_rendering"] = {str(how): float(flagged[made == how].mean()) for how in np.unique(made)}
         rows[name] = row
     return {
         "detectors": {k: {"model": v[0], "score": v[1], "threshold": v[2]} for k, v in detectors.items()},
@@ -227,6 +249,24 @@ def accuracy_table(results: dict[str, Any], versions: list[str]) -> str:
     for name in (MNIST, UCI, PHOTO, HARD_ROW):
         row = results["rows"][name]
         lines.append(f"| {name} | {row['n']:,} | " + " | ".join(_pct(row["accuracy"][v], 2) for v in versions) + " |")
+    return "\n".join(lines)
+
+
+def rendering_table(results: dict[str, Any]) -> str:
+    """Markdown: the detector's flagged share per drawn kind, by how the upload was made."""
+    rows = results["rows"]
+    if "flagged_by_rendering" not in rows[DRAWN[0]]:
+        return ""
+    lines = [
+        "| drawn kind | " + " | ".join(RENDERED_AS) + " |",
+        "| --- | " + " | ".join("---:" for _ in RENDERED_AS) + " |",
+    ]
+    for kind in DRAWN:
+        by = rows[kind]["flagged_by_rendering"]
+        lines.append(f"| {kind} | " + " | ".join(_pct(by.get(how)) for how in RENDERED_AS) + " |")
+    for kind in ("textures", "photos", "photo-crops"):
+        by = rows[kind]["flagged_by_rendering"]
+        lines.append(f"\n{kind}: " + ", ".join(f"{how} {_pct(v)}" for how, v in sorted(by.items())))
     return "\n".join(lines)
 
 
@@ -347,7 +387,8 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
     )
     kinds_table, acc_table = table(results, groups), accuracy_table(results, versions)
-    print(kinds_table, acc_table, sep="\n\n")
+    made_table = rendering_table(results)
+    print(kinds_table, made_table, acc_table, sep="\n\n")
     lines = summary_lines(results)
     print("\n".join(lines))
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     plot(results, groups, main_model.version, args.png)
     wrote = [str(args.json), str(args.png)]
     if not args.no_write:
-        write_section(args.write, START, END, section(results, kinds_table, acc_table, lines))
+        write_section(args.write, START, END, section(results, kinds_table, made_table, acc_table, lines))
         wrote.append(str(args.write))
     print(f"wrote {', '.join(wrote)}")
 
@@ -377,7 +418,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def section(results: dict[str, Any], kinds_table: str, acc_table: str, lines: list[str]) -> str:
+def section(results: dict[str, Any], kinds_table: str, made_table: str, acc_table: str, lines: list[str]) -> str:
     det = results["digit_detector"] or {}
     fitted = f" (threshold fitted on {det['fitted_on']})" if det.get("fitted_on") else ""
     return (
@@ -390,7 +431,15 @@ def section(results: dict[str, Any], kinds_table: str, acc_table: str, lines: li
         "as a detector, at the level that keeps 99% of MNIST test digits (fitted on the test set, which favours "
         "it). Refused: framing found no ink (422); those count as flagged.\n\n"
         + "\n".join(lines)
-        + f"\n\n{kinds_table}\n\nDigit accuracy (a refused or wrongly read digit counts as wrong):\n\n{acc_table}\n\n"
+        + f"\n\n{kinds_table}\n\n"
+        + (
+            "The detector's flagged share of each kind by how the upload was made (clean: dark ink on paper, "
+            "64-400 px, framed by the service; 28x28 frame: already framed, as MNIST stores a digit; photo-like "
+            f"and hard: `harness.uploads` renderings of the 28x28 frame):\n\n{made_table}\n\n"
+            if made_table
+            else ""
+        )
+        + f"Digit accuracy (a refused or wrongly read digit counts as wrong):\n\n{acc_table}\n\n"
         "![score histograms and example frames](benchmarks/non_digits.png)\n"
     )
 

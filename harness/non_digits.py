@@ -61,7 +61,7 @@ class NonDigit:
     data: bytes
     content_type: str
     kind: str
-    rendering: str  # "clean", "frame28", a harness.uploads rendering, "photo" or a texture name
+    rendering: str  # "clean", "frame28", a harness.uploads rendering, "picture" (photos, crops) or a texture name
     index: int  # position within its kind
 
 
@@ -319,11 +319,11 @@ def _one(kind: str, index: int, rng: np.random.Generator, mnist_dir: str | None)
     if kind == "photo-crops":
         photos = _sklearn_photos()
         data, ctype = _photo_image(Image.fromarray(photos[int(rng.integers(len(photos)))]), rng)
-        return NonDigit(data, ctype, kind, "photo", index)
+        return NonDigit(data, ctype, kind, "picture", index)
     if kind == "photos":
         pictures = _mpl_photos()
         data, ctype = _photo_image(pictures[int(rng.integers(len(pictures)))], rng)
-        return NonDigit(data, ctype, kind, "photo", index)
+        return NonDigit(data, ctype, kind, "picture", index)
     if kind == "textures":
         data, ctype, name = _texture_image(rng)
         return NonDigit(data, ctype, kind, name, index)

@@ -72,7 +72,7 @@ def test_drawn_kinds_come_clean_as_frames_and_as_photos(uploads: list[non_digits
     for kind in ("letters", "two-digit", "scribbles", "symbols", "three-digit", "shapes"):
         seen = {u.rendering for u in uploads if u.kind == kind}
         assert "clean" in seen and seen & set(PHOTO_LIKE), (kind, seen)
-    assert {u.rendering for u in uploads if u.kind in ("photos", "photo-crops")} == {"photo"}
+    assert {u.rendering for u in uploads if u.kind in ("photos", "photo-crops")} == {"picture"}
 
 
 def test_the_service_frames_nearly_all_of_them(uploads: list[non_digits.NonDigit]) -> None:
