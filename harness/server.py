@@ -27,10 +27,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _is_ready(url: str) -> bool:
-    """True once BentoML's /readyz answers 200 (model loaded, checked and warmed up)."""
+def _is_ready(url: str, path: str = "/readyz") -> bool:
+    """True once `path` answers 200 (BentoML's /readyz: model loaded, checked and warmed up)."""
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+        with urllib.request.urlopen(f"{url}{path}", timeout=2) as resp:
             return resp.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
@@ -94,9 +94,10 @@ def running_server(
     cwd: str | Path | None = None,
     ready_timeout_s: float = 180.0,
     log_path: str | Path | None = None,
+    ready_path: str = "/readyz",
 ) -> Iterator[str]:
-    """Run `cmd` (a server on 127.0.0.1:`port` with a /readyz) in its own process group with
-    exactly `env` (`name` in errors); yield its URL once /readyz answers 200, and always stop it and its children."""
+    """Run `cmd` (a server on 127.0.0.1:`port`) in its own process group with exactly `env` (`name`
+    in errors); yield its URL once `ready_path` answers 200, and always stop it and its children."""
     url = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
         if log_path is None:
@@ -115,7 +116,7 @@ def running_server(
         )
         try:
             deadline = time.monotonic() + ready_timeout_s
-            while not _is_ready(url):
+            while not _is_ready(url, ready_path):
                 if proc.poll() is not None:
                     raise RuntimeError(
                         f"{name} exited with code {proc.returncode} before it was ready:\n{_tail(log_path)}"
