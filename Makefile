@@ -66,6 +66,19 @@ benchmark-container: install
 benchmark-service: install
 	$(VENV)/bin/python -m benchmarks.bench_service $(ARGS)
 
+PEERS_VENV ?= .venv-peers
+# The servers users would pick instead (the `peers` extra): never part of `make install` or CI.
+$(PEERS_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(UV) pip install --python $(PEERS_VENV)/bin/python -r pyproject.toml --extra peers
+	touch $@
+
+.PHONY: bench-peers
+## This project beside FastAPI, TorchServe (needs java), KServe, Triton (PyTriton), LitServe and Ray Serve:
+## a sweep of each peer's settings, then all side by side -> BENCHMARKS.md, README (ARGS="--rounds 3 ...")
+bench-peers: install $(PEERS_VENV)/.installed
+	$(VENV)/bin/python -m benchmarks.bench_peers --sweep $(ARGS)
+
 ## In-process onnxruntime throughput of every architecture, side by side -> BENCHMARKS.md
 benchmark-models: install
 	$(VENV)/bin/python -m benchmarks.bench_models
