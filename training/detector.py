@@ -26,13 +26,24 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from contract import sha256_file
-from training.augment import upload_like
+from training.augment import AugmentConfig, upload_like
 from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
 from training.models import Normalize, _conv_bn
 from training.negatives import KINDS, bank
 
 log = logging.getLogger(__name__)
+
+# Real digits must not be flagged however they arrive, so the detector sees harder uploads than
+# the classifier trains on: thicker and blurrier strokes, many from tiny images (an 8x8 icon
+# upscaled reaches the service as blocks), some in a marker's width. Negatives go through
+# exactly the same, so no augmentation can become a cue for "digit".
+AUGMENT = AugmentConfig(
+    p_thickness=0.5, p_blur=0.4, blur_sigma=(0.4, 2.2), p_lowres=0.3, lowres_sizes=(6, 20), p_noise=0.3
+)
+P_BLOCKY = 0.15
+BLOCKY_SIZES = (6, 12)
+P_BOLD = 0.2
 
 
 @dataclass(frozen=True)
@@ -42,13 +53,13 @@ class DetectorConfig:
     channels: tuple[int, int, int] = (16, 32, 32)
     hidden: int = 64
     feature_dim: int = 64  # the classifier's pooled features (mnist-cnn's last conv width)
-    epochs: int = 6
+    epochs: int = 20
     steps: int | None = None  # per epoch; None: one pass over the training digits
     batch_size: int = 128  # digits per step, and as many negatives
     lr: float = 2e-3
     negatives_per_kind: int = 15_000
     val_negatives_per_kind: int = 1_000
-    keep: float = 0.995  # share of validation digits the threshold keeps
+    keep: float = 0.992  # share of validation digits the threshold keeps (issue 12's point: 99% of test digits)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -130,6 +141,20 @@ def evaluate(digit_scores: np.ndarray, negative_scores: np.ndarray, kinds: np.nd
     }
 
 
+def blocky(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Some frames as a tiny image upscaled by nearest neighbour (area-reduced to 6-12 px, then
+    blocks), some in a marker's width (dilated by a pixel all round)."""
+    idx = torch.nonzero(torch.rand(len(x), generator=generator) < P_BLOCKY).squeeze(1)
+    if len(idx):
+        size = int(torch.randint(BLOCKY_SIZES[0], BLOCKY_SIZES[1] + 1, (1,), generator=generator))
+        small = F.interpolate(x[idx], size=(size, size), mode="area")
+        x[idx] = F.interpolate(small, size=x.shape[-2:], mode="nearest")
+    idx = torch.nonzero(torch.rand(len(x), generator=generator) < P_BOLD).squeeze(1)
+    if len(idx):
+        x[idx] = F.max_pool2d(x[idx], 3, stride=1, padding=1)
+    return x
+
+
 def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: DetectorConfig) -> Path:
     """Train beside the exported classifier (kept frozen); writes out_dir/detector.pt and returns it."""
     from training.warmstart import model_from_onnx
@@ -146,15 +171,9 @@ def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: D
         p.requires_grad_(False)
 
     t0 = time.time()
-    cache = out_dir / f"negatives-{cfg.negatives_per_kind}-{cfg.val_negatives_per_kind}-{cfg.seed}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            neg, neg_kind, val_neg, val_kind = (z[k] for k in ("neg", "neg_kind", "val_neg", "val_kind"))
-    else:
-        print(f"making {cfg.negatives_per_kind:,} negatives per kind ({', '.join(KINDS)}) ...", flush=True)
-        neg, neg_kind = bank(cfg.negatives_per_kind, cfg.seed, splits.train_x.numpy())
-        val_neg, val_kind = bank(cfg.val_negatives_per_kind, cfg.seed + 1, splits.val_x.numpy())
-        np.savez_compressed(cache, neg=neg, neg_kind=neg_kind, val_neg=val_neg, val_kind=val_kind)
+    print(f"negatives: {', '.join(KINDS)} ...", flush=True)
+    neg, _ = bank(cfg.negatives_per_kind, cfg.seed, splits.train_x.numpy(), cache=out_dir)
+    val_neg, val_kind = bank(cfg.val_negatives_per_kind, cfg.seed + 1, splits.val_x.numpy(), cache=out_dir)
     print(f"{len(neg):,} training and {len(val_neg):,} validation negatives ({time.time() - t0:.0f} s)", flush=True)
     neg_t, val_neg_t = torch.from_numpy(neg), torch.from_numpy(val_neg)
 
@@ -172,7 +191,7 @@ def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: D
         for step in range(steps):
             pos = splits.train_x[pos_order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
             neg_b = neg_t[torch.randint(len(neg_t), (cfg.batch_size,), generator=gen)]
-            x = upload_like(to_float(torch.cat([pos, neg_b])), gen)  # (2B, 1, 28, 28): the same augmentation for both
+            x = blocky(upload_like(to_float(torch.cat([pos, neg_b])), gen, AUGMENT), gen)  # (2B, 1, 28, 28): both alike
             y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg_b))])
             with torch.no_grad():
                 features = body(x)  # (2B, F); body is in eval mode: its BN statistics stay as exported

@@ -1,10 +1,11 @@
 """Things that are not one handwritten digit, made here with no network: the detector's negatives.
 
-Four kinds, each drawn as white ink on black and framed the way MNIST frames a digit (fit in
-20x20, centred by mass in 28x28), so they reach the detector as the service would frame them:
+Four kinds, each drawn as white ink on black (some as a small image would hold it) and framed by
+contract.framing, the service's own framing, so they reach the detector as they would be served:
 
-    letters      A-Z, a-z from the DejaVu fonts (Debian's fonts-dejavu), rotated and sheared;
-                 I, l, O and o are left out: framed, they are a 1 and a 0
+    letters      Latin, Greek and Cyrillic letters and other glyphs (no ASCII symbols) from the
+                 DejaVu fonts (Debian's fonts-dejavu), rotated and sheared; I, l, O, o and the
+                 like are left out: framed, they are a 1 and a 0
     two-digit    two MNIST training digits side by side, as a number is written
     scribbles    one to four random pen strokes
     photo-crops  crops of scikit-learn's two bundled photos, as the service would ink them
@@ -16,37 +17,28 @@ purpose: the evaluation (benchmarks/bench_non_digits.py) measures the detector o
 from __future__ import annotations
 
 import glob
+import hashlib
+import inspect
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from contract.framing import NoInk, frame
+
 KINDS = ("letters", "two-digit", "scribbles", "photo-crops")
-LETTERS = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in "IlOo"]
+LATIN = "ABCDEFGHJKLMNPQRSTUVWXYZacdefhijkmnprstuvwxyz"  # no I, l, O, o, b, g, q: in print, 1 0 6 9
+GREEK = "ΓΔΘΛΞΠΣΦΨΩαβγεηθκλμξπρσφχψω"  # those unlike a Latin letter or a digit
+CYRILLIC = "БГДЖИЛПФЦШЩЪЫЮЯвгджилпфцшщъыюя"  # no З, б, Э, Ч: in print, a 3, a 6, a 3 reversed, a 4
+# Other glyphs with no ASCII symbol, arrow or star among them: those are held out for evaluation.
+GLYPHS = "∀∃∈∑∏√∞∠∧∨∩∪∫€£¥§¶†‡©®™♠♣♥♦☺♪"
+LETTERS = list(LATIN + GREEK + CYRILLIC + GLYPHS)
 FONT_GLOB = "/usr/share/fonts/truetype/dejavu/DejaVu*.ttf"
-SIDE, BOX = 28, 20
-
-
-def frame(ink: np.ndarray) -> np.ndarray:
-    """(H, W) float ink, white on black -> (28, 28) float32 in [0, 1], framed as MNIST frames digits."""
-    mask = ink > 0.2 * max(float(ink.max()), 1e-6)
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return np.zeros((SIDE, SIDE), np.float32)
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.Resampling.LANCZOS), np.float32)
-    small = np.clip(small / max(float(small.max()), 1e-6), 0.0, 1.0)  # (h', w'), peak ink = 1
-    total = float(small.sum())
-    yy, xx = np.indices(small.shape)
-    cy, cx = float((yy * small).sum()) / total, float((xx * small).sum()) / total
-    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - small.shape[0]))
-    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - small.shape[1]))
-    out = np.zeros((SIDE, SIDE), np.float32)
-    out[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return out
+SIDE = 28
+P_SMALL = 0.3  # share drawn from a small image (a thumbnail, a distant photo)
 
 
 def _fonts() -> list[str]:
@@ -65,12 +57,21 @@ def _warp(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     return img.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
 
 
+def _has_glyph(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, char: str) -> bool:
+    """Does the font draw this character, rather than its box for a missing one (a shape)?"""
+    missing = font.getmask("\ue000")  # a private-use character no font here draws
+    mask = font.getmask(char)
+    return bool(mask.size != missing.size or bytes(mask) != bytes(missing))
+
+
 def letter(rng: np.random.Generator, fonts: list[str]) -> np.ndarray:
     """One letter, in a random DejaVu face and weight."""
     img = Image.new("L", (96, 96), 0)
     draw = ImageDraw.Draw(img)
     font = _font(fonts[rng.integers(len(fonts))], int(rng.integers(40, 64)))
     char = LETTERS[rng.integers(len(LETTERS))]
+    while not _has_glyph(font, char):
+        char = LETTERS[rng.integers(len(LETTERS))]
     draw.text((48, 48), char, fill=255, font=font, anchor="mm", stroke_width=int(rng.integers(0, 4)), stroke_fill=255)
     return np.asarray(_warp(img, rng), np.float32) / 255.0
 
@@ -129,6 +130,16 @@ def photo_crop(rng: np.random.Generator, photos: list[np.ndarray]) -> np.ndarray
     return np.where(ink < 0.2, 0.0, ink).astype(np.float32)
 
 
+def small(ink: np.ndarray, long_side: int) -> np.ndarray:
+    """The same ink as a small image would hold it: box-averaged down to long_side pixels."""
+    h, w = ink.shape
+    scale = long_side / max(h, w)
+    if scale >= 1.0:
+        return ink
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX))
+
+
 def make(kind: str, n: int, seed: int, digits: np.ndarray) -> np.ndarray:
     """n framed negatives of one kind: (n, 28, 28) uint8, white on black."""
     rng = np.random.default_rng(seed)
@@ -143,16 +154,37 @@ def make(kind: str, n: int, seed: int, digits: np.ndarray) -> np.ndarray:
     out = np.empty((n, SIDE, SIDE), np.uint8)
     i = 0
     while i < n:
-        framed = frame(draw[kind]())
-        if framed.max() > 0:  # a crop of flat sky has no ink: draw another
-            out[i] = np.round(framed * 255).astype(np.uint8)
-            i += 1
+        ink = draw[kind]()
+        if rng.random() < P_SMALL:
+            ink = small(ink, int(rng.integers(12, 41)))
+        try:
+            out[i] = np.round(frame(ink) * 255).astype(np.uint8)  # framed exactly as the service frames
+        except NoInk:  # a crop of flat sky: draw another
+            continue
+        i += 1
     return out
 
 
 def bank(
-    n_per_kind: int, seed: int, digits: np.ndarray, kinds: tuple[str, ...] = KINDS
+    n_per_kind: int, seed: int, digits: np.ndarray, cache: Path | None = None, kinds: tuple[str, ...] = KINDS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every kind's negatives: (n_per_kind * K, 28, 28) uint8 and their kind index (K kinds)."""
-    parts = [make(kind, n_per_kind, seed * 100 + k, digits) for k, kind in enumerate(kinds)]
+    """Every kind's negatives: (n_per_kind * K, 28, 28) uint8 and their kind index (K kinds).
+
+    With a cache folder, each kind is kept there as .npy, named by its recipe, and made only once.
+    """
+    parts = []
+    for k, kind in enumerate(kinds):
+        path = cache / f"{kind}-{n_per_kind}-{seed}-{RECIPE}.npy" if cache else None
+        if path is not None and path.exists():
+            parts.append(np.load(path))
+            continue
+        t0 = time.time()
+        parts.append(make(kind, n_per_kind, seed * 100 + k, digits))
+        print(f"  made {n_per_kind:,} {kind} ({time.time() - t0:.0f} s)", flush=True)
+        if path is not None:
+            np.save(path, parts[-1])
     return np.concatenate(parts), np.repeat(np.arange(len(kinds)), n_per_kind)
+
+
+# A cached bank is reused only while the code that drew it is unchanged.
+RECIPE = hashlib.sha256(inspect.getsource(sys.modules[__name__]).encode()).hexdigest()[:8]
