@@ -421,6 +421,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
 def section(results: dict[str, Any], kinds_table: str, made_table: str, acc_table: str, lines: list[str]) -> str:
     det = results["digit_detector"] or {}
     fitted = f" (threshold fitted on {det['fitted_on']})" if det.get("fitted_on") else ""
+    if not (REPO / "models" / results["model"]).is_dir():
+        fitted += ", a candidate not in `models/`"
     return (
         "## Non-digits: does the model say when an upload is not a digit? (issue 12)\n\n"
         f"`{results['command']}` on `{results['model']}`{fitted}: every upload decoded and framed by "
