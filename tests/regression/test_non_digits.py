@@ -2,8 +2,9 @@
 
 At the threshold in metadata.json: at least 99% of the 10,000 MNIST test digits kept, at least
 90% of uploads of the held-out non-digit kinds (never in the detector's training) flagged, and an
-AUROC of at least 0.99 between the two. The non-digits are the first uploads of
-`python -m benchmarks.bench_non_digits`'s sample (seed 0), framed by service.frames.read_frames
+AUROC of at least 0.99 between the two. The non-digits are `python -m benchmarks.bench_non_digits`'s
+own held-out sample (500 per kind, seed 0), so the test and BENCHMARKS.md agree: a smaller prefix
+was tried and read 90.3% where all 2,500 read 89.2%. They are framed by service.frames.read_frames
 as /predict frames them; an upload framing refuses (422, no ink) gets no digit and counts as flagged.
 """
 
@@ -25,7 +26,7 @@ from service.frames import Budget, read_frames
 
 pytestmark = pytest.mark.regression
 MODELS = Path(__file__).resolve().parents[2] / "models"
-PER_KIND = 120  # held-out uploads per kind: 600 in all, about 10 s to render and frame
+PER_KIND = 500  # held-out uploads per kind: the benchmark's own 2,500 (seed 0), about 45 s to render and frame
 KEEP, FLAG, AUROC = 0.99, 0.90, 0.99
 
 
