@@ -37,7 +37,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.report import write_section
-from contract import ModelFiles, read_served, resolve
+from contract import ModelFiles, read_metadata, read_served, resolve
 from harness.detector import Scored, ScoredModel
 from harness.mnist import data_dir, load_mnist
 from harness.non_digits import HELD_OUT_KINDS, KINDS, TRAINED_KINDS, iter_non_digits
@@ -338,7 +338,7 @@ def served_and_previous(models_dir: Path, model: Path | None) -> tuple[ModelFile
     """The model to measure (default: served) and the one to compare with (served, or the one before)."""
     served = read_served(models_dir)
     files = resolve(models_dir, path=model) if model else resolve(models_dir)
-    if files.onnx.resolve() != resolve(models_dir).onnx.resolve():
+    if read_metadata(files).version != served.served:  # a candidate, wherever its folder is
         return files, resolve(models_dir)
     return files, resolve(models_dir, served.history[0]) if served.history else None
 
