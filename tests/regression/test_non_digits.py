@@ -28,13 +28,13 @@ pytestmark = pytest.mark.regression
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PER_KIND = 500  # held-out uploads per kind: the benchmark's own 2,500 (seed 0), about 45 s to render and frame
 KEEP, FLAG, AUROC = 0.99, 0.90, 0.99  # issue 12's targets
-# The served mnist-cnn-d3388520 reads 89.16% and 0.9895 here: both targets missed narrowly
-# (README, docs/training.md). The targets stay asserted, as strict xfails, so a model that meets
-# them turns them into failures that ask for the marks to go; these floors keep the detector
-# from getting worse meanwhile.
-FLOOR_FLAG, FLOOR_AUROC = 0.89, 0.989
+# The served mnist-cnn-4294ea58 reads 89.56% flagged here, a narrow miss, and AUROC 0.9906
+# (README, docs/training.md). The missed target stays asserted, as a strict xfail, so a model
+# that meets it turns it into a failure that asks for the mark to go; the floor keeps the
+# detector from getting worse meanwhile.
+FLOOR_FLAG = 0.895
 MISSED = pytest.mark.xfail(
-    strict=True, reason="issue 12's target is not met by the served detector yet (89.16% flagged, AUROC 0.9895)"
+    strict=True, reason="issue 12's target is not met by the served detector yet (89.56% flagged)"
 )
 
 
@@ -95,14 +95,11 @@ def test_held_out_non_digits_are_flagged(
     per_kind = {k: (int((s < model.threshold).sum()) + r) / (len(s) + r) for k, (s, r) in held_out.items()}
     flagged = sum((s < model.threshold).sum() + r for s, r in held_out.values()) / (PER_KIND * len(held_out))
     shares = ", ".join(f"{k} {v:.1%}" for k, v in per_kind.items())
-    assert flagged >= least, f"{flagged:.2%} of held-out non-digits flagged (under {least:.0%}): {shares}"
+    assert flagged >= least, f"{flagged:.2%} of held-out non-digits flagged (under {least:.1%}): {shares}"
 
 
-@pytest.mark.parametrize(
-    "least", [pytest.param(AUROC, marks=MISSED, id="target"), pytest.param(FLOOR_AUROC, id="floor")]
-)
 def test_digit_score_separates_digits_from_held_out_kinds(
-    mnist_scores: np.ndarray, held_out: dict[str, tuple[np.ndarray, int]], least: float
+    mnist_scores: np.ndarray, held_out: dict[str, tuple[np.ndarray, int]]
 ) -> None:
     others = np.concatenate([s for s, _ in held_out.values()])
     y = np.r_[np.ones(len(mnist_scores)), np.zeros(len(others))]
@@ -112,4 +109,4 @@ def test_digit_score_separates_digits_from_held_out_kinds(
         for k, (s, _) in held_out.items()
     }
     worst = ", ".join(f"{k} {v:.4f}" for k, v in sorted(per_kind.items(), key=lambda kv: kv[1]))
-    assert area >= least, f"AUROC {area:.4f} (MNIST test digits vs held-out kinds), under {least}: {worst}"
+    assert area >= AUROC, f"AUROC {area:.4f} (MNIST test digits vs held-out kinds), under {AUROC}: {worst}"
