@@ -14,7 +14,6 @@ negatives at that threshold. The test set is never looked at here.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,8 +30,6 @@ from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
 from training.models import Normalize, _conv_bn
 from training.negatives import KINDS, bank
-
-log = logging.getLogger(__name__)
 
 # Real digits must not be flagged however they arrive, so the detector sees harder uploads than
 # the classifier trains on: thicker and blurrier strokes, many from tiny images (an 8x8 icon
