@@ -26,6 +26,8 @@ NON_DIGITS = Counter(
     name="mnist_non_digit_predictions",
     documentation="Images the digit detector flagged as not one handwritten digit (is_digit=false)",
 )
+# One child per digit, looked up once: `labels()` takes a lock and builds a key per call.
+PREDICTED = [PREDICTIONS.labels(digit=str(digit)) for digit in range(10)]
 REJECTED = Counter(
     name="mnist_rejected_requests",
     documentation="Requests refused with a 4xx, by endpoint and status",
@@ -42,15 +44,30 @@ def record(probs: np.ndarray, low_confidence: float, is_digit: np.ndarray | None
         if flagged:
             NON_DIGITS.inc(flagged)
     best = probs.argmax(axis=1)
-    confidence = probs.max(axis=1)
-    for digit, count in enumerate(np.bincount(best, minlength=10)):
+    confidence = probs[np.arange(len(best)), best]
+    for digit, count in enumerate(np.bincount(best, minlength=10).tolist()):
         if count:
-            PREDICTIONS.labels(digit=str(digit)).inc(int(count))
-    for value in confidence.tolist():
-        CONFIDENCE.observe(value)
-    low = int((confidence < low_confidence).sum())
+            PREDICTED[digit].inc(count)
+    observe_many(CONFIDENCE, confidence)
+    low = int(np.count_nonzero(confidence < low_confidence))
     if low:
         LOW_CONFIDENCE.inc(low)
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """`histogram.observe(v)` for each of `values`, one write per bucket touched instead of
+    two per value (each a lock and an mmap write in multi-process mode).
+
+    prometheus_client has no batch observe; this does what its `observe` does (a value falls
+    in the first bucket whose upper bound is >= it; buckets are stored per bucket and summed at
+    collection), tested against it in tests/unit/test_metrics_batch.py.
+    """
+    bounds = np.asarray(histogram._upper_bounds)  # ends with +Inf
+    where = np.searchsorted(bounds, values, side="left")
+    hits = np.bincount(where[where < len(bounds)], minlength=len(bounds))  # NaN: no bucket, as observe
+    histogram._sum.inc(float(np.sum(values, dtype=np.float64)))
+    for i in np.flatnonzero(hits).tolist():
+        histogram._buckets[i].inc(int(hits[i]))
 
 
 def rejected(endpoint: str, status: int) -> None:
