@@ -129,6 +129,7 @@ def load(
     seconds: int,
     flamegraph: bool,
     baseline: bool = False,
+    collapsed: bool = False,
 ) -> None:
     """Serve, load one endpoint, and report throughput and each process's cores (and the
     server's CPU time per request: its cores over its requests/s)."""
@@ -150,11 +151,12 @@ def load(
         spy = None
         if flamegraph:
             workers = [pid for pid, (cmd, _) in _cpu_seconds().items() if _role(cmd) == "BentoML worker"]
-            out = REPO / "results" / f"profile-{endpoint}.svg"
+            out = REPO / "results" / f"profile-{endpoint}.{'txt' if collapsed else 'svg'}"
             out.parent.mkdir(exist_ok=True)
             py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
             spy = subprocess.Popen(
-                [py_spy, "record", "-p", str(workers[0]), "-d", str(window), "-o", str(out), "--nonblocking"],
+                [py_spy, "record", "-p", str(workers[0]), "-d", str(window), "-o", str(out), "--nonblocking"]
+                + (["--format", "raw"] if collapsed else []),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -204,6 +206,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=16, help="measured run (%(default)s s)")
     parser.add_argument("--flamegraph", action="store_true", help="py-spy SVG of one worker")
     parser.add_argument(
+        "--collapsed", action="store_true", help="with --flamegraph: py-spy's collapsed stacks (.txt) instead"
+    )
+    parser.add_argument(
         "--baseline", action="store_true", help="load bench_service's Starlette baseline instead (/predict only)"
     )
     parser.add_argument(
@@ -220,7 +225,9 @@ def main() -> None:
         env = dict(item.split("=", 1) for item in args.env)
         if args.baseline and (args.endpoint != "predict" or args.flamegraph or env):
             parser.error("--baseline serves /predict only, with its defaults and no flame graph")
-        load(images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph, args.baseline)
+        load(
+            images[:1024], args.endpoint, env, args.users, args.seconds, args.flamegraph, args.baseline, args.collapsed
+        )
 
 
 if __name__ == "__main__":
