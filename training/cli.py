@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"passes over the training digits (default: {DetectorConfig.epochs})",
     )
     p.add_argument(
+        "--turned",
+        type=float,
+        default=DetectorConfig.turned,
+        help=f"share of training negatives drawn mirrored or turned (default: {DetectorConfig.turned})",
+    )
+    p.add_argument(
         "--negatives-per-kind",
         type=int,
         default=DetectorConfig.negatives_per_kind,
@@ -375,7 +381,11 @@ def run_command(args: argparse.Namespace) -> None:
             cmd_export(args.checkpoint, args.out, data, args.opset, not args.no_temperature, args.detector)
         case "train-detector":
             cfg = DetectorConfig(
-                epochs=args.epochs, negatives_per_kind=args.negatives_per_kind, keep=args.keep, seed=args.seed
+                epochs=args.epochs,
+                negatives_per_kind=args.negatives_per_kind,
+                keep=args.keep,
+                turned=args.turned,
+                seed=args.seed,
             )
             cmd_train_detector(args.classifier, args.run_dir, data, cfg)
         case "evaluate":

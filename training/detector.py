@@ -57,6 +57,7 @@ class DetectorConfig:
     negatives_per_kind: int = 15_000
     val_negatives_per_kind: int = 1_000
     keep: float = 0.992  # share of validation digits the threshold keeps (issue 12's point: 99% of test digits)
+    turned: float = 0.0  # share of training negatives drawn mirrored or turned (validation negatives never are)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -152,6 +153,30 @@ def blocky(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
+def turn(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """`share` of these (N, 28, 28) negatives mirrored or turned by 90/180/270 degrees, one way each.
+
+    A letter or a photo crop turned over is still not a digit, and the fonts hold only so many
+    shapes: turning multiplies them without drawing on any kind kept out of training.
+    """
+    pick = torch.rand(len(x), generator=generator) < share
+    way = torch.randint(5, (len(x),), generator=generator)
+    out = x.clone()
+    for w, f in enumerate(
+        (
+            lambda t: t.flip(-1),
+            lambda t: t.flip(-2),
+            lambda t: t.rot90(1, (-2, -1)),
+            lambda t: t.rot90(2, (-2, -1)),
+            lambda t: t.rot90(3, (-2, -1)),
+        )
+    ):
+        idx = torch.nonzero(pick & (way == w)).squeeze(1)
+        if len(idx):
+            out[idx] = f(x[idx])
+    return out
+
+
 def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: DetectorConfig) -> Path:
     """Train beside the exported classifier (kept frozen); writes out_dir/detector.pt and returns it."""
     from training.warmstart import model_from_onnx
@@ -188,6 +213,8 @@ def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: D
         for step in range(steps):
             pos = splits.train_x[pos_order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
             neg_b = neg_t[torch.randint(len(neg_t), (cfg.batch_size,), generator=gen)]
+            if cfg.turned:
+                neg_b = turn(neg_b, cfg.turned, gen)
             x = blocky(upload_like(to_float(torch.cat([pos, neg_b])), gen, AUGMENT), gen)  # (2B, 1, 28, 28): both alike
             y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg_b))])
             with torch.no_grad():
