@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 
 from contract import ModelFiles, read_metadata
-from training.detector import DetectorConfig, train_detector
+from training.detector import DetectorConfig, train_detector, turn
 from training.export import ExportError, export_checkpoint
 from training.negatives import KINDS, make
 
@@ -31,6 +32,24 @@ def test_negatives_are_framed_like_mnist_and_reproducible(kind: str) -> None:
         cy, cx = (ys * frame).sum() / frame.sum(), (xs * frame).sum() / frame.sum()
         at_edge = min(rows[0], cols[0]) <= 1 or max(rows[-1], cols[-1]) >= 26  # kept inside, as MNIST does
         assert at_edge or (abs(cy - 14) < 1.5 and abs(cx - 14) < 1.5)  # else centred by mass
+
+
+def test_turned_negatives_are_mirrored_or_turned_one_way_each() -> None:
+    x = torch.randint(0, 256, (400, 28, 28), dtype=torch.uint8)
+    assert torch.equal(turn(x, 0.0, torch.Generator().manual_seed(0)), x)
+    out = turn(x, 1.0, torch.Generator().manual_seed(0))
+    ways = (
+        lambda t: t.flip(-1),
+        lambda t: t.flip(-2),
+        lambda t: t.rot90(1, (-2, -1)),
+        lambda t: t.rot90(2, (-2, -1)),
+        lambda t: t.rot90(3, (-2, -1)),
+    )
+    used = [next(w for w, f in enumerate(ways) if torch.equal(out[i], f(x[i]))) for i in range(len(x))]
+    assert set(used) == set(range(5))  # every way drawn, each image one of them
+    half = turn(x, 0.5, torch.Generator().manual_seed(0))
+    kept = sum(torch.equal(half[i], x[i]) for i in range(len(x)))
+    assert 150 < kept < 250
 
 
 @pytest.fixture(scope="module")
