@@ -48,6 +48,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise (recipe's)",
     )
     p.add_argument("--label-smoothing", type=float, help="label smoothing (recipe's)")
+    p.add_argument("--schedule", choices=["none", "onecycle"], help="learning-rate schedule (recipe's)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (recipe's)")
     p.add_argument("--teacher", nargs="+", help="distil from the ensemble of these best.pt checkpoints")
     p.add_argument("--distill-alpha", type=float, help="weight of the teacher's soft targets (default: 0.7)")
     p.add_argument("--distill-temperature", type=float, help="distillation temperature (default: 4)")
@@ -209,7 +211,7 @@ class TrainRun:
             limit_train=args.limit_train, ema_decay=args.ema_decay, amp=False if args.no_amp else None,
             augment_kind=args.augment_kind, label_smoothing=args.label_smoothing, val_size=args.val_size,
             teacher=tuple(args.teacher) if args.teacher else None, distill_alpha=args.distill_alpha,
-            distill_temperature=args.distill_temperature,
+            distill_temperature=args.distill_temperature, schedule=args.schedule, weight_decay=args.weight_decay,
         )  # fmt: skip
         if args.dry_run:
             tc = replace(tc, epochs=1, limit_train=1000)

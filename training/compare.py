@@ -17,8 +17,25 @@ from training.data import load_split, to_float, train_val_split
 
 @torch.no_grad()
 def _probs(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> softmax (N, 10)."""
-    return torch.cat([F.softmax(model(to_float(images[i : i + 1000])).float(), 1) for i in range(0, len(images), 1000)])
+    """uint8 (N, 28, 28) -> softmax (N, 10); (0, 10) for no images."""
+    chunks = [F.softmax(model(to_float(images[i : i + 1000])).float(), 1) for i in range(0, len(images), 1000)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, 10)
+
+
+def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Share right; None where there is nothing to score (a run trained with --val-size 0)."""
+    return float((probs.argmax(1) == labels).float().mean()) if len(labels) else None
+
+
+def _spread(values: list[float | None]) -> dict:
+    known = [v for v in values if v is not None]
+    if not known:
+        return {"mean": None, "sd": None}
+    return {"mean": statistics.mean(known), "sd": statistics.stdev(known) if len(known) > 1 else 0.0}
+
+
+def _pct(value: float | None, width: int) -> str:
+    return f"{'n/a':>{width}s} " if value is None else f"{100 * value:{width}.2f}%"
 
 
 def compare(checkpoints: list[Path], data_root: Path) -> dict:
@@ -36,17 +53,17 @@ def compare(checkpoints: list[Path], data_root: Path) -> dict:
             "checkpoint": str(path),
             "seed": tc.seed,
             "best_epoch": len(state.get("history", [])),  # of its stage (a fine-tune counts its own)
-            "val_accuracy": float((pv.argmax(1) == splits.val_y).float().mean()),
-            "test_accuracy": float((pt.argmax(1) == test_y).float().mean()),
+            "val_accuracy": _accuracy(pv, splits.val_y),
+            "test_accuracy": _accuracy(pt, test_y),
         })  # fmt: skip
     out: dict = {"runs": rows}
     for key in ("val_accuracy", "test_accuracy"):
-        values = [r[key] for r in rows]
-        out[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+        out[key] = _spread([r[key] for r in rows])
     if len(checkpoints) > 1:
+        same_split = len({len(p) for p in val_probs}) == 1
         out["ensemble"] = {
-            "val_accuracy": float((torch.stack(val_probs).mean(0).argmax(1) == splits.val_y).float().mean()),
-            "test_accuracy": float((torch.stack(test_probs).mean(0).argmax(1) == test_y).float().mean()),
+            "val_accuracy": _accuracy(torch.stack(val_probs).mean(0), splits.val_y) if same_split else None,
+            "test_accuracy": _accuracy(torch.stack(test_probs).mean(0), test_y),
         }
     return out
 
@@ -55,13 +72,15 @@ def format_comparison(result: dict) -> str:
     lines = ["checkpoint                                   seed  best ep  validation    test"]
     for r in result["runs"]:
         lines.append(f"{r['checkpoint']:44s} {r['seed']:4d}  {r['best_epoch']:7d}  "
-                     f"{100 * r['val_accuracy']:9.2f}%  {100 * r['test_accuracy']:6.2f}%")  # fmt: skip
-    v, t = result["val_accuracy"], result["test_accuracy"]
+                     f"{_pct(r['val_accuracy'], 9)}  {_pct(r['test_accuracy'], 6)}")  # fmt: skip
+
+    def spread(s: dict) -> str:
+        return "n/a" if s["mean"] is None else f"{100 * s['mean']:.2f} +- {100 * s['sd']:.2f}%"
+
     label = f"mean +- sd over {len(result['runs'])} runs"
-    val, test = f"{100 * v['mean']:.2f} +- {100 * v['sd']:.2f}%", f"{100 * t['mean']:.2f} +- {100 * t['sd']:.2f}%"
-    lines.append(f"{label:56s}  {val}  {test}")
+    lines.append(f"{label:56s}  {spread(result['val_accuracy'])}  {spread(result['test_accuracy'])}")
     if "ensemble" in result:
         e = result["ensemble"]
-        lines.append(f"{'ensemble (mean of probabilities)':56s}  {100 * e['val_accuracy']:9.2f}%  "
-                     f"{100 * e['test_accuracy']:6.2f}%")  # fmt: skip
+        lines.append(f"{'ensemble (mean of probabilities)':56s}  {_pct(e['val_accuracy'], 9)}  "
+                     f"{_pct(e['test_accuracy'], 6)}")  # fmt: skip
     return "\n".join(lines)

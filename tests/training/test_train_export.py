@@ -13,6 +13,7 @@ import torch
 
 from contract import sha256_file
 from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.compare import compare, format_comparison
 from training.config import recipe
 from training.export import PARITY_TOLERANCE, ExportError, check_export, export_onnx
 from training.models import ModelConfig, build_model
@@ -89,6 +90,12 @@ def test_training_is_reproducible_on_cpu(tmp_path: Path, mnist_data_dir: Path) -
     b = load_checkpoint(train(tc, ModelConfig(arch="seed-small"), mnist_data_dir, tmp_path / "b"))
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    # seed-small trains on all 60,000 (no validation split): `mnist compare` reports test only
+    # (512 images and two epochs leave it untrained: only the shape of the answer is checked)
+    result = compare([tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"], mnist_data_dir)
+    assert result["val_accuracy"] == {"mean": None, "sd": None}
+    assert result["runs"][0]["test_accuracy"] == result["runs"][1]["test_accuracy"] is not None
+    assert "n/a" in format_comparison(result)
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path, mnist_data_dir: Path) -> None:
