@@ -97,6 +97,36 @@ def stages(images: np.ndarray) -> None:
         print(f"{name:34} {per_image(step):8.1f}")
 
 
+# Where a worker's samples go: each sample counts for the innermost frame whose file is one of
+# these (library frames such as numpy or prometheus_client count for whoever called them).
+LAYERS = (
+    ("onnxruntime (the model)", ("onnxruntime/",)),
+    ("ours: reading the upload (body, multipart, decode, framing)", (
+        "service/http_io.py", "service/frames.py", "service/decode.py", "service/preprocess.py", "contract/framing.py",
+    )),
+    ("ours: answer and drift metrics", ("service/schemas.py", "service/metrics.py", "service/service.py")),
+    ("ours: guards (deadline, connections, security)", (
+        "service/traffic.py", "service/connections.py", "service/security.py",
+    )),
+    ("BentoML's request layers and batching", ("_bentoml_impl/", "bentoml/_internal/", "simple_di/", "opentelemetry/")),
+    ("HTTP server and event loop (uvicorn, Starlette, asyncio)", ("uvicorn/", "starlette/", "asyncio/", "anyio/")),
+)  # fmt: skip
+
+
+def layer_shares(collapsed: Path) -> dict[str, float]:
+    """py-spy's collapsed stacks -> share of samples per layer of the request path (LAYERS)."""
+    counts = dict.fromkeys([name for name, _ in LAYERS] + ["other"], 0)
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        layer = next(
+            (name for frame in reversed(frames) for name, files in LAYERS if any(f in frame for f in files)), "other"
+        )
+        counts[layer] += int(n)
+    total = sum(counts.values()) or 1
+    return {name: count / total for name, count in counts.items()}
+
+
 def _cpu_seconds() -> dict[int, tuple[str, float]]:
     """pid -> (command line, user + system CPU seconds) for every process psutil may read."""
     out = {}
@@ -169,6 +199,9 @@ def load(
             log, _ = spy.communicate()
             if spy.returncode == 0:
                 print(f"flame graph of one worker: {out}")
+                if collapsed:
+                    for name, share in layer_shares(out).items():
+                        print(f"  {100 * share:5.1f}%  {name}")
             else:
                 print(f"py-spy failed ({spy.returncode}): {log.strip()[-500:]}")
     per_request = 64 if endpoint == "predict_batch" else 1
