@@ -50,7 +50,7 @@ class DetectorConfig:
     channels: tuple[int, int, int] = (16, 32, 32)
     hidden: int = 64
     feature_dim: int = 64  # the classifier's pooled features (mnist-cnn's last conv width)
-    epochs: int = 20
+    epochs: int = 40  # served: validation rose until epoch 38 (20 epochs: 97.1% of validation negatives, 40: 97.8%)
     steps: int | None = None  # per epoch; None: one pass over the training digits
     batch_size: int = 128  # digits per step, and as many negatives
     lr: float = 2e-3
