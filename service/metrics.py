@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from prometheus_client import Counter, Histogram
 
@@ -26,8 +28,9 @@ NON_DIGITS = Counter(
     name="mnist_non_digit_predictions",
     documentation="Images the digit detector flagged as not one handwritten digit (is_digit=false)",
 )
-# One child per digit, looked up once: `labels()` takes a lock and builds a key per call.
-PREDICTED = [PREDICTIONS.labels(digit=str(digit)) for digit in range(10)]
+# Each digit's child, looked up once (`labels()` takes a lock and builds a key per call) and
+# only when first predicted, so /metrics shows the digits served, as before.
+_PREDICTED: dict[int, Any] = {}
 REJECTED = Counter(
     name="mnist_rejected_requests",
     documentation="Requests refused with a 4xx, by endpoint and status",
@@ -47,7 +50,10 @@ def record(probs: np.ndarray, low_confidence: float, is_digit: np.ndarray | None
     confidence = probs[np.arange(len(best)), best]
     for digit, count in enumerate(np.bincount(best, minlength=10).tolist()):
         if count:
-            PREDICTED[digit].inc(count)
+            child = _PREDICTED.get(digit)
+            if child is None:
+                child = _PREDICTED[digit] = PREDICTIONS.labels(digit=str(digit))
+            child.inc(count)
     observe_many(CONFIDENCE, confidence)
     low = int(np.count_nonzero(confidence < low_confidence))
     if low:
