@@ -153,24 +153,26 @@ def blocky(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
+# The ways a negative is turned over (`turn`): mirrored left-right or top-bottom, turned 90/180/270.
+TURNS = (
+    lambda t: t.flip(-1),
+    lambda t: t.flip(-2),
+    lambda t: t.rot90(1, (-2, -1)),
+    lambda t: t.rot90(2, (-2, -1)),
+    lambda t: t.rot90(3, (-2, -1)),
+)
+
+
 def turn(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
-    """`share` of these (N, 28, 28) negatives mirrored or turned by 90/180/270 degrees, one way each.
+    """`share` of these (N, 28, 28) negatives turned over one of the TURNS ways each.
 
     A letter or a photo crop turned over is still not a digit, and the fonts hold only so many
     shapes: turning multiplies them without drawing on any kind kept out of training.
     """
     pick = torch.rand(len(x), generator=generator) < share
-    way = torch.randint(5, (len(x),), generator=generator)
+    way = torch.randint(len(TURNS), (len(x),), generator=generator)
     out = x.clone()
-    for w, f in enumerate(
-        (
-            lambda t: t.flip(-1),
-            lambda t: t.flip(-2),
-            lambda t: t.rot90(1, (-2, -1)),
-            lambda t: t.rot90(2, (-2, -1)),
-            lambda t: t.rot90(3, (-2, -1)),
-        )
-    ):
+    for w, f in enumerate(TURNS):
         idx = torch.nonzero(pick & (way == w)).squeeze(1)
         if len(idx):
             out[idx] = f(x[idx])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from contract import ModelFiles, read_metadata
-from training.detector import DetectorConfig, train_detector, turn
+from training.detector import TURNS, DetectorConfig, train_detector, turn
 from training.export import ExportError, export_checkpoint
 from training.negatives import KINDS, make
 
@@ -38,15 +38,8 @@ def test_turned_negatives_are_mirrored_or_turned_one_way_each() -> None:
     x = torch.randint(0, 256, (400, 28, 28), dtype=torch.uint8)
     assert torch.equal(turn(x, 0.0, torch.Generator().manual_seed(0)), x)
     out = turn(x, 1.0, torch.Generator().manual_seed(0))
-    ways = (
-        lambda t: t.flip(-1),
-        lambda t: t.flip(-2),
-        lambda t: t.rot90(1, (-2, -1)),
-        lambda t: t.rot90(2, (-2, -1)),
-        lambda t: t.rot90(3, (-2, -1)),
-    )
-    used = [next(w for w, f in enumerate(ways) if torch.equal(out[i], f(x[i]))) for i in range(len(x))]
-    assert set(used) == set(range(5))  # every way drawn, each image one of them
+    used = [next(w for w, f in enumerate(TURNS) if torch.equal(out[i], f(x[i]))) for i in range(len(x))]
+    assert set(used) == set(range(len(TURNS))) and len(TURNS) == 5  # every way drawn, each image one of them
     half = turn(x, 0.5, torch.Generator().manual_seed(0))
     kept = sum(torch.equal(half[i], x[i]) for i in range(len(x)))
     assert 150 < kept < 250
