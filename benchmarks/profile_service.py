@@ -102,7 +102,8 @@ def stages(images: np.ndarray) -> None:
 LAYERS = (
     ("onnxruntime (the model)", ("onnxruntime/",)),
     ("ours: reading the upload (body, multipart, decode, framing)", (
-        "service/http_io.py", "service/frames.py", "service/decode.py", "service/preprocess.py", "contract/framing.py",
+        "service/http_io.py", "service/frames.py", "service/decode.py", "service/preprocess.py",
+        "contract/photo.py", "contract/framing.py",
     )),
     ("ours: answer and drift metrics", ("service/schemas.py", "service/metrics.py", "service/service.py")),
     ("ours: guards (deadline, connections, security)", (

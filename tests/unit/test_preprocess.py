@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+from contract import photo
 from harness.mnist import load_mnist
 from service import preprocess as pp
 from service.errors import BadInput
@@ -186,7 +187,7 @@ class TestBatch:
         grey = variants.astype(np.float32) / 255.0
         frames, status = pp.mnist_frames(grey)
         for i, pixels in enumerate(grey):
-            one = pp._already_mnist(pixels[..., None])
+            one = photo.already_mnist(pixels[..., None])
             assert (status[i] == pp.READY) == (one is not None), f"variant {i}"
             if one is not None:
                 np.testing.assert_array_equal(frames[i], one)
