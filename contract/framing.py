@@ -42,10 +42,27 @@ def resize(channel: np.ndarray, size: tuple[int, int], resample: Image.Resamplin
     return np.asarray(Image.fromarray(channel, mode="F").resize(size, resample), np.float32)
 
 
+def ink_mask(ink: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W) bool: ink above the threshold that a neighbour backs up. A pixel counts when one
+    of the four 2x2 windows holding it averages above the threshold too: a stroke (even a 1 px
+    line at full strength) passes, a lone pixel of sensor noise does not, so that a noisy photo
+    of a faint digit is not cropped to the noise at its edges."""
+    mask = ink > threshold
+    h, w = ink.shape
+    if h < 2 or w < 2:
+        return mask
+    pairs = ink[:, :-1] + ink[:, 1:]  # (H, W-1)
+    window = (pairs[:-1] + pairs[1:]) > 4 * threshold  # (H-1, W-1): 2x2 means above it
+    backed = np.zeros((h + 1, w + 1), bool)  # padded so that each pixel sees its four windows
+    backed[1:-1, 1:-1] = window
+    backed = backed[:-1, :-1] | backed[:-1, 1:] | backed[1:, :-1] | backed[1:, 1:]  # (H, W)
+    return mask & backed
+
+
 def frame(ink: np.ndarray) -> np.ndarray:
     """(H, W) ink >= 0 (0 = paper) -> (28, 28) float32 in [0, 1], white on black; NoInk if none."""
     top_ink = peak(ink)
-    mask = ink > INK_THRESHOLD * top_ink
+    mask = ink_mask(ink, INK_THRESHOLD * top_ink)
     if top_ink <= 0.0 or not mask.any():
         raise NoInk("no ink to frame")
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))

@@ -105,6 +105,21 @@ class TestPhotos:
         reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
         assert _agreement(out, reference) > 0.9
 
+    @pytest.mark.parametrize("noise", [4.0, 8.0])
+    def test_a_faint_digit_in_a_noisy_photo_is_framed_not_the_noise(self, digits, noise) -> None:
+        """Pencil on a noisy phone photo with a vignette: lone noise pixels at the edges once
+        passed for ink and the whole photo was framed, leaving a small digit in a grey box."""
+        digit = digits[0][1]  # a 2
+        ink = _big(digit, size=160, fill=0.5)
+        yy, xx = np.mgrid[0:160, 0:160] / 160 - 0.5
+        light = 1.0 - 0.5 * (xx**2 + yy**2)  # darker corners
+        photo = ((0.9 - 0.45 * ink) * light)[..., None] * np.array([1.0, 0.97, 0.92])  # pencil, cream paper
+        photo = photo * 255 + np.random.default_rng(0).normal(0, noise, photo.shape)
+        out = pp.to_mnist(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8), "RGB"))
+        reference = pp.to_mnist(Image.fromarray((ink * 255).astype(np.uint8)))
+        assert max(_bbox(out, 0.5)) >= 18  # the digit fills the 20x20 box, not a corner of it
+        assert _agreement(out, reference) > 0.85
+
     @pytest.mark.parametrize("pen", [(20, 40, 160), (170, 20, 30), (230, 200, 20)])
     def test_coloured_pen_on_white(self, digits, pen) -> None:
         ink = _big(digits[0][4])[..., None]
