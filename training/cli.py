@@ -44,8 +44,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="augment the training images (recipe's)")
     p.add_argument(
         "--augment-kind",
-        choices=["affine", "upload"],
-        help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise (recipe's)",
+        choices=["affine", "upload", "rendered"],
+        help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise; rendered: upload, "
+        "with a third of the digits drawn as photos and framed by the service's code (recipe's: affine)",
     )
     p.add_argument("--label-smoothing", type=float, help="label smoothing (recipe's)")
     p.add_argument("--schedule", choices=["none", "onecycle"], help="learning-rate schedule (recipe's)")

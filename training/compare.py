@@ -1,6 +1,9 @@
 """Seeds side by side: each checkpoint's validation and test accuracy, their mean and sd, and the ensemble's.
 
 Validation decides (selection, early stopping, temperature); test only reports. `mnist compare`.
+Beside MNIST's own validation digits, the same digits rendered as uploads and framed as served
+(training/rendered.py, seed 1: other draws than any training run's): how a run holds up on real
+uploads, still chosen on validation data only.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import torch.nn.functional as F
 
 from training.checkpoint import model_from_checkpoint
 from training.data import load_split, to_float, train_val_split
+from training.rendered import rendered_frames
+
+UPLOADS_SEED = 1  # validation renderings; training renders its split with seed 0
 
 
 @torch.no_grad()
@@ -38,49 +44,72 @@ def _pct(value: float | None, width: int) -> str:
     return f"{'n/a':>{width}s} " if value is None else f"{100 * value:{width}.2f}%"
 
 
-def compare(checkpoints: list[Path], data_root: Path) -> dict:
-    """Per checkpoint and for the ensemble (mean of probabilities): validation and test accuracy."""
+def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> dict:
+    """Per checkpoint and for the ensemble (mean of probabilities): validation, validation as
+    uploads (uploads=False: skipped, n/a; rendering 6,000 digits takes ~40 s once, then cached)
+    and test accuracy."""
     train_x, train_y = load_split(data_root, train=True)
     test_x, test_y = load_split(data_root, train=False)
-    rows, val_probs, test_probs = [], [], []
+    rows, val_probs, upload_probs, test_probs = [], [], [], []
+    rendered: dict[tuple[int, int], torch.Tensor | None] = {}  # per split: its validation digits as uploads
     for path in checkpoints:
         model, _, tc, state = model_from_checkpoint(path)
         splits = train_val_split(train_x, train_y, tc.val_size, tc.split_seed)
+        split = (tc.val_size, tc.split_seed)
+        if split not in rendered:
+            as_uploads = uploads and len(splits.val_x)
+            rendered[split] = (
+                torch.from_numpy(rendered_frames(splits.val_x.numpy(), seed=UPLOADS_SEED)) if as_uploads else None
+            )
         pv, pt = _probs(model, splits.val_x), _probs(model, test_x)
+        pu = _probs(model, rendered[split]) if rendered[split] is not None else None
         val_probs.append(pv)
+        upload_probs.append(pu)
         test_probs.append(pt)
         rows.append({
             "checkpoint": str(path),
             "seed": tc.seed,
             "best_epoch": len(state.get("history", [])),  # of its stage (a fine-tune counts its own)
             "val_accuracy": _accuracy(pv, splits.val_y),
+            "val_uploads_accuracy": _accuracy(pu, splits.val_y) if pu is not None else None,
             "test_accuracy": _accuracy(pt, test_y),
         })  # fmt: skip
     out: dict = {"runs": rows}
-    for key in ("val_accuracy", "test_accuracy"):
+    for key in KEYS:
         out[key] = _spread([r[key] for r in rows])
     if len(checkpoints) > 1:
-        same_split = len({len(p) for p in val_probs}) == 1
+        same_split = len(rendered) == 1
+        with_uploads = same_split and all(p is not None for p in upload_probs)
         out["ensemble"] = {
             "val_accuracy": _accuracy(torch.stack(val_probs).mean(0), splits.val_y) if same_split else None,
+            "val_uploads_accuracy": (
+                _accuracy(torch.stack(upload_probs).mean(0), splits.val_y) if with_uploads else None
+            ),
             "test_accuracy": _accuracy(torch.stack(test_probs).mean(0), test_y),
         }
     return out
 
 
+KEYS = ("val_accuracy", "val_uploads_accuracy", "test_accuracy")
+
+
 def format_comparison(result: dict) -> str:
-    lines = ["checkpoint                                   seed  best ep  validation    test"]
+    lines = ["checkpoint                                   seed  best ep  validation  val. uploads    test"]
     for r in result["runs"]:
-        lines.append(f"{r['checkpoint']:44s} {r['seed']:4d}  {r['best_epoch']:7d}  "
-                     f"{_pct(r['val_accuracy'], 9)}  {_pct(r['test_accuracy'], 6)}")  # fmt: skip
+        lines.append(f"{r['checkpoint']:44s} {r['seed']:4d}  {r['best_epoch']:7d}  {_pct(r['val_accuracy'], 9)}  "
+                     f"{_pct(r['val_uploads_accuracy'], 11)}  {_pct(r['test_accuracy'], 6)}")  # fmt: skip
 
     def spread(s: dict) -> str:
         return "n/a" if s["mean"] is None else f"{100 * s['mean']:.2f} +- {100 * s['sd']:.2f}%"
 
-    label = f"mean +- sd over {len(result['runs'])} runs"
-    lines.append(f"{label:56s}  {spread(result['val_accuracy'])}  {spread(result['test_accuracy'])}")
+    lines.append(f"mean +- sd over {len(result['runs'])} runs")
+    lines.append("  " + "   ".join(f"{name} {spread(result[key])}" for name, key in zip(NAMES, KEYS, strict=True)))
     if "ensemble" in result:
         e = result["ensemble"]
-        lines.append(f"{'ensemble (mean of probabilities)':56s}  {_pct(e['val_accuracy'], 9)}  "
-                     f"{_pct(e['test_accuracy'], 6)}")  # fmt: skip
+        lines.append("ensemble (mean of probabilities)")
+        cells = [f"{name} {_pct(e[key], 0).strip()}" for name, key in zip(NAMES, KEYS, strict=True)]
+        lines.append("  " + "   ".join(cells))
     return "\n".join(lines)
+
+
+NAMES = ("validation", "val. uploads", "test")

@@ -19,7 +19,9 @@ class TrainConfig:
     schedule: str = "onecycle"  # none | onecycle
     label_smoothing: float = 0.05
     augment: bool = True
-    augment_kind: str = "affine"  # affine | upload (training/augment.py: + elastic, thickness, low-res, blur, noise)
+    # affine | upload (training/augment.py: + elastic, thickness, low-res, blur, noise) | rendered
+    # (upload, with a share of the digits drawn as photos and framed as served: training/rendered.py)
+    augment_kind: str = "affine"
     ema_decay: float | None = None  # validate and export an EMA of the weights (e.g. 0.999); None/0: raw weights
     seed: int = 0
     val_size: int = 6000

@@ -25,6 +25,7 @@ from training.data import file_checksums, load_split, random_affine, to_float, t
 from training.distill import distillation_loss, load_teacher, soft_targets
 from training.models import ModelConfig, build_model, count_parameters
 from training.plots import plot_training_curves
+from training.rendered import SHARE, rendered_frames
 from training.warmstart import model_from_onnx
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,11 @@ def train(
     model = model.to(device)
     opt = _optimizer(model, tc)
     loader_gen = torch.Generator().manual_seed(tc.seed)
+    # --augment-kind rendered: each digit beside its rendering as an upload, framed as served
+    rendered = tc.augment and tc.augment_kind == "rendered"
+    columns = (splits.train_x, _rendered(splits.train_x)) if rendered else (splits.train_x,)
     loader = DataLoader(
-        TensorDataset(splits.train_x, splits.train_y),
+        TensorDataset(*columns, splits.train_y),
         batch_size=tc.batch_size,
         shuffle=True,
         generator=loader_gen,
@@ -123,9 +127,9 @@ def train(
         else None
     )
     aug_gen = torch.Generator().manual_seed(tc.seed + 1)
-    augment = {"affine": random_affine, "upload": upload_like}.get(tc.augment_kind)
+    augment = {"affine": random_affine, "upload": upload_like, "rendered": upload_like}.get(tc.augment_kind)
     if tc.augment and augment is None:
-        raise ValueError(f"unknown augment_kind {tc.augment_kind!r}; choose affine or upload")
+        raise ValueError(f"unknown augment_kind {tc.augment_kind!r}; choose affine, upload or rendered")
     teacher = load_teacher(tc.teacher, device) if tc.teacher else None
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -171,7 +175,10 @@ def train(
         t0 = time.perf_counter()
         seen, loss_sum, correct = 0, 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False, dynamic_ncols=True)
-        for xb, yb in bar:
+        for xb, *more, yb in bar:
+            if more:  # swap SHARE of the digits for their renderings as uploads
+                swap = torch.rand(len(xb), generator=aug_gen) < SHARE
+                xb = torch.where(swap[:, None, None], more[0], xb)
             xb = to_float(xb).to(device, non_blocking=True)  # (B, 1, 28, 28) float32 in [0, 1]
             yb = yb.to(device, non_blocking=True)
             if tc.augment:
@@ -245,6 +252,11 @@ def train(
             break
     plot_training_curves(history, run_dir / "training_curves.png", title=f"{mc.arch} on MNIST")
     return best_path
+
+
+def _rendered(images: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) uint8 training digits -> their renderings as uploads, framed as served."""
+    return torch.from_numpy(rendered_frames(images.numpy(), seed=0))
 
 
 def _write_metrics(run_dir: Path, history: list[dict]) -> None:
