@@ -34,8 +34,9 @@ RENDERINGS: tuple[str, ...] = (
     "thick_marker",  # felt marker: strokes 2-3x MNIST's, the digit about half the photo
     "tight_crop",  # the same marker, cropped so that the digit fills about 90% of the image
     "heavy_blur",  # an out-of-focus photo: blur about a stroke's width, uneven light, noise
+    "pencil_noisy",  # pencil in a dim room: grey strokes, dark corners, strong sensor noise
 )
-HARD: tuple[str, ...] = ("thick_marker", "tight_crop", "heavy_blur")
+HARD: tuple[str, ...] = ("thick_marker", "tight_crop", "heavy_blur", "pencil_noisy")
 # The everyday kinds (the deployed and load tests' 99% set); HARD is measured beside them.
 PHOTO_LIKE: tuple[str, ...] = tuple(k for k in RENDERINGS if k != "png28" and k not in HARD)
 
@@ -257,6 +258,15 @@ def render(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[by
         square = _tight_square(digit28, rng.uniform(1.3, 1.7))
         box = size / square.shape[0] * 20  # the digit's box in px in the photo
         return _photo_of(square, size, rng, blur=box * rng.uniform(0.06, 0.09)), "image/jpeg"
+    if kind == "pencil_noisy":  # a phone's high ISO: noise the camera did not smooth away
+        size = int(rng.integers(200, 501))
+        ink = _centred(digit28, size, rng.uniform(0.5, 0.8), rng, jitter=0.5, angle_max=5.0) * 0.8
+        base = rng.uniform(175, 215)
+        grey = int(rng.integers(70, 100))
+        rgb = _on_paper(ink, rng, (grey, grey, grey + 6), (base, base - 4, base - 12), light=rng.uniform(0.3, 0.45))
+        noisy = rgb.astype(np.float32) + rng.normal(0.0, rng.uniform(8.0, 14.0), rgb.shape)
+        img = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+        return _encode(img, "JPEG", quality=int(rng.integers(70, 91))), "image/jpeg"
     raise ValueError(f"unknown rendering {kind!r}; known: {', '.join(RENDERINGS)}")
 
 
