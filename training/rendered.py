@@ -93,6 +93,27 @@ def rendered_frame(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return digit
 
 
+def sample_sheet(digits: np.ndarray, path: Path, seed: int = 0, cell: int = 96) -> Path:
+    """A PNG of what rendered training looks like: each digit (top), its photo (middle) and the
+    frame the service makes of it (bottom); the same draws as rendered_frames' first chunk."""
+    rng = np.random.default_rng([seed, 0])
+    sheet = Image.new("RGB", (cell * len(digits), cell * 3), "white")
+    for i, digit in enumerate(digits):
+        photo = render(digit, rng)
+        try:
+            frame = np.round(to_frame(photo) * 255).astype(np.uint8)
+        except NoInk:
+            frame = digit
+        for row, img in enumerate((Image.fromarray(digit), photo, Image.fromarray(frame))):
+            sheet.paste(
+                img.convert("RGB").resize((cell - 4, cell - 4), Image.Resampling.NEAREST),
+                (i * cell + 2, row * cell + 2),
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
 def cache_dir() -> Path:
     """$MNIST_CACHE_DIR, else ~/.cache/mnist-service (XDG_CACHE_HOME honoured)."""
     if os.environ.get("MNIST_CACHE_DIR"):

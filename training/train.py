@@ -25,7 +25,7 @@ from training.data import file_checksums, load_split, random_affine, to_float, t
 from training.distill import distillation_loss, load_teacher, soft_targets
 from training.models import ModelConfig, build_model, count_parameters
 from training.plots import plot_training_curves
-from training.rendered import SHARE, rendered_frames
+from training.rendered import SHARE, rendered_frames, sample_sheet
 from training.warmstart import model_from_onnx
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ def train(
     # --augment-kind rendered: each digit beside its rendering as an upload, framed as served
     rendered = tc.augment and tc.augment_kind == "rendered"
     columns = (splits.train_x, _rendered(splits.train_x)) if rendered else (splits.train_x,)
+    if rendered:
+        sample_sheet(splits.train_x[:12].numpy(), run_dir / "rendered_uploads.png")
     loader = DataLoader(
         TensorDataset(*columns, splits.train_y),
         batch_size=tc.batch_size,

@@ -65,6 +65,7 @@ def test_a_rendered_run_trains_and_records_its_kind(
     best = train(tc, ModelConfig(arch="mnist-cnn"), mnist_data_dir, tmp_path / "run")
     assert load_checkpoint(best)["train_config"]["augment_kind"] == "rendered"
     assert len(list((tmp_path / "cache").glob("rendered-*.npy"))) == 1  # the 256 training digits
+    assert (tmp_path / "run" / "rendered_uploads.png").stat().st_size > 1000  # what it trained on, to look at
 
 
 def test_compare_reports_validation_as_uploads(
