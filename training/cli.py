@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
 
     p = sub.add_parser("compare", help="seeds side by side: validation and test accuracy, mean +- sd, ensemble")
-    p.add_argument("checkpoints", nargs="+", type=Path, help="best.pt files of runs to compare")
+    p.add_argument(
+        "checkpoints", nargs="+", type=Path, help="best.pt files of runs, or versions' model.onnx, to compare"
+    )
     p.add_argument("--json", type=Path, help="also write the numbers here")
     _add_data_args(p)
 

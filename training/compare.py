@@ -8,21 +8,25 @@ uploads, still chosen on validation data only.
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from training.checkpoint import model_from_checkpoint
+from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
 from training.rendered import rendered_frames
 
+Model = Callable[[torch.Tensor], torch.Tensor]  # (N, 1, 28, 28) -> (N, 10) logits
 UPLOADS_SEED = 1  # validation renderings; training renders its split with seed 0
 
 
 @torch.no_grad()
-def _probs(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+def _probs(model: Model, images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) -> softmax (N, 10); (0, 10) for no images."""
     chunks = [F.softmax(model(to_float(images[i : i + 1000])).float(), 1) for i in range(0, len(images), 1000)]
     return torch.cat(chunks) if chunks else torch.zeros(0, 10)
@@ -44,6 +48,31 @@ def _pct(value: float | None, width: int) -> str:
     return f"{'n/a':>{width}s} " if value is None else f"{100 * value:{width}.2f}%"
 
 
+class _Graph:
+    """An exported model.onnx, called like a module: (N, 1, 28, 28) -> its (calibrated) logits."""
+
+    def __init__(self, path: Path, logits: str, pixels: str) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.logits, self.pixels = logits, pixels
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        (out,) = self.session.run([self.logits], {self.pixels: x.numpy()})
+        return torch.from_numpy(out)
+
+
+def _load(path: Path) -> tuple[Model, TrainConfig, int]:
+    """A best.pt, or a version's model.onnx (the served one, say) with the configs in its metadata:
+    (model, its TrainConfig, its best epoch (of its stage: a fine-tune counts its own))."""
+    if path.suffix == ".onnx":
+        meta = json.loads((path.parent / "metadata.json").read_text())
+        graph = _Graph(path, meta["outputs"]["logits"]["name"], meta["input"]["name"])
+        return graph, TrainConfig.from_dict(meta["train_config"]), int(meta.get("best_epoch") or 0)
+    model, _, tc, state = model_from_checkpoint(path)
+    return model, tc, len(state.get("history", []))
+
+
 def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> dict:
     """Per checkpoint and for the ensemble (mean of probabilities): validation, validation as
     uploads (uploads=False: skipped, n/a; rendering 6,000 digits takes ~40 s once, then cached)
@@ -53,7 +82,7 @@ def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> d
     rows, val_probs, upload_probs, test_probs = [], [], [], []
     rendered: dict[tuple[int, int], torch.Tensor | None] = {}  # per split: its validation digits as uploads
     for path in checkpoints:
-        model, _, tc, state = model_from_checkpoint(path)
+        model, tc, best_epoch = _load(path)
         splits = train_val_split(train_x, train_y, tc.val_size, tc.split_seed)
         split = (tc.val_size, tc.split_seed)
         if split not in rendered:
@@ -69,7 +98,7 @@ def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> d
         rows.append({
             "checkpoint": str(path),
             "seed": tc.seed,
-            "best_epoch": len(state.get("history", [])),  # of its stage (a fine-tune counts its own)
+            "best_epoch": best_epoch,
             "val_accuracy": _accuracy(pv, splits.val_y),
             "val_uploads_accuracy": _accuracy(pu, splits.val_y) if pu is not None else None,
             "test_accuracy": _accuracy(pt, test_y),

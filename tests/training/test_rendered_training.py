@@ -80,3 +80,6 @@ def test_compare_reports_validation_as_uploads(
     assert "val. uploads" in compare_module.format_comparison(result)
     skipped = compare_module.compare([smoke_run["best"]], mnist_data_dir, uploads=False)
     assert skipped["runs"][0]["val_uploads_accuracy"] is None
+    # a version's exported graph (the served one, say) compares beside runs: same answers as its run
+    graph, run = compare_module.compare([smoke_run["export"] / "model.onnx", smoke_run["best"]], mnist_data_dir)["runs"]
+    assert graph["val_accuracy"] == run["val_accuracy"] and graph["test_accuracy"] == run["test_accuracy"]
