@@ -50,7 +50,9 @@ MPL_PHOTOS = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png", 
 SHAPES = ("square", "rectangle", "triangle", "star", "arrow", "cross")
 TEXTURES = ("noise", "stripes", "checkerboard", "gradient")
 # How drawn kinds reach the service: clean ink on paper, an MNIST frame, or a photo-like rendering.
-PHOTO_RENDERINGS: tuple[str, ...] = (*PHOTO_LIKE, *HARD)
+# The hard kinds as they were when the detector's held-out set was first measured: a kind added to
+# harness.uploads later (pencil_noisy) must not redraw every non-digit after it.
+PHOTO_RENDERINGS: tuple[str, ...] = (*PHOTO_LIKE, *HARD[:3])
 CANVAS = 128  # px side that drawn kinds are drawn at
 
 
