@@ -46,7 +46,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "--augment-kind",
         choices=["affine", "upload", "rendered"],
         help="affine: random affine only; upload: + elastic, thickness, low-res, blur, noise; rendered: upload, "
-        "with a third of the digits drawn as photos and framed by the service's code (recipe's: affine)",
+        "with a share of the digits drawn as photos and framed by the service's code (recipe's: affine)",
+    )
+    p.add_argument(
+        "--rendered-share", type=float, help="rendered: share of each batch drawn as uploads (default: 0.35)"
     )
     p.add_argument("--label-smoothing", type=float, help="label smoothing (recipe's)")
     p.add_argument("--schedule", choices=["none", "onecycle"], help="learning-rate schedule (recipe's)")
@@ -215,6 +218,7 @@ class TrainRun:
             augment_kind=args.augment_kind, label_smoothing=args.label_smoothing, val_size=args.val_size,
             teacher=tuple(args.teacher) if args.teacher else None, distill_alpha=args.distill_alpha,
             distill_temperature=args.distill_temperature, schedule=args.schedule, weight_decay=args.weight_decay,
+            rendered_share=args.rendered_share,
         )  # fmt: skip
         if args.dry_run:
             tc = replace(tc, epochs=1, limit_train=1000)

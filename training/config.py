@@ -22,6 +22,7 @@ class TrainConfig:
     # affine | upload (training/augment.py: + elastic, thickness, low-res, blur, noise) | rendered
     # (upload, with a share of the digits drawn as photos and framed as served: training/rendered.py)
     augment_kind: str = "affine"
+    rendered_share: float = 0.35  # rendered: the share of each batch swapped for its renderings as uploads
     ema_decay: float | None = None  # validate and export an EMA of the weights (e.g. 0.999); None/0: raw weights
     seed: int = 0
     val_size: int = 6000

@@ -8,7 +8,7 @@ through, so the frames a model trains on carry the service's own framing and its
 
 Rendering costs milliseconds per digit, so a split is rendered once (one rendering per digit,
 seeded, with progress) and kept in a cache folder; training swaps a share of each batch for the
-rendered versions (`mnist train --augment-kind rendered`). The renderer is this module's own:
+rendered versions (`mnist train --augment-kind rendered --rendered-share 0.35`). The renderer is this module's own:
 the evaluation's renderings (harness/uploads.py) are other code, drawn from the test split.
 """
 
@@ -31,7 +31,6 @@ from contract.photo import to_frame
 log = logging.getLogger(__name__)
 
 RENDER_VERSION = 1  # part of the cache key: bump when the drawing below changes
-SHARE = 0.35  # of each training batch, swapped for its digits' renderings
 INK_COLOURS = ((0.05, 0.05, 0.08), (0.1, 0.15, 0.55), (0.55, 0.08, 0.1), (0.1, 0.4, 0.15), (0.3, 0.3, 0.3))
 
 

@@ -25,7 +25,7 @@ from training.data import file_checksums, load_split, random_affine, to_float, t
 from training.distill import distillation_loss, load_teacher, soft_targets
 from training.models import ModelConfig, build_model, count_parameters
 from training.plots import plot_training_curves
-from training.rendered import SHARE, rendered_frames, sample_sheet
+from training.rendered import rendered_frames, sample_sheet
 from training.warmstart import model_from_onnx
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,8 @@ def train(
         seen, loss_sum, correct = 0, 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{tc.epochs}", unit="batch", leave=False, dynamic_ncols=True)
         for xb, *more, yb in bar:
-            if more:  # swap SHARE of the digits for their renderings as uploads
-                swap = torch.rand(len(xb), generator=aug_gen) < SHARE
+            if more:  # swap a share of the digits for their renderings as uploads
+                swap = torch.rand(len(xb), generator=aug_gen) < tc.rendered_share
                 xb = torch.where(swap[:, None, None], more[0], xb)
             xb = to_float(xb).to(device, non_blocking=True)  # (B, 1, 28, 28) float32 in [0, 1]
             yb = yb.to(device, non_blocking=True)

@@ -61,9 +61,10 @@ def test_a_rendered_run_trains_and_records_its_kind(
     smoke_run: dict, mnist_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MNIST_CACHE_DIR", str(tmp_path / "cache"))
-    tc = replace(smoke_run["train_config"], limit_train=256, augment_kind="rendered")
+    tc = replace(smoke_run["train_config"], limit_train=256, augment_kind="rendered", rendered_share=0.5)
     best = train(tc, ModelConfig(arch="mnist-cnn"), mnist_data_dir, tmp_path / "run")
-    assert load_checkpoint(best)["train_config"]["augment_kind"] == "rendered"
+    recorded = load_checkpoint(best)["train_config"]
+    assert recorded["augment_kind"] == "rendered" and recorded["rendered_share"] == 0.5
     assert len(list((tmp_path / "cache").glob("rendered-*.npy"))) == 1  # the 256 training digits
     assert (tmp_path / "run" / "rendered_uploads.png").stat().st_size > 1000  # what it trained on, to look at
 
