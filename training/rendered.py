@@ -8,8 +8,9 @@ through, so the frames a model trains on carry the service's own framing and its
 
 Rendering costs milliseconds per digit, so a split is rendered once (one rendering per digit,
 seeded, with progress) and kept in a cache folder; training swaps a share of each batch for the
-rendered versions (`mnist train --augment-kind rendered --rendered-share 0.35`). The renderer is this module's own:
-the evaluation's renderings (harness/uploads.py) are other code, drawn from the test split.
+rendered versions (`mnist train --augment-kind rendered --rendered-share 0.35`). The renderer is
+this module's own: the evaluation's renderings (harness/uploads.py) are other code, drawn from
+the test split.
 """
 
 from __future__ import annotations
@@ -84,10 +85,15 @@ def render(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 
 def rendered_frame(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(28, 28) uint8 digit -> (28, 28) uint8: rendered as an upload, then framed as served.
-    A rendering the framing finds no ink in (a faint pencil on a dark photo) keeps the digit."""
+    """(28, 28) uint8 digit -> (28, 28) uint8: rendered as an upload, then framed as served."""
+    return _framed(render(digit, rng), digit)
+
+
+def _framed(photo: Image.Image, digit: np.ndarray) -> np.ndarray:
+    """The photo's served frame as uint8; a photo the framing finds no ink in (a faint pencil on
+    a dark photo) keeps the digit it was drawn from."""
     try:
-        return np.round(to_frame(render(digit, rng)) * 255).astype(np.uint8)
+        return np.round(to_frame(photo) * 255).astype(np.uint8)
     except NoInk:
         return digit
 
@@ -99,11 +105,7 @@ def sample_sheet(digits: np.ndarray, path: Path, seed: int = 0, cell: int = 96) 
     sheet = Image.new("RGB", (cell * len(digits), cell * 3), "white")
     for i, digit in enumerate(digits):
         photo = render(digit, rng)
-        try:
-            frame = np.round(to_frame(photo) * 255).astype(np.uint8)
-        except NoInk:
-            frame = digit
-        for row, img in enumerate((Image.fromarray(digit), photo, Image.fromarray(frame))):
+        for row, img in enumerate((Image.fromarray(digit), photo, Image.fromarray(_framed(photo, digit)))):
             sheet.paste(
                 img.convert("RGB").resize((cell - 4, cell - 4), Image.Resampling.NEAREST),
                 (i * cell + 2, row * cell + 2),

@@ -109,9 +109,9 @@ def train(
     opt = _optimizer(model, tc)
     loader_gen = torch.Generator().manual_seed(tc.seed)
     # --augment-kind rendered: each digit beside its rendering as an upload, framed as served
-    rendered = tc.augment and tc.augment_kind == "rendered"
-    columns = (splits.train_x, _rendered(splits.train_x)) if rendered else (splits.train_x,)
-    if rendered:
+    columns: tuple[torch.Tensor, ...] = (splits.train_x,)
+    if tc.augment and tc.augment_kind == "rendered":
+        columns = (splits.train_x, _rendered(splits.train_x))
         sample_sheet(splits.train_x[:12].numpy(), run_dir / "rendered_uploads.png")
     loader = DataLoader(
         TensorDataset(*columns, splits.train_y),
