@@ -52,9 +52,9 @@ class _Graph:
     """An exported model.onnx, called like a module: (N, 1, 28, 28) -> its (calibrated) logits."""
 
     def __init__(self, path: Path, logits: str, pixels: str) -> None:
-        import onnxruntime as ort
+        from training.evaluate import ort_session
 
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.session = ort_session(path)
         self.logits, self.pixels = logits, pixels
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
