@@ -1,7 +1,8 @@
 """How ink becomes the 28x28 frame the model reads: MNIST's own recipe, written once for both halves.
 
-Crop to the ink, level the strokes between the paper's noise and solid ink, fit the ink into a
-20x20 box keeping its aspect ratio, and place it in 28x28 with its centre of mass at the centre.
+Crop to the ink, level the strokes between the paper's noise and solid ink, thin strokes far
+thicker than MNIST's pen (a felt marker), fit the ink into a 20x20 box keeping its aspect ratio,
+and place it in 28x28 with its centre of mass at the centre.
 The service frames every upload with it (service/preprocess.py: after turning a photo into
 ink); training frames what it draws with it (training/negatives.py), so that what the model
 learns from is framed exactly as what it will be served. numpy and Pillow only.
@@ -10,6 +11,7 @@ learns from is framed exactly as what it will be served. numpy and Pillow only.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 SIDE = 28  # MNIST frame
@@ -18,6 +20,11 @@ CENTRE = 14.0  # MNIST test digits have their centre of mass at (14, 14), +-0.5 
 INK_THRESHOLD = 0.35  # of the peak: what counts as ink when finding the digit's box
 FLOOR = 0.2  # of the peak: below this is paper texture, noise or JPEG ringing
 TOP_PERCENTILE = 90  # ink at or above this percentile of the strokes is solid (1.0)
+# Stroke width in frame pixels (stroke_width), over MNIST's 54,000 training digits: median 1.96,
+# 90th percentile 2.74, 99th 3.62. Ink wider than MNIST's widest 1% is thinned to its 90th.
+STROKE_MAX = 3.6
+STROKE_TARGET = 2.7
+THIN_SCALE = 8  # thinning runs at no more than 8x the frame's resolution: bounded work
 
 
 class NoInk(ValueError):
@@ -59,6 +66,56 @@ def ink_mask(ink: np.ndarray, threshold: float) -> np.ndarray:
     return mask & backed
 
 
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width in pixels of the ink above half strength: twice its area over the length of
+    its outline (a stroke of width w and length L has area wL and an outline of about 2L)."""
+    solid = ink > 0.5
+    outline = (
+        np.count_nonzero(solid[:, 1:] != solid[:, :-1])
+        + np.count_nonzero(solid[1:] != solid[:-1])
+        + np.count_nonzero(solid[0]) + np.count_nonzero(solid[-1])
+        + np.count_nonzero(solid[:, 0]) + np.count_nonzero(solid[:, -1])
+    )  # fmt: skip
+    return 2.0 * np.count_nonzero(solid) / outline if outline else 0.0
+
+
+def erode(a: np.ndarray, radius: int) -> np.ndarray:
+    """Grey erosion by a (2r+1)-square, paper (0) beyond the edges: a row pass, then a column pass,
+    so that the work grows with r, not r squared."""
+    k = 2 * radius + 1
+    a = sliding_window_view(np.pad(a, ((0, 0), (radius, radius))), k, axis=1).min(-1)
+    return np.asarray(sliding_window_view(np.pad(a, ((radius, radius), (0, 0))), k, axis=0).min(-1))
+
+
+def thin(crop: np.ndarray) -> np.ndarray:
+    """A levelled crop (ink in [0, 1], cropped to the digit) whose strokes would be wider in the
+    frame than STROKE_MAX -> the same digit eroded once by what takes a straight stroke to
+    STROKE_TARGET, cropped again; any other crop comes back as it is. A felt-marker digit framed
+    as it is reaches the model far bolder than any it learnt from (a thick 7 is read as 2).
+
+    One erosion, not repeated until the measure reads the target: on marker renderings of
+    validation digits, eroding again read fewer right (thick marker 98.3% against 99.7%)."""
+    h, w = crop.shape
+    width = stroke_width(crop) * BOX / max(h, w)  # in frame pixels
+    if width <= STROKE_MAX:
+        return crop
+    side = min(max(h, w), THIN_SCALE * BOX)  # erode at up to 8x the frame's resolution
+    if side < max(h, w):
+        size = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+        crop = np.clip(resize(crop, size, Image.Resampling.BOX), 0.0, 1.0)
+    # px to take off each side of a stroke: eroding r shortens the digit's box by 2r as well, and
+    # the frame scales that box back up to BOX, so (stroke - 2r) / (side - 2r) = target / BOX.
+    radius = round((width - STROKE_TARGET) * side / BOX / (2 * (1 - STROKE_TARGET / BOX)))
+    if radius < 1:
+        return crop
+    eroded = erode(crop, radius)
+    mask = eroded > INK_THRESHOLD
+    if not mask.any():
+        return crop
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return eroded[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
 def frame(ink: np.ndarray) -> np.ndarray:
     """(H, W) ink >= 0 (0 = paper) -> (28, 28) float32 in [0, 1], white on black; NoInk if none."""
     top_ink = peak(ink)
@@ -69,12 +126,12 @@ def frame(ink: np.ndarray) -> np.ndarray:
     # Level strokes between the paper's noise and solid ink, keeping their soft edges.
     floor, top = FLOOR * top_ink, float(np.percentile(ink[mask], TOP_PERCENTILE))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    crop = np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0)
+    crop = thin(np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0).astype(np.float32))
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BILINEAR
-    digit = np.clip(resize(crop.astype(np.float32), size, resample), 0.0, 1.0)
+    digit = np.clip(resize(crop, size, resample), 0.0, 1.0)
     if digit.max() <= 0.0:
         raise NoInk("no ink left after scaling")
     digit /= digit.max()
