@@ -26,12 +26,17 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+import contract.framing
+import contract.photo
 from contract.framing import NoInk
 from contract.photo import to_frame
 
 log = logging.getLogger(__name__)
 
 RENDER_VERSION = 1  # part of the cache key: bump when the drawing below changes
+# Also in the key: the service's framing code, which reads each rendering back, so that a change
+# there (a thinner marker stroke, say) re-renders instead of training on frames it no longer makes.
+FRAMING = b"".join(Path(m.__file__).read_bytes() for m in (contract.framing, contract.photo) if m.__file__)
 INK_COLOURS = ((0.05, 0.05, 0.08), (0.1, 0.15, 0.55), (0.55, 0.08, 0.1), (0.1, 0.4, 0.15), (0.3, 0.3, 0.3))
 
 
@@ -135,7 +140,7 @@ def rendered_frames(digits: np.ndarray, seed: int = 0, cache: Path | None = None
 
     processes: 0 for one per CPU core. About 12 ms per digit on one core here.
     """
-    key = hashlib.sha256(digits.tobytes() + f"{seed}/{RENDER_VERSION}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(digits.tobytes() + f"{seed}/{RENDER_VERSION}".encode() + FRAMING).hexdigest()[:16]
     path = (cache or cache_dir()) / f"rendered-{key}.npy"
     if path.exists():
         log.info("rendered uploads from %s", path)
