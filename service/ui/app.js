@@ -27,6 +27,48 @@ let seenUrl = null;
 let photoUrl = null;
 let digitThreshold = null; // the digit threshold in force (GET /model), null: no detector
 
+// --- API keys: with MNIST_API_KEYS set, every call needs one (service/security.py) ---------
+
+const KEY_STORE = "mnist-api-key";
+let apiKey = readKey(); // sent as X-API-Key once the user gives one; kept for this tab only
+
+function readKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORE) || "";
+  } catch {
+    return ""; // storage disabled: the key lives as long as the page
+  }
+}
+
+function keyHeaders() {
+  return apiKey ? { "X-API-Key": apiKey } : {};
+}
+
+function askForKey(message) {
+  showEmpty();
+  $("placeholder").hidden = true;
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+  $("key-form").hidden = false;
+  result.dataset.state = "error";
+  $("api-key").focus();
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  apiKey = $("api-key").value.trim();
+  try {
+    sessionStorage.setItem(KEY_STORE, apiKey);
+  } catch {
+    // storage disabled: keep it in memory
+  }
+  $("key-form").hidden = true;
+  $("error").hidden = true;
+  loadModel();
+  classify();
+});
+
 // --- drawing -------------------------------------------------------------------------------
 
 function resetPad() {
@@ -180,13 +222,14 @@ async function post(path, blob, name, signal) {
   body.append("image", blob, name);
   let response;
   try {
-    response = await fetch(new URL(path, API), { method: "POST", body, signal });
+    response = await fetch(new URL(path, API), { method: "POST", body, signal, headers: keyHeaders() });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new Error(`Could not reach the service at ${API.origin}: ${err.message}. Is it running?`);
   }
   if (!response.ok) {
     const failure = new Error();
+    failure.needsKey = response.status === 401;
     failure.message = await describeFailure(response, path, failure);
     throw failure;
   }
@@ -237,6 +280,7 @@ async function classify() {
     if (err.name === "AbortError" || mine !== seq) return; // a newer request replaced this one
     controller.abort(); // stop the sibling request too
     if (err.notDigit) showRefusedNonDigit(err.notDigit);
+    else if (err.needsKey) askForKey(apiKey ? "That API key was not accepted. " + err.message : err.message);
     else showError(err.message || String(err));
   } finally {
     if (mine === seq) {
@@ -249,14 +293,15 @@ async function classify() {
 async function loadModel() {
   const out = $("model-version");
   try {
-    const response = await fetch(new URL("model", API));
+    const response = await fetch(new URL("model", API), { headers: keyHeaders() });
+    if (response.status === 401) throw new Error("the service asks for an API key");
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const model = await response.json();
     const threshold = model.runtime && model.runtime.digit_threshold;
     digitThreshold = typeof threshold === "number" ? threshold : null;
     const accuracy = typeof model.test_accuracy === "number"
       ? ` (test accuracy ${(model.test_accuracy * 100).toFixed(2)}%)` : "";
-    if (out.textContent === "–") out.textContent = `${model.version}${accuracy}`;
+    if (out.textContent === "–" || out.textContent.startsWith("unknown")) out.textContent = `${model.version}${accuracy}`;
   } catch (err) {
     out.textContent = `unknown (GET /model failed: ${err.message})`;
   }
@@ -323,6 +368,7 @@ function showDigitVerdict(prediction) {
 
 function showPrediction(prediction, seen, rttMs) {
   $("error").hidden = true;
+  $("key-form").hidden = true;
   $("placeholder").hidden = true;
   showDigitVerdict(prediction);
   $("digit").textContent = String(prediction.digit);
@@ -377,6 +423,7 @@ function clearAll() {
   resetPad();
   showEmpty();
   $("error").hidden = true;
+  $("key-form").hidden = true;
   result.setAttribute("aria-busy", "false");
   result.dataset.state = "empty";
 }
