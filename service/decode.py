@@ -16,6 +16,7 @@ import numpy as np
 import pyspng
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from contract import photo
 from service.errors import IMAGE_FORMATS, BadInput
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ PLAIN_PNG_CHUNKS = frozenset(  # pixel data, and chunks that neither Pillow nor 
     (b"IDAT", b"IEND", b"pHYs", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"tIME")
 )
 
-Decoded = Image.Image | np.ndarray  # a PIL image, or (H, W[, C]) uint8 from libspng
+Decoded = photo.Image_  # what contract.photo frames: a PIL image, or (H, W[, C]) uint8 from libspng
 
 
 @dataclass(frozen=True)
