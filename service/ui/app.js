@@ -45,13 +45,8 @@ function keyHeaders() {
 }
 
 function askForKey(message) {
-  showEmpty();
-  $("placeholder").hidden = true;
-  const box = $("error");
-  box.textContent = message;
-  box.hidden = false;
+  showError(message);
   $("key-form").hidden = false;
-  result.dataset.state = "error";
   $("api-key").focus();
 }
 
