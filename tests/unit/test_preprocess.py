@@ -281,10 +281,10 @@ class TestSolidInk:
         widths = []
         for digit in digits[0][:10]:
             big = Image.fromarray(digit).resize((300, 300), Image.Resampling.BICUBIC).filter(ImageFilter.MaxFilter(31))
-            photo = 255 - np.asarray(big.filter(ImageFilter.GaussianBlur(1.5)))  # dark marker on white paper
+            on_paper = 255 - np.asarray(big.filter(ImageFilter.GaussianBlur(1.5)))  # dark marker on white paper
             bold = framing.stroke_width(np.asarray(big, np.float32) / 255.0) * 28 / 300  # in MNIST frame px
             assert bold > framing.STROKE_MAX  # the test draws what it means to
-            widths.append(framing.stroke_width(pp.to_mnist(Image.fromarray(photo.astype(np.uint8)))))
+            widths.append(framing.stroke_width(pp.to_mnist(Image.fromarray(on_paper.astype(np.uint8)))))
             assert widths[-1] < bold
         assert np.median(widths) <= framing.STROKE_MAX, widths
 
