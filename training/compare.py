@@ -8,7 +8,6 @@ uploads, still chosen on validation data only.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from contract import METADATA_FILE, ModelFiles, read_metadata
 from training.checkpoint import model_from_checkpoint
 from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
@@ -66,9 +66,10 @@ def _load(path: Path) -> tuple[Model, TrainConfig, int]:
     """A best.pt, or a version's model.onnx (the served one, say) with the configs in its metadata:
     (model, its TrainConfig, its best epoch (of its stage: a fine-tune counts its own))."""
     if path.suffix == ".onnx":
-        meta = json.loads((path.parent / "metadata.json").read_text())
-        graph = _Graph(path, meta["outputs"]["logits"]["name"], meta["input"]["name"])
-        return graph, TrainConfig.from_dict(meta["train_config"]), int(meta.get("best_epoch") or 0)
+        meta = read_metadata(ModelFiles(onnx=path, metadata=path.with_name(METADATA_FILE)))
+        extra = meta.model_extra or {}  # what training recorded beside the contract's fields
+        graph = _Graph(path, meta.outputs.logits.name, meta.input.name)
+        return graph, TrainConfig.from_dict(extra["train_config"]), int(extra.get("best_epoch") or 0)
     model, _, tc, state = model_from_checkpoint(path)
     return model, tc, len(state.get("history", []))
 
