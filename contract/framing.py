@@ -126,7 +126,7 @@ def frame(ink: np.ndarray) -> np.ndarray:
     # Level strokes between the paper's noise and solid ink, keeping their soft edges.
     floor, top = FLOOR * top_ink, float(np.percentile(ink[mask], TOP_PERCENTILE))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    crop = thin(np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0).astype(np.float32))
+    crop = thin(np.clip((crop - floor) / max(top - floor, 1e-6), 0.0, 1.0).astype(np.float32, copy=False))
     h, w = crop.shape
     scale = BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
