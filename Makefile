@@ -1,28 +1,52 @@
 # The targets README tells users to run. `make serve` and `make test` are the two set-up
-# commands: each builds its own virtual environment on first use.
+# commands: each builds its own virtual environment on first use, from uv.lock.
 PYTHON ?= python3
 VENV ?= .venv
 SERVE_VENV ?= .venv-serve
-UV = $(VENV)/bin/uv
+# uv itself lives in its own small venv: `uv sync` keeps the others exactly as locked.
+UV_VENV ?= .venv-uv
+UV_VERSION ?= 0.13.10
+UV = $(UV_VENV)/bin/uv
+# Every install syncs from uv.lock and refuses a lock that pyproject.toml has moved away from.
+SYNC = $(UV) sync --locked --python $(PYTHON)
+DEV_EXTRAS = --extra serve --extra train --extra loadtest --extra dev --extra v2-clients
+# What the bento and the image install: uv.lock's `serve` (CPU) and `gpu` (CUDA) resolutions,
+# exported for bentofile.yaml (`make lock` writes them, `make lock-check` keeps them current).
+EXPORT = $(UV) export --quiet --frozen --no-hashes --no-emit-project --no-header --no-annotate
+REQUIREMENTS = deploy/requirements/serve.txt deploy/requirements/gpu.txt
 
-.PHONY: serve test data dry-run install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
+.PHONY: serve test data dry-run install install-serve lint lock lock-check bento benchmark-service pipeline benchmark-models loadtest soak clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade uv
-	$(UV) pip install --python $(VENV)/bin/python -e ".[serve,train,loadtest,dev,v2-clients]" \
-		--override tests/v2-clients-overrides.txt
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install -q "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(SYNC) $(DEV_EXTRAS)
 	touch $@
 
 # Serve-only: bentoml + onnxruntime + numpy + pillow + pydantic, no torch.
-$(SERVE_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(SERVE_VENV)
-	$(SERVE_VENV)/bin/python -m pip install -q --upgrade uv
-	$(SERVE_VENV)/bin/uv pip install --python $(SERVE_VENV)/bin/python -e ".[serve]"
+$(SERVE_VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(SERVE_VENV) $(SYNC) --extra serve
 	touch $@
 
 install: $(VENV)/.installed
 install-serve: $(SERVE_VENV)/.installed
+
+## Bring uv.lock up to pyproject.toml's extras (locked versions kept where they still fit;
+## ARGS=--upgrade moves everything to the newest) and export the bento's requirements; commit all three
+lock: $(UV)
+	$(UV) lock $(ARGS)
+	$(EXPORT) --extra serve -o deploy/requirements/serve.txt
+	$(EXPORT) --extra gpu -o deploy/requirements/gpu.txt
+
+## Fail when pyproject.toml and uv.lock disagree, or the bento's requirements are not uv.lock's
+lock-check: $(UV)
+	$(UV) lock --check
+	@for extra in serve gpu; do \
+		$(EXPORT) --extra $$extra | diff -q - deploy/requirements/$$extra.txt >/dev/null \
+		|| { echo "deploy/requirements/$$extra.txt is not uv.lock's $$extra: run make lock"; exit 1; }; \
+	done
 
 ## Serve the model that models/served.json names on http://localhost:3000
 serve: install-serve
@@ -37,8 +61,8 @@ data: install
 test: install install-serve data lint dry-run
 	$(VENV)/bin/python -m pytest
 
-## ruff check, ruff format --check, mypy (strict over contract/ and service/)
-lint: install
+## ruff check, ruff format --check, mypy (strict over contract/ and service/), and the lock
+lint: install lock-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -68,9 +92,8 @@ benchmark-service: install
 
 PEERS_VENV ?= .venv-peers
 # The servers users would pick instead (the `peers` extra): never part of `make install` or CI.
-$(PEERS_VENV)/.installed: pyproject.toml $(VENV)/.installed
-	$(PYTHON) -m venv $(PEERS_VENV)
-	$(UV) pip install --python $(PEERS_VENV)/bin/python -r pyproject.toml --extra peers
+$(PEERS_VENV)/.installed: pyproject.toml uv.lock $(VENV)/.installed
+	UV_PROJECT_ENVIRONMENT=$(PEERS_VENV) $(SYNC) --extra peers
 	touch $@
 
 .PHONY: bench-peers
@@ -96,4 +119,4 @@ soak: install
 	$(VENV)/bin/python -m loadtests.run --soak $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(SERVE_VENV) $(UV_VENV) .pytest_cache .ruff_cache build *.egg-info
