@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import onnxruntime as ort
+from bentoml.models import BentoModel
 
-from contract import ContractError, Metadata, ModelFiles, read_metadata, resolve
+import contract
+from contract import ContractError, Metadata, ModelFiles, read_metadata, read_served, store
 
 __all__ = [
     "Classifier",
     "ModelError",
     "ModelFiles",
     "Outputs",
+    "StoreModel",
     "choose_providers",
+    "declared_models",
     "load_metadata",
     "resolve",
     "validate",
@@ -27,6 +33,55 @@ logger = logging.getLogger(__name__)
 
 # A model that breaks the contract is not servable: one error type, one line naming the file.
 ModelError = ContractError
+
+
+def resolve(models_dir: Path, version: str | None = None, path: Path | None = None) -> ModelFiles:
+    """Which model, as the contract says (a path, else a version, else served.json's); a version
+    whose folder models_dir lacks comes from BentoML's model store. A checkout has the folders;
+    a bento has only served.json, its models being in the store `bentoml build` packed them from."""
+    try:
+        return contract.resolve(models_dir, version, path)
+    except ContractError:
+        wanted = version or read_served(models_dir).served
+        if path is not None or not wanted or (models_dir / wanted).exists():
+            raise
+    found = store.stored(wanted)
+    if found is None:
+        raise ModelError(
+            f"model {wanted} is missing: not in {models_dir} nor in BentoML's model store as {store.tag(wanted)} "
+            "(bentoml models import it, or build the bento where it is)"
+        )
+    return found
+
+
+@attrs.frozen
+class StoreModel(BentoModel):  # type: ignore[misc]  # BentoML's SDK ships no type information
+    """A version the service serves, declared as BentoML 1.4 services declare models, so that
+    `bentoml build` packs it from the model store. A fresh clone's store is empty: the version
+    is put there from its models/ folder first, so the build needs no other step."""
+
+    folder: Path | None = None  # models/<version> in a checkout; none in a bento
+
+    def to_info(self, alias: str | None = None) -> Any:
+        if self.stored is None and self.folder is not None and self.folder.is_dir():
+            store.put(self.folder)
+        if self.stored is None:
+            raise ModelError(
+                f"model {self.tag} is not in BentoML's model store and {self.folder} does not hold it: "
+                "promote a model (mnist promote) or bentoml models import it"
+            )
+        return super().to_info(alias)
+
+
+def declared_models(models_dir: Path, served: str) -> list[StoreModel]:
+    """The store models a bento of this service packs: the served version, then the earlier
+    versions served.json names that models_dir still holds (v2 serves them by name)."""
+    versions = [served, *(v for v in read_served(models_dir).versions() if v != served)]
+    return [
+        StoreModel(tag=store.tag(v), folder=models_dir / v)  # type: ignore[call-arg]  # `tag` is BentoModel's
+        for v in versions
+        if v == served or (models_dir / v).is_dir() or store.stored(v) is not None
+    ]
 
 
 def load_metadata(files: ModelFiles) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from service.http_io import (
     PredictionsOutput,
 )
 from service.memory import tune_gc, tune_malloc
-from service.model import Classifier, Outputs, resolve, validate
+from service.model import Classifier, Outputs, declared_models, resolve, validate
 from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
 from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
@@ -39,9 +39,13 @@ supervisor.install()
 connections.install(settings)
 # Checked when `bentoml serve` (or build) imports this module, before any worker starts: a
 # missing, corrupt or mis-described model stops start-up here with one clear error instead of
-# workers failing and being restarted forever.
+# workers failing and being restarted forever. From a checkout the files are models/<version>/;
+# from a bento, BentoML's model store (service.model.resolve).
 MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
-validate(MODEL_FILES)
+SERVED = validate(MODEL_FILES)
+# The store models `bentoml build` packs: the served version and the earlier ones v2 serves by
+# name (none when MNIST_MODEL_PATH names a file outside models/ and the store).
+MODELS = [] if settings.model_path else declared_models(settings.models_dir, SERVED.version)
 
 
 @security.guarded(settings)  # MNIST_API_KEYS: a 401 without a key; nothing when unset
@@ -55,11 +59,15 @@ validate(MODEL_FILES)
     # Unsampled OpenTelemetry spans still cost a small request dearly (BENCHMARKS.md): off
     # unless asked for.
     tracing={} if settings.tracing else {"excluded_urls": ["/"]},
+    labels={"model_version": SERVED.version},  # the bento's label: which model it serves
 )
 @bentoml.asgi_app(openapi.build_app(lambda: MnistService), path="/")  # our /docs.json
 @bentoml.asgi_app(pages.build_app(), path="/")
 class MnistService:
     """Reads handwritten digits: one ONNX model per worker, loaded and checked once."""
+
+    # Declared as BentoML 1.4 services declare models: `bentoml build` packs it from the model store.
+    served_model = MODELS[0] if MODELS else None
 
     def __init__(self) -> None:
         self.threads = settings.threads_per_worker
@@ -231,3 +239,8 @@ _api_paths = frozenset(api.route for api in MnistService.apis.values())  # type:
 MnistService.add_asgi_middleware(  # type: ignore[attr-defined]
     traffic.Deadline, timeout_s=settings.timeout_s, paths=_api_paths | infer_paths(settings)
 )
+
+
+# The earlier versions v2 serves by name, declared beside the served one (a class's BentoModel
+# attributes end up in this same list): `bentoml build` packs exactly MODELS.
+MnistService.models.extend(MODELS[1:])  # type: ignore[attr-defined]

@@ -29,11 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from contract import ModelFiles, read_metadata, read_served, resolve
+from contract import read_metadata, read_served
 from service.errors import BadInput
 from service.frames import INLINE_BYTES, frames_of
 from service.http_io import bodies_in_flight, budget, decode_threads, error_response, read_body
-from service.model import Classifier, ModelError, Outputs
+from service.model import Classifier, ModelError, Outputs, resolve
 from service.settings import Settings, get_settings
 from service.v2_schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata, TensorMetadata
 from service.v2_tensors import (
@@ -87,9 +87,10 @@ class Versions:
         for version in read_served(settings.models_dir).versions():
             if version in self.models:
                 continue
-            files = ModelFiles.of(settings.models_dir / version)
-            if not (files.onnx.is_file() and files.metadata.is_file()):
-                logger.info("v2: version %s is not in %s, not addressable", version, settings.models_dir)
+            try:
+                files = resolve(settings.models_dir, version)
+            except ModelError:
+                logger.info("v2: %s is in neither %s nor the model store: not served", version, settings.models_dir)
                 continue
             try:
                 model = Classifier(files, settings.provider, settings.threads_per_worker, spinning=settings.spinning)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,10 @@ from harness.server import running_service
 from harness.tiny_model import write_model_dir
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests never write into the user's BentoML home (its model and bento stores): `mnist promote`
+# and `bentoml build` put models there. One throwaway home per session, for every server too.
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="mnist-tests-bentoml-")
+atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -261,11 +261,14 @@ def cmd_export(
     opset: int = DEFAULT_OPSET,
     temperature: bool = True,
     detector: Path | None = None,
+    store: bool = True,
 ) -> Path:
     from training.export import export_checkpoint
+    from training.registry import to_store
 
     out = out or checkpoint.parent / "export"
     meta = export_checkpoint(checkpoint, out, data.root, opset, temperature, detector)
+    tag = to_store(out) if store else None
     cal = meta.get("calibration")
     calibrated = (
         (
@@ -278,6 +281,7 @@ def cmd_export(
     print(
         f"wrote {out}/model.onnx ({meta['version']}, test accuracy {100 * meta['test_accuracy']:.2f}%, "
         f"parity {meta['parity_max_abs_diff']:.1e}{calibrated}) and metadata.json"
+        + (f"; {tag} in BentoML's model store" if tag else "")
     )
     if "digit_detector" in meta:
         det = meta["digit_detector"]
@@ -336,13 +340,14 @@ def cmd_compare(checkpoints: list[Path], data: Data, json_path: Path | None) -> 
 
 
 def cmd_promote(export_dir: Path, guards: Guards) -> str:
-    from training.registry import promote
+    from training.registry import promote, to_store
 
     version = promote(export_dir, guards.models_dir, guards.floor, guards.max_drop_pp, guards.force, guards.serve)
+    tag = to_store(guards.models_dir / version)
     if guards.serve:
         print(
-            f"serving {version} from {guards.models_dir} (rollback: mnist rollback); "
-            "`make bento` packs it, nothing to edit"
+            f"serving {version} from {guards.models_dir}{f' and {tag} in the model store' if tag else ''} "
+            "(rollback: mnist rollback); `bentoml build` packs it, nothing to edit"
         )
     else:
         print(f"added {version} to {guards.models_dir}; still serving {read_served(guards.models_dir).served}")
@@ -350,9 +355,11 @@ def cmd_promote(export_dir: Path, guards: Guards) -> str:
 
 
 def cmd_rollback(models_dir: Path, version: str | None) -> None:
-    from training.registry import rollback
+    from training.registry import rollback, to_store
 
-    print(f"serving {rollback(models_dir, version)} from {models_dir}")
+    served = rollback(models_dir, version)
+    to_store(models_dir / served)  # a clone from before the store: `bentoml build` finds it there too
+    print(f"serving {served} from {models_dir}; `bentoml build` packs it")
 
 
 def cmd_list(models_dir: Path) -> None:
@@ -370,7 +377,7 @@ def cmd_pipeline(run: TrainRun, data: Data, guards: Guards, finetune: bool, prom
     if stage2 and finetune:
         print(f"fine-tuning {best}: {stage2}")
         best = cmd_train(run.finetune(best, stage2), data)
-    out = cmd_export(best, None, data)
+    out = cmd_export(best, None, data, store=False)  # the store gets what is promoted
     cmd_evaluate(out / "model.onnx", None, data)
     if not promote:
         print(f"not promoted; export in {out}")

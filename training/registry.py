@@ -1,6 +1,8 @@
 """models/: versioned model folders, which one is served, promotion with guards, rollback.
 
 The files and their meaning are the contract's (contract/); this module decides what may land.
+A version that lands is also put into BentoML's model store (contract.store), the copy
+`bentoml build` packs and `bentoml models export` moves.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from contract import (
     Served,
     read_metadata,
     read_served,
+    store,
     sync_image_tags,
     write_served,
 )
@@ -43,6 +46,20 @@ def checked_metadata(version_dir: Path) -> Metadata:
         return read_metadata(files)
     except ContractError as exc:
         raise PromotionError(f"{exc}; re-export it") from None
+
+
+def to_store(version_dir: Path) -> str | None:
+    """Put a checked version into BentoML's model store ($BENTOML_HOME); its tag, or None where
+    BentoML is not installed (a train-only install: `bentoml build` puts it there later)."""
+    try:
+        import bentoml  # noqa: F401
+    except ImportError:
+        log.info("bentoml is not installed: %s stays out of the model store until `bentoml build`", version_dir)
+        return None
+    try:
+        return store.put(version_dir)
+    except ContractError as exc:
+        raise PromotionError(str(exc)) from None
 
 
 def list_versions(models_dir: Path) -> list[Metadata]:

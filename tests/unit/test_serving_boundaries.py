@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
-from contract import Served, read_served, write_served
-from service import bento
+from contract import Served, write_served
+from service.model import declared_models
 
 pytestmark = pytest.mark.unit
 FORBIDDEN = ("torch", "torchvision", "training")
@@ -79,32 +80,59 @@ def test_no_room_edits_sys_path(repo_root: Path) -> None:
     ]
 
 
-def test_bento_packs_served_json_and_the_versions_it_names(repo_root: Path) -> None:
-    options = bento.build_options(repo_root)
-    state = read_served(repo_root / "models")
-    packed = [i for i in options["include"] if i.startswith("models/")]
-    assert packed == ["models/served.json", *(f"models/{v}/**" for v in state.versions())]
-    assert options["labels"]["model_version"] == state.served
-    assert "contract/**/*.py" in options["include"]
+def _bentofile(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
 
 
-def test_bento_follows_a_promotion_with_no_hand_step(tmp_path: Path) -> None:
-    """served.json is read at build time: nothing in the repo goes stale when it changes."""
-    shutil.copy(Path(bento.REPO) / "bentofile.yaml", tmp_path / "bentofile.yaml")
-    shutil.copy(Path(bento.REPO) / "pyproject.toml", tmp_path / "pyproject.toml")
-    write_served(tmp_path / "models", Served(served="mnist-cnn-0badc0de", history=["lenet5-12345678"]))
-    include = bento.build_options(tmp_path)["include"]
-    assert include[-2:] == ["models/mnist-cnn-0badc0de/**", "models/lenet5-12345678/**"]
+def test_bento_packs_the_code_and_served_json_but_no_model_folder(repo_root: Path) -> None:
+    """Models reach a bento through the model store (the service declares them), never as files."""
+    options = _bentofile(repo_root / "bentofile.yaml")
+    assert options["service"] == "service.service:MnistService"
+    assert options["include"] == ["service/**/*.py", "service/ui/**", "contract/**/*.py", "models/served.json"]
+    assert options["python"] == {"requirements_txt": "deploy/requirements/serve.txt", "lock_packages": False}
+
+
+def test_gpu_bentofile_differs_only_in_its_packages(repo_root: Path) -> None:
+    cpu, gpu = _bentofile(repo_root / "bentofile.yaml"), _bentofile(repo_root / "deploy" / "bentofile-gpu.yaml")
+    assert gpu["python"].pop("requirements_txt") == "deploy/requirements/gpu.txt"
+    cpu["python"].pop("requirements_txt")
+    assert gpu == cpu
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name -> version of an exported requirements file (`name==version ; marker`)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split(";")[0].strip().split("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def _locked(repo_root: Path) -> dict[str, set[str]]:
+    """name -> every version uv.lock holds for it (one per resolution it differs in)."""
+    locked: dict[str, set[str]] = {}
+    for package in tomllib.loads((repo_root / "uv.lock").read_text())["package"]:
+        locked.setdefault(package["name"], set()).add(package.get("version", ""))
+    return locked
 
 
 @pytest.mark.parametrize(("extra", "runtime"), [("serve", "onnxruntime"), ("gpu", "onnxruntime-gpu")])
-def test_bento_installs_exactly_the_extra(repo_root: Path, extra: str, runtime: str) -> None:
-    """One dependency list: `serve` and `gpu` are serve-base plus one runtime, and the bento gets that list."""
-    import tomllib
+def test_bento_installs_the_locked_runtime_and_no_torch(repo_root: Path, extra: str, runtime: str) -> None:
+    """The bento's packages are uv.lock's versions (`make lock-check` checks the whole export)."""
+    pins = _pins(repo_root / "deploy" / "requirements" / f"{extra}.txt")
+    locked = _locked(repo_root)
+    assert {name for name, version in pins.items() if version not in locked.get(name, set())} == set()
+    assert runtime in pins and ({"onnxruntime", "onnxruntime-gpu"} - {runtime}).isdisjoint(pins)
+    assert {"bentoml", "numpy", "pillow", "pydantic"} <= set(pins)
+    assert not set(pins) & {"torch", "torchvision", "onnx"}
 
-    extras = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    packages = bento.build_options(repo_root, extra)["python"]["packages"]
-    assert packages == [*extras["serve-base"], *[r for r in extras[extra] if "[" not in r]]
-    names = {p.split(">")[0].split("=")[0].split(";")[0].strip() for p in packages}
-    assert runtime in names and ({"onnxruntime", "onnxruntime-gpu"} - {runtime}).isdisjoint(names)
-    assert not names & {"torch", "torchvision"}
+
+def test_the_service_declares_the_served_version_first(tmp_path: Path) -> None:
+    """`bentoml build` packs what the service declares: served.json's served version, then its history."""
+    for version in ("mnist-cnn-0badc0de", "lenet5-12345678"):
+        (tmp_path / version).mkdir()
+    write_served(tmp_path, Served(served="mnist-cnn-0badc0de", history=["lenet5-12345678"]))
+    declared = declared_models(tmp_path, "mnist-cnn-0badc0de")
+    assert [str(m.tag) for m in declared] == ["mnist:mnist-cnn-0badc0de", "mnist:lenet5-12345678"]
+    assert declared[0].folder == tmp_path / "mnist-cnn-0badc0de"
