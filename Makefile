@@ -71,14 +71,14 @@ lint: install lock-check
 dry-run: install data
 	$(VENV)/bin/mnist pipeline --dry-run --run-dir results/dry-run --models-dir results/dry-run/models
 
-## Build the serving bento (service/ + the served model only); then `bentoml containerize mnist:latest`
+## `bentoml build` in the serve-only install: the service, its declared models, uv.lock's serve packages
 bento: install-serve
-	$(SERVE_VENV)/bin/python -m service.bento
+	$(SERVE_VENV)/bin/bentoml build
 
 BACKEND ?= podman
 .PHONY: container benchmark-container
-## Build the serving image mnist:<served model version>: podman on a Debian base made here (debootstrap),
-## or BACKEND=docker from bentofile.yaml's base image; then see docs/deploy.md
+## `bentoml build` + `bentoml containerize` into image mnist:<served model version>: podman on a Debian
+## base made here (debootstrap), or BACKEND=docker from bentofile.yaml's base image; see docs/deploy.md
 container: install-serve
 	$(SERVE_VENV)/bin/python -m deploy.container build --backend $(BACKEND)
 

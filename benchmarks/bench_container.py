@@ -108,7 +108,7 @@ def main() -> int:
         f"`python -m benchmarks.bench_container --cold` (or `make benchmark-container`): podman "
         f"{podman('--version').stdout.split()[-1]}, {os.cpu_count()} cores, load avg {load}; the container "
         f"runs with a read-only root, no capabilities and `--cpus=2` (2 workers). Builds include "
-        f"`python -m service.bento` and pip installing the serve extra from PyPI.\n\n{table}\n{END}"
+        f"`bentoml build` and installing uv.lock's serve packages from PyPI.\n\n{table}\n{END}"
     )
     write_section(args.write, START, END, section.removeprefix(START).removesuffix(END))
     print(f"wrote {args.write}")

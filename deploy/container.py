@@ -1,10 +1,11 @@
 """Build the serving image, tagged with the model version it serves, with podman or docker.
 
-`python -m deploy.container build` packs the bento (`python -m service.bento`, into a private
-bento store under build/) and runs `bentoml containerize` on it. With podman, the base image
-is made here when no registry is reachable (`--base debootstrap`: Debian bookworm minbase with
-python3 and pip, imported into podman's store under a tag that hashes its recipe, so it is
-made once per machine); with docker, bentofile.yaml's base_image is pulled as usual.
+`python -m deploy.container build` (`make container`) is `bentoml build` then `bentoml
+containerize` on that bento, in BentoML's stores ($BENTOML_HOME, so `bentoml list` shows the
+bento), with what this project's hosts need passed as options. With podman, the base image is
+made here when no registry is reachable (`--base debootstrap`: Debian bookworm minbase with
+python3 and pip, imported into podman's store under a tag that hashes its recipe, so it is made
+once per machine); with docker, bentofile.yaml's base_image is pulled as usual.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from contract import read_served
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERS_CONF = REPO / "deploy" / "container" / "containers.conf"
-BENTO_STORE = REPO / "build" / "bentoml"
 IMAGE = "mnist"
 
 # The base image's recipe; its hash names the image, so editing it makes a new one.
@@ -117,20 +117,34 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
-def build_bento(store: Path = BENTO_STORE) -> None:
-    """`python -m service.bento` (bentofile synced to served.json, then `bentoml build`) into `store`."""
-    env = {**os.environ, "BENTOML_HOME": str(store), "BENTOML_DO_NOT_TRACK": "true"}
-    subprocess.run([sys.executable, "-m", "service.bento"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+def bentoml_env(home: Path | None) -> dict[str, str]:
+    """The environment for bentoml and podman: BentoML's home `home` (None: the user's)."""
+    env = {**container_env(), "BENTOML_DO_NOT_TRACK": "true"}
+    return {**env, "BENTOML_HOME": str(home)} if home is not None else env
 
 
-def containerize_command(tag: str, backend: str, base: str | None, ca: Path | None) -> list[str]:
-    """The `bentoml containerize` command line for the bento just built."""
+def build_bento(home: Path | None = None) -> str:
+    """`bentoml build` from the repo root (the service declares its models; bentofile.yaml the
+    rest) into BentoML's home `home` (None: the user's); the new bento's tag."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "--output", "tag"],
+        cwd=REPO,
+        env=bentoml_env(home),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+
+def containerize_command(bento: str, tag: str, backend: str, base: str | None, ca: Path | None) -> list[str]:
+    """The `bentoml containerize` command line for bento `bento`, image `tag`."""
     cmd = [
         sys.executable,
         "-m",
         "bentoml",
         "containerize",
-        f"{IMAGE}:latest",
+        bento,
         "--backend",
         backend,
         "-t",
@@ -148,19 +162,19 @@ def containerize_command(tag: str, backend: str, base: str | None, ca: Path | No
 
 
 def build(
-    tag: str, backend: str = "podman", base: str = "debootstrap", store: Path = BENTO_STORE, no_cache: bool = False
+    tag: str, backend: str = "podman", base: str = "debootstrap", home: Path | None = None, no_cache: bool = False
 ) -> str:
-    """Bento, then image `tag` (base: 'debootstrap' or 'bentofile'; no_cache: no layer cache); returns the tag."""
+    """Bento, then image `tag` (base: 'debootstrap' or 'bentofile'; home: BentoML's, None for the
+    user's; no_cache: no layer cache); returns the tag."""
     base_image = ensure_base() if base == "debootstrap" else None
-    build_bento(store)
-    cmd = containerize_command(tag, backend, base_image, host_ca_bundle())
+    bento = build_bento(home)
+    cmd = containerize_command(bento, tag, backend, base_image, host_ca_bundle())
     if no_cache:
         cmd += ["--opt", "no-cache"]
-    env = {**container_env(), "BENTOML_HOME": str(store), "BENTOML_DO_NOT_TRACK": "true"}
     log.info("%s", " ".join(cmd))
     # From the temp folder: BentoML 1.4 copies the bento there and refuses to read its
     # dockerfile_template from outside the working directory.
-    subprocess.run(cmd, cwd=tempfile.gettempdir(), env=env, check=True)
+    subprocess.run(cmd, cwd=tempfile.gettempdir(), env=bentoml_env(home), check=True)
     return tag
 
 

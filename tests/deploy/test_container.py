@@ -24,6 +24,8 @@ from typing import NamedTuple
 import httpx
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from PIL import Image
 
 from deploy.container import REPO, base_tag, build, container_env, image_bytes, served_version
@@ -55,7 +57,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tag = f"localhost/mnist-test-{uuid.uuid4().hex[:8]}:{served_version()}"
     before = image_ids()
     try:
-        build(tag, "podman", "debootstrap", store=tmp_path_factory.mktemp("bentoml"))
+        build(tag, "podman", "debootstrap", home=tmp_path_factory.mktemp("bentoml"))
         yield tag
     finally:  # the image and the build's intermediate images; the (cached) base stays
         podman("rmi", "--force", tag, check=False)
@@ -108,6 +110,21 @@ def test_image_is_lean_and_has_no_compiler(image: str) -> None:
     script = "for t in gcc cc c++ make git; do command -v $t && exit 1; done; dpkg-query -W gcc build-essential"
     found = podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", script, check=False)
     assert found.returncode != 0 and "/" not in found.stdout, found.stdout + found.stderr
+
+
+def test_image_installs_exactly_the_locked_packages(image: str) -> None:
+    """What ships is what was tested: the image's venv holds uv.lock's `serve` resolution, each
+    package at its locked version, and nothing else (deploy/requirements/serve.txt is that export)."""
+    script = "import importlib.metadata as m, json; print(json.dumps({d.name: d.version for d in m.distributions()}))"
+    listed = podman("run", "--rm", "--entrypoint", "/app/.venv/bin/python", image, "-c", script).stdout
+    installed = {canonicalize_name(name): version for name, version in json.loads(listed).items()}
+    locked = {}
+    for line in (REPO / "deploy" / "requirements" / "serve.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate():  # the image is Linux x86_64, CPython 3.11, as here
+                locked[canonicalize_name(req.name)] = str(req.specifier).removeprefix("==")
+    assert installed == locked
 
 
 def test_image_says_which_model_it_serves(image: str) -> None:
