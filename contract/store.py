@@ -63,9 +63,14 @@ def put(version_dir: Path) -> str:
     meta = read_metadata(files)  # the contract and the sha256 first: the store never holds a bad model
     there = stored(meta.version)
     if there is not None:
-        if read_metadata(there, check_sha256=False).sha256 != meta.sha256:
+        try:
+            same = read_metadata(there).sha256 == meta.sha256
+        except ContractError:  # the stored copy is corrupt or mis-described
+            same = False
+        if not same:
             raise ContractError(
-                f"the model store's {tag(meta.version)} is not {files.onnx}: remove it (bentoml models delete)"
+                f"the model store's {tag(meta.version)} is not {files.onnx}: "
+                f"remove it (bentoml models delete {tag(meta.version)}) and put it again"
             )
         return tag(meta.version)
 
