@@ -11,8 +11,10 @@ these functions run, so the contract stays importable where BentoML is not insta
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,13 @@ def put(version_dir: Path) -> str:
     """Copy a checked version folder into the model store unless it is there already; its tag."""
     files = ModelFiles.of(version_dir)
     meta = read_metadata(files)  # the contract and the sha256 first: the store never holds a bad model
+    # One writer at a time on this host: servers starting together put the same versions.
+    with (Path(tempfile.gettempdir()) / "mnist-model-store.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _put(files, meta)
+
+
+def _put(files: ModelFiles, meta: Metadata) -> str:
     there = stored(meta.version)
     if there is not None:
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import numpy as np
 import onnxruntime as ort
+from bentoml.exceptions import BentoMLException
 from bentoml.models import BentoModel
 
 import contract
@@ -20,6 +21,7 @@ __all__ = [
     "Classifier",
     "ModelError",
     "ModelFiles",
+    "NotServable",
     "Outputs",
     "StoreModel",
     "choose_providers",
@@ -33,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 # A model that breaks the contract is not servable: one error type, one line naming the file.
 ModelError = ContractError
+
+
+class NotServable(BentoMLException):
+    """A ModelError met by `bentoml serve` or `bentoml build`: BentoML's CLI prints its own
+    exceptions as one line (`... failed: <the problem>`) instead of a traceback."""
 
 
 def resolve(models_dir: Path, version: str | None = None, path: Path | None = None) -> ModelFiles:
@@ -57,30 +64,54 @@ def resolve(models_dir: Path, version: str | None = None, path: Path | None = No
 @attrs.frozen
 class StoreModel(BentoModel):  # type: ignore[misc]  # BentoML's SDK ships no type information
     """A version the service serves, declared as BentoML 1.4 services declare models, so that
-    `bentoml build` packs it from the model store. A fresh clone's store is empty: the version
-    is put there from its models/ folder first, so the build needs no other step."""
+    `bentoml build` packs it from the model store. BentoML looks every declared model up at
+    build (to_info) and when a server starts (resolve); a fresh clone's store is empty, so the
+    version is put there from its models/ folder first: no other step."""
 
     folder: Path | None = None  # models/<version> in a checkout; none in a bento
 
-    def to_info(self, alias: str | None = None) -> Any:
+    def _in_store(self) -> None:
         if self.stored is None and self.folder is not None and self.folder.is_dir():
-            store.put(self.folder)
+            try:
+                store.put(self.folder)
+            except ModelError as exc:
+                raise NotServable(str(exc)) from None
         if self.stored is None:
-            raise ModelError(
+            raise NotServable(
                 f"model {self.tag} is not in BentoML's model store and {self.folder} does not hold it: "
                 "promote a model (mnist promote) or bentoml models import it"
             )
+
+    def to_info(self, alias: str | None = None) -> Any:
+        self._in_store()
         return super().to_info(alias)
+
+    def resolve(self, base_path: Any = None) -> Any:
+        self._in_store()
+        return super().resolve(base_path)
+
+
+def _intact(models_dir: Path, version: str) -> bool:
+    """Does models_dir hold this version as the contract says? A broken earlier version is left
+    out of the bento (v2 skips it too) rather than failing the build or the start."""
+    try:
+        read_metadata(ModelFiles.of(models_dir / version))
+    except ContractError as exc:
+        logger.warning("%s is left out of the bento: %s", version, exc)
+        return False
+    return True
 
 
 def declared_models(models_dir: Path, served: str) -> list[StoreModel]:
     """The store models a bento of this service packs: the served version, then the earlier
-    versions served.json names that models_dir still holds (v2 serves them by name)."""
-    versions = [served, *(v for v in read_served(models_dir).versions() if v != served)]
+    versions served.json names that models_dir holds intact or the store has (v2 serves them by name)."""
+    earlier = [v for v in read_served(models_dir).versions() if v != served]
+    kept = [
+        v for v in earlier if (_intact(models_dir, v) if (models_dir / v).is_dir() else store.stored(v) is not None)
+    ]
     return [
         StoreModel(tag=store.tag(v), folder=models_dir / v)  # type: ignore[call-arg]  # `tag` is BentoModel's
-        for v in versions
-        if v == served or (models_dir / v).is_dir() or store.stored(v) is not None
+        for v in [served, *kept]
     ]
 
 

@@ -24,7 +24,7 @@ from service.http_io import (
     PredictionsOutput,
 )
 from service.memory import tune_gc, tune_malloc
-from service.model import Classifier, Outputs, declared_models, resolve, validate
+from service.model import Classifier, ModelError, NotServable, Outputs, declared_models, resolve, validate
 from service.schemas import prediction_answers, predictions_json
 from service.settings import get_settings
 from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
@@ -41,8 +41,11 @@ connections.install(settings)
 # missing, corrupt or mis-described model stops start-up here with one clear error instead of
 # workers failing and being restarted forever. From a checkout the files are models/<version>/;
 # from a bento, BentoML's model store (service.model.resolve).
-MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
-SERVED = validate(MODEL_FILES)
+try:
+    MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
+    SERVED = validate(MODEL_FILES)
+except ModelError as exc:
+    raise NotServable(str(exc)) from None
 # The store models `bentoml build` packs: the served version and the earlier ones v2 serves by
 # name (none when MNIST_MODEL_PATH names a file outside models/ and the store).
 MODELS = [] if settings.model_path else declared_models(settings.models_dir, SERVED.version)

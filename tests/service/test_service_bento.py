@@ -144,8 +144,10 @@ def test_a_build_without_its_model_fails_with_one_clear_line(repo_root: Path, se
     shutil.rmtree(clone / "models" / str(served))
     done = bentoml(serve_python, tmp_path / "home", "build", cwd=clone, check=False)
     assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
-    assert f"model {served} is missing" in last and "model store" in last, last
+    assert last.startswith("Error: [bentos] `build` failed: ") and f"model {served} is missing" in last, last
+    assert "nor in BentoML's model store" in last, last
 
 
 def test_models_export_and_import_move_a_version(built, clone: Path, home: Path, serve_python: Path, tmp_path):

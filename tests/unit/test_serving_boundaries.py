@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from contract import Served, write_served
+from harness.tiny_model import write_model_dir
 from service.model import declared_models
 
 pytestmark = pytest.mark.unit
@@ -129,10 +130,12 @@ def test_bento_installs_the_locked_runtime_and_no_torch(repo_root: Path, extra: 
 
 
 def test_the_service_declares_the_served_version_first(tmp_path: Path) -> None:
-    """`bentoml build` packs what the service declares: served.json's served version, then its history."""
-    for version in ("mnist-cnn-0badc0de", "lenet5-12345678"):
-        (tmp_path / version).mkdir()
-    write_served(tmp_path, Served(served="mnist-cnn-0badc0de", history=["lenet5-12345678"]))
-    declared = declared_models(tmp_path, "mnist-cnn-0badc0de")
-    assert [str(m.tag) for m in declared] == ["mnist:mnist-cnn-0badc0de", "mnist:lenet5-12345678"]
-    assert declared[0].folder == tmp_path / "mnist-cnn-0badc0de"
+    """`bentoml build` packs what the service declares: served.json's served version, then the
+    earlier versions that are intact (a broken or absent one is left out, as v2 leaves it out)."""
+    older, served = write_model_dir(tmp_path, serve=False, seed=1), write_model_dir(tmp_path, serve=False, seed=2)
+    broken = write_model_dir(tmp_path, serve=False, seed=3)
+    (tmp_path / broken / "model.onnx").write_bytes(b"corrupt")
+    write_served(tmp_path, Served(served=served, history=[older, broken, "lenet5-12345678"]))
+    declared = declared_models(tmp_path, served)
+    assert [str(m.tag) for m in declared] == [f"mnist:{served}", f"mnist:{older}"]
+    assert declared[0].folder == tmp_path / served
