@@ -8,7 +8,8 @@ One small typed contract that both halves import (pydantic only, never torch or 
 
 A version is `<architecture>-<first 8 hex of model.onnx's sha256>`: content addressed, so a
 promotion never overwrites anything. Training writes these files, the service and the bento
-build read them, and the tests check them, all through this module.
+build read them, and the tests check them, all through this module; `contract.store` keeps the
+same versions in BentoML's model store, which `bentoml build` packs from.
 """
 
 from __future__ import annotations
@@ -243,20 +244,6 @@ def write_metadata(folder: Path, metadata: dict[str, Any]) -> Metadata:
         raise ContractError(f"metadata for {folder} breaks the contract: {exc}") from None
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return meta
-
-
-def bento_includes(models_dir: Path, root: Path) -> list[str]:
-    """What a bento packs, relative to `root`: the serving code, the contract, served.json and
-    every version it names (the served one and those a rollback or the v2 API can reach)."""
-    rel = models_dir.resolve().relative_to(root.resolve()).as_posix()
-    versions = read_served(models_dir).versions()
-    return [
-        "service/**/*.py",
-        "service/ui/**",
-        "contract/**/*.py",
-        f"{rel}/{SERVED_FILE}",
-        *(f"{rel}/{v}/**" for v in versions),
-    ]
 
 
 # Kustomizations whose `mnist` image is tagged with the served version (`make container` tags the
