@@ -88,6 +88,11 @@ def built(serve_python: Path, home: Path, clone: Path) -> tuple[str, dict]:
     return build(serve_python, home, clone)
 
 
+def test_serve_only_venv_has_no_torch(serve_python: Path) -> None:
+    done = subprocess.run([str(serve_python), "-c", "import torch"], capture_output=True)
+    assert done.returncode != 0
+
+
 def test_build_packs_the_served_versions_from_the_store(built, clone: Path, home: Path, serve_python: Path) -> None:
     tag, info = built
     state = read_served(clone / "models")
