@@ -13,7 +13,6 @@ DEV_EXTRAS = --extra serve --extra train --extra loadtest --extra dev --extra v2
 # What the bento and the image install: uv.lock's `serve` (CPU) and `gpu` (CUDA) resolutions,
 # exported for bentofile.yaml (`make lock` writes them, `make lock-check` keeps them current).
 EXPORT = $(UV) export --quiet --frozen --no-hashes --no-emit-project --no-header --no-annotate
-REQUIREMENTS = deploy/requirements/serve.txt deploy/requirements/gpu.txt
 
 .PHONY: serve test data dry-run install install-serve lint lock lock-check bento benchmark-service pipeline benchmark-models loadtest soak clean
 

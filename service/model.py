@@ -64,9 +64,11 @@ def resolve(models_dir: Path, version: str | None = None, path: Path | None = No
 @attrs.frozen
 class StoreModel(BentoModel):  # type: ignore[misc]  # BentoML's SDK ships no type information
     """A version the service serves, declared as BentoML 1.4 services declare models, so that
-    `bentoml build` packs it from the model store. BentoML looks every declared model up at
-    build (to_info) and when a server starts (resolve); a fresh clone's store is empty, so the
-    version is put there from its models/ folder first: no other step."""
+    `bentoml build` packs it from the model store. A fresh clone's store is empty, so the version
+    is put there from its models/ folder first, wherever BentoML looks a declared model up: at
+    build (`to_info`, from bentoml/_internal/bento/bento.py's BentoServiceInfo.from_service) and
+    when a server starts from source (`resolve`, from _bentoml_impl/server/serving.py's
+    server_on_deployment), as of BentoML 1.4.40. Both are the public Model interface."""
 
     folder: Path | None = None  # models/<version> in a checkout; none in a bento
 
@@ -97,7 +99,7 @@ def _intact(models_dir: Path, version: str) -> bool:
     try:
         read_metadata(ModelFiles.of(models_dir / version))
     except ContractError as exc:
-        logger.warning("%s is left out of the bento: %s", version, exc)
+        logger.warning("%s is not declared (a bento leaves it out, v2 does not serve it): %s", version, exc)
         return False
     return True
 
