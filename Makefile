@@ -5,7 +5,7 @@ VENV ?= .venv
 SERVE_VENV ?= .venv-serve
 UV = $(VENV)/bin/uv
 
-.PHONY: serve test data dry-run install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
+.PHONY: serve test check data dry-run install install-serve lint bento benchmark-service pipeline benchmark-models loadtest soak clean loadtest soak
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## The inner loop, under a minute: lint, types and the unit tests (tests/unit: no server, no training;
+## MNIST from `make data`). `make test` is the whole suite.
+check: lint
+	$(VENV)/bin/python -m pytest tests/unit -m "unit and not server" -q -p no:cacheprovider
 
 ## The training pipeline on 1,000 images for 1 epoch: train -> export -> evaluate, nothing promoted
 dry-run: install data

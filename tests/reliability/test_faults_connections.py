@@ -25,7 +25,7 @@ from harness import processes
 from harness.images import png_bytes
 from harness.server import free_port, running_server
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.server]
 
 HEADER_TIMEOUT_S = 2.0
 IDLE = 4000  # more than the two workers' 1024 open files and the 2048 backlog together

@@ -13,7 +13,7 @@ import pytest
 from harness.images import png_bytes
 from harness.server import running_service
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.server]
 
 
 def _predictions(client: httpx.Client) -> float:

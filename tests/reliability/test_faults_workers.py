@@ -22,7 +22,7 @@ from harness import processes
 from harness.images import png_bytes
 from harness.server import running_service
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.server]
 
 USERS = 8  # client threads, one kept-alive connection each
 RECOVERY_S = 10.0  # issue 11: a replacement worker takes traffic within 10 s (of being up)

@@ -16,7 +16,7 @@ from contract import read_served
 from harness.images import png_bytes
 from harness.server import running_service
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")
