@@ -1,4 +1,4 @@
-"""This project beside the servers users would pick instead, serving the same model (issue 15).
+"""This project beside the servers users would pick instead, serving the same model.
 
     make bench-peers                          # .venv-peers installed, then --sweep and the comparison
     python -m benchmarks.bench_peers --list   # the peers, their settings, what each needs; starts nothing

@@ -145,7 +145,7 @@ class Budgets:
     max_accuracy_drop_pp: float = 0.2
     min_photo_accuracy: float = 0.99
     max_failures: int = 0
-    # With a digit detector (issue 12): non-digit uploads flagged, MNIST digits kept (is_digit true)
+    # With a digit detector: non-digit uploads flagged, MNIST digits kept (is_digit true)
     min_non_digits_flagged: float = 0.9
     min_digits_kept: float = 0.99
 

@@ -15,7 +15,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def table(r: dict) -> str:
-    """The BENCHMARKS.md section: method, the side-by-side table, the issue's targets, the sweep."""
+    """The BENCHMARKS.md section: method, the side-by-side table, the targets, the sweep."""
     servers, b = r["servers"], r["batch"]
     project = servers["project"]
     p_rps, p_img = project["predict"]["rps"], project["batch"]["rps"] * b

@@ -1,5 +1,5 @@
 """Slow and idle clients: a flood of connections that never finish their headers, or send
-huge ones, must not take the service down (issue 11, item 7).
+huge ones, must not take the service down.
 
 The server runs with a 1024 open-file limit, as on many hosts; each test starts its own on a
 free port. Numbers are printed (-s).

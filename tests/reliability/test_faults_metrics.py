@@ -1,4 +1,4 @@
-"""Two instances on one host keep their own metrics (issue 11, item 8): starting a second
+"""Two instances on one host keep their own metrics: starting a second
 `bentoml serve` (a canary, a test run, a benchmark) neither wipes nor joins the first one's."""
 
 from __future__ import annotations
