@@ -80,7 +80,7 @@ $(PEERS_VENV)/.installed: pyproject.toml $(VENV)/.installed
 
 .PHONY: bench-peers
 ## This project beside FastAPI, TorchServe (needs java), KServe, Triton (PyTriton), LitServe and Ray Serve:
-## a sweep of each peer's settings, then all side by side -> BENCHMARKS.md, README (ARGS="--rounds 3 ...")
+## a sweep of each peer's settings, then all side by side -> BENCHMARKS.md (ARGS="--rounds 3 ...")
 bench-peers: install $(PEERS_VENV)/.installed
 	$(VENV)/bin/python -m benchmarks.bench_peers --sweep $(ARGS)
 
