@@ -37,7 +37,7 @@ data: install
 test: install install-serve data lint dry-run
 	$(VENV)/bin/python -m pytest
 
-## ruff check, ruff format --check, mypy (strict over contract/ and service/)
+## ruff check, ruff format --check, mypy (strict over contract/, service/, training/ and harness/)
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
