@@ -132,13 +132,40 @@ def test_security_headers_can_be_turned_off() -> None:
     assert uvicorn.Config(app=lambda *_: None).headers == []
 
 
-def test_connection_budget_fits_the_open_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    budget = connections.connection_budget(10**9)
-    now_soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert budget <= now_soft - connections.RESERVED_FILES or now_soft == resource.RLIM_INFINITY
-    assert connections.connection_budget(100) == 100
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+class FakeLimits:
+    """RLIMIT_NOFILE of a made-up host, as service.connections sees it (the real one is untouched)."""
+
+    def __init__(self, soft: int, hard: int, raisable: bool = True) -> None:
+        self.soft, self.hard, self.raisable = soft, hard, raisable
+
+    def getrlimit(self, _: int) -> tuple[int, int]:
+        return self.soft, self.hard
+
+    def setrlimit(self, _: int, limits: tuple[int, int]) -> None:
+        if not self.raisable:
+            raise ValueError("not allowed")
+        self.soft, self.hard = limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "raisable", "wanted", "budget", "soft_after"),
+    [
+        (1024, 4096, True, 10**9, 4096 - connections.RESERVED_FILES, 4096),  # raised to the hard limit
+        (1024, 4096, True, 100, 100, 1024),  # enough already: left as it is
+        (1024, 4096, False, 10**9, 1024 - connections.RESERVED_FILES, 1024),  # a host that refuses
+        (1024, resource.RLIM_INFINITY, True, 5000, 5000, 5000 + connections.RESERVED_FILES),
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, True, 5000, 5000, resource.RLIM_INFINITY),
+        (64, 64, True, 10**9, 16, 64),  # never under 16, however tight
+    ],
+)
+def test_connection_budget_fits_the_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, raisable: bool, wanted: int, budget: int, soft_after: int
+) -> None:
+    limits = FakeLimits(soft, hard, raisable)
+    monkeypatch.setattr(connections.resource, "getrlimit", limits.getrlimit)
+    monkeypatch.setattr(connections.resource, "setrlimit", limits.setrlimit)
+    assert connections.connection_budget(wanted) == budget
+    assert limits.soft == soft_after and limits.hard == hard
 
 
 def test_exit_codes_are_worded() -> None:
