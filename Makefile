@@ -43,10 +43,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-## The inner loop, under a minute: lint, types and the unit tests (tests/unit: no server, no training;
-## MNIST from `make data`). `make test` is the whole suite.
+## The inner loop, about a minute: lint, types and the unit tests (tests/unit: no server, no training;
+## MNIST from `make data`) less the few marked slow. `make test` is the whole suite.
 check: lint
-	$(VENV)/bin/python -m pytest tests/unit -m "unit and not server" -q -p no:cacheprovider
+	$(VENV)/bin/python -m pytest tests/unit -m "unit and not slow and not server" -q -p no:cacheprovider
 
 ## The training pipeline on 1,000 images for 1 epoch: train -> export -> evaluate, nothing promoted
 dry-run: install data
