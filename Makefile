@@ -14,7 +14,7 @@ DEV_EXTRAS = --extra serve --extra train --extra loadtest --extra dev --extra v2
 # exported for bentofile.yaml (`make lock` writes them, `make lock-check` keeps them current).
 EXPORT = $(UV) export --quiet --frozen --no-hashes --no-emit-project --no-header --no-annotate
 
-.PHONY: serve test data dry-run install install-serve lint lock lock-check bento benchmark-service pipeline benchmark-models loadtest soak clean
+.PHONY: serve test check data dry-run install install-serve lint lock lock-check bento benchmark-service pipeline benchmark-models loadtest soak clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_VENV)
@@ -60,11 +60,16 @@ data: install
 test: install install-serve data lint dry-run
 	$(VENV)/bin/python -m pytest
 
-## ruff check, ruff format --check, mypy (strict over contract/ and service/), and the lock
+## ruff check, ruff format --check, mypy (strict over contract/, service/, training/ and harness/), and the lock
 lint: install lock-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## The inner loop, about a minute: lint, types and the unit tests (tests/unit: no server, no training;
+## MNIST from `make data`) less the few marked slow. `make test` is the whole suite.
+check: lint
+	$(VENV)/bin/python -m pytest tests/unit -m "unit and not slow and not server" -q -p no:cacheprovider
 
 ## The training pipeline on 1,000 images for 1 epoch: train -> export -> evaluate, nothing promoted
 dry-run: install data
@@ -97,7 +102,7 @@ $(PEERS_VENV)/.installed: pyproject.toml uv.lock $(VENV)/.installed
 
 .PHONY: bench-peers
 ## This project beside FastAPI, TorchServe (needs java), KServe, Triton (PyTriton), LitServe and Ray Serve:
-## a sweep of each peer's settings, then all side by side -> BENCHMARKS.md, README (ARGS="--rounds 3 ...")
+## a sweep of each peer's settings, then all side by side -> BENCHMARKS.md (ARGS="--rounds 3 ...")
 bench-peers: install $(PEERS_VENV)/.installed
 	$(VENV)/bin/python -m benchmarks.bench_peers --sweep $(ARGS)
 

@@ -40,7 +40,7 @@ def model_paths(models_dir: Path, tmp: Path) -> dict[str, tuple[Path, dict | Non
     served = read_served(models_dir)
     meta = json.loads((models_dir / served.served / "metadata.json").read_text())
     found[meta["architecture"]] = (models_dir / served.served / "model.onnx", meta)  # the served one, not the newest
-    for older in served.history[:1]:  # the model it replaced, side by side (issue 16: no slower than before)
+    for older in served.history[:1]:  # the model it replaced, side by side (a new model must be no slower)
         meta = json.loads((models_dir / older / "metadata.json").read_text())
         if meta["architecture"] == "mnist-cnn" and older != found["mnist-cnn"][1]["version"]:
             found[PREVIOUS] = (models_dir / older / "model.onnx", meta)

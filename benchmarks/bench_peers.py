@@ -1,4 +1,4 @@
-"""This project beside the servers users would pick instead, serving the same model (issue 15).
+"""This project beside the servers users would pick instead, serving the same model.
 
     make bench-peers                          # .venv-peers installed, then --sweep and the comparison
     python -m benchmarks.bench_peers --list   # the peers, their settings, what each needs; starts nothing
@@ -21,7 +21,7 @@ digits, before each round too) and paused, then woken for its turn: one load gen
 each server's own CPU time per image is read from /proc. In-process onnxruntime on every core is
 timed with every server paused. `--sweep` first measures every setting of each peer the same way
 (short rounds, one peer at a time) and the comparison gives each peer its best `/predict`
-setting. Results go to results/peers.json (results/peers-sweep.json), BENCHMARKS.md and README.md
+setting. Results go to results/peers.json (results/peers-sweep.json), BENCHMARKS.md
 between the bench_peers markers, and benchmarks/peers.png. Benchmarks run on request, never in CI.
 """
 
@@ -232,7 +232,7 @@ def main() -> None:
         saved = json.loads(args.from_json.read_text())
         write_docs(saved)
         plot(saved, PNG)
-        print(f"wrote BENCHMARKS.md and README.md ({START}) and {PNG.relative_to(REPO)} from {args.from_json}")
+        print(f"wrote BENCHMARKS.md ({START}) and {PNG.relative_to(REPO)} from {args.from_json}")
         return
     if not PEERS_PYTHON.exists():
         sys.exit(f"no {PEERS_PYTHON}: `make bench-peers` installs the peers (the `peers` extra) there")
@@ -268,7 +268,7 @@ def main() -> None:
     if not args.no_write:
         write_docs(results)
         plot(results, PNG)
-    written = "" if args.no_write else f"BENCHMARKS.md and README.md ({START}), {PNG.relative_to(REPO)} and "
+    written = "" if args.no_write else f"BENCHMARKS.md ({START}), {PNG.relative_to(REPO)} and "
     print(f"done in {results['wall_s'] / 60:.1f} min: wrote {written}{args.json}")
 
 

@@ -425,7 +425,8 @@ def partial_table(r: dict, contenders: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
+    """This benchmark's flags, each with its default."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=32, help="locust concurrency (%(default)s)")
     parser.add_argument("--seconds", type=int, default=10, help="one measured run (%(default)s s)")
@@ -448,7 +449,11 @@ def main() -> None:
         help=f"measure only these rows and print them, writing nothing (a quick check; one of {', '.join(CONTENDERS)})",
     )
     parser.add_argument("--baseline-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.baseline_server:
         serve_baseline(args.baseline_server)
         return

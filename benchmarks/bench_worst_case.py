@@ -4,7 +4,7 @@
     python -m benchmarks.bench_worst_case --env MNIST_DECODE_THREADS=1
 
 Serves the repo with `bentoml serve` and one worker (MNIST_WORKERS=1, MNIST_TIMEOUT_S=2 unless
---env says otherwise), then sends each upload of issue 11's list, and a few that sit exactly at
+--env says otherwise), then sends each upload of the hardening list (docs/hardening.md), and a few that sit exactly at
 the limits, one scenario at a time. Before each scenario the worker's peak-RSS mark is reset
 (/proc/<pid>/clear_refs), so "peak MB" is that scenario's own high-water mark (VmHWM), while a
 thread polls /livez every 50 ms: "livez worst ms" is the slowest health check meanwhile, the
@@ -114,9 +114,9 @@ class LivezProbe(threading.Thread):
 
 def scenarios() -> list[tuple[str, str, Callable[[], dict], int]]:
     """(what, endpoint, request kwargs, concurrent copies)."""
-    bomb_1bit = _png(_digit((6300, 6300), "1"))  # issue 11: 64 of these grew a worker to 2 GB
-    rgba_big = _png(_digit((6300, 6300), "RGBA"))  # issue 11: +1.4 GB and 20 s
-    small_bomb = _png(_digit((5000, 5000), "1"))  # issue 11: 3.8 KB, blocked /livez 1.6 s
+    bomb_1bit = _png(_digit((6300, 6300), "1"))  # before the pixel budgets, 64 of these grew a worker to 2 GB
+    rgba_big = _png(_digit((6300, 6300), "RGBA"))  # before: +1.4 GB and 20 s
+    small_bomb = _png(_digit((5000, 5000), "1"))  # before: 3.8 KB, blocked /livez 1.6 s
     at_cap_rgba = _png(_digit((4000, 4000), "RGBA"))  # 16.0 MP: the per-image cap
     at_cap_1bit = _png(_digit((4000, 4000), "1"))
     jpeg_64mp = _jpeg((8000, 8000), progressive=False)  # 4 x the cap stored: decoded at 1/8

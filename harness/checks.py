@@ -145,7 +145,7 @@ class Budgets:
     max_accuracy_drop_pp: float = 0.2
     min_photo_accuracy: float = 0.99
     max_failures: int = 0
-    # With a digit detector (issue 12): non-digit uploads flagged, MNIST digits kept (is_digit true)
+    # With a digit detector: non-digit uploads flagged, MNIST digits kept (is_digit true)
     min_non_digits_flagged: float = 0.9
     min_digits_kept: float = 0.99
 
@@ -183,12 +183,12 @@ def verdict(
         floor = recorded_accuracy - budgets.max_accuracy_drop_pp / 100
         if clean.upper_bound < floor:
             reasons.append(
-                f"accuracy under load {100 * clean.accuracy:.2f}% on {clean.n} digits is more than "
+                f"accuracy under load {100 * (clean.accuracy or 0.0):.2f}% on {clean.n} digits is more than "
                 f"{budgets.max_accuracy_drop_pp} pp under the recorded {100 * recorded_accuracy:.2f}%"
             )
     if photo.n and photo.upper_bound < budgets.min_photo_accuracy:
         reasons.append(
-            f"photo-like accuracy {100 * photo.accuracy:.2f}% on {photo.n} uploads is under "
+            f"photo-like accuracy {100 * (photo.accuracy or 0.0):.2f}% on {photo.n} uploads is under "
             f"{100 * budgets.min_photo_accuracy:.1f}%"
         )
     if non_digits is not None and non_digits.n and non_digits.upper_bound < budgets.min_non_digits_flagged:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Set as AbstractSet
 from urllib.parse import urlsplit
 
 import psutil
@@ -35,7 +36,7 @@ def workers(server: psutil.Process) -> list[psutil.Process]:
 
 
 def wait_for_workers(
-    server: psutil.Process, count: int, exclude: set[int] = frozenset(), timeout_s: float = 120.0
+    server: psutil.Process, count: int, exclude: AbstractSet[int] = frozenset(), timeout_s: float = 120.0
 ) -> list[psutil.Process]:
     """Poll until `count` workers run whose pids are not in `exclude` (e.g. a replacement)."""
     deadline = time.monotonic() + timeout_s

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service import v2_openapi
 from service.errors import IMAGE_FORMATS
 from service.schemas import PIXEL_IMAGE_SCHEMA, Prediction
+from service.security import open_paths
 from service.settings import Settings, get_settings
 
 REF = "#/components/schemas/{}"
@@ -118,13 +120,32 @@ RAW_IMAGE_TYPES = (
 )
 
 
-def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """BentoML's spec (as a dict) with the image endpoints described as they behave."""
+def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str] | None = None) -> dict[str, Any]:
+    """BentoML's spec (as a dict) with every route described as it behaves: the image endpoints'
+    bodies and refusals, the GET pages, the Open Inference Protocol's routes (`versions`: the
+    addressable model versions, default: those served.json names that are on disk) and, with
+    MNIST_API_KEYS set, the key every guarded route asks for."""
     spec = copy.deepcopy(spec)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas["Prediction"] = nullable_3_0(Prediction.model_json_schema())
-    one_image = {
+    paths = spec.setdefault("paths", {})
+    paths.update(copy.deepcopy(PAGES))
+    bodies, answers = _image_bodies(settings.max_images_per_request), _image_answers()
+    for path, statuses in ROUTES.items():
+        post = paths.get(path, {}).get("post")
+        if post is not None:
+            _describe_image_route(post, path, statuses, bodies[path], answers[path])
+    v2_openapi.describe(paths, schemas, v2_openapi.addressable_versions(settings) if versions is None else versions)
+    keys = getattr(settings, "api_keys", None)  # service/security.py: MNIST_API_KEYS
+    if keys and keys.get_secret_value():
+        _guard(spec, open_paths(settings))
+    return spec
+
+
+def _one_image() -> dict[str, Any]:
+    """/predict's and /preprocess's bodies: a multipart field, or the file as the raw body."""
+    return {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
@@ -134,23 +155,21 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
         },
         **{kind: {"schema": {**BINARY, "description": _formats()}} for kind in RAW_IMAGE_TYPES},
     }
-    limit = settings.max_images_per_request
-    bodies = {
-        "/predict": one_image,
-        "/preprocess": one_image,
+
+
+def _image_bodies(limit: int) -> dict[str, dict[str, Any]]:
+    """Each image route's request body, with the settings' limit on images per request."""
+    many = {"type": "array", "minItems": 1, "maxItems": limit}
+    return {
+        "/predict": _one_image(),
+        "/preprocess": _one_image(),
         "/predict_batch": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "required": ["images"],
                     "properties": {
-                        "images": {
-                            "type": "array",
-                            "items": BINARY,
-                            "minItems": 1,
-                            "maxItems": limit,
-                            "description": f"{_formats()}; answered in the same order",
-                        }
+                        "images": {**many, "items": BINARY, "description": f"{_formats()}; answered in the same order"}
                     },
                 }
             }
@@ -160,47 +179,48 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "schema": {
                     "type": "object",
                     "required": ["images"],
-                    "properties": {
-                        "images": {
-                            "type": "array",
-                            "items": PIXEL_IMAGE_SCHEMA,
-                            "minItems": 1,
-                            "maxItems": limit,
-                        }
-                    },
+                    "properties": {"images": {**many, "items": PIXEL_IMAGE_SCHEMA}},
                     "additionalProperties": False,
                 }
             }
         },
     }
+
+
+def _image_answers() -> dict[str, dict[str, Any]]:
+    """Each image route's 200 content."""
     predictions = {"type": "array", "items": {"$ref": REF.format("Prediction")}}
-    answers = {
+    return {
         "/predict": {"application/json": {"schema": {"$ref": REF.format("Prediction")}}},
         "/preprocess": {"image/png": {"schema": BINARY}},
         "/predict_batch": {"application/json": {"schema": predictions}},
         "/predict_pixels": {"application/json": {"schema": predictions}},
     }
-    spec["paths"].update(PAGES)
-    keys = getattr(settings, "api_keys", None)  # service/security.py: MNIST_API_KEYS
-    guarded = bool(keys and keys.get_secret_value())
-    if guarded:
-        spec["components"]["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        }
-    for path, statuses in ROUTES.items():
-        post = spec["paths"].get(path, {}).get("post")
-        if post is None:
+
+
+def _describe_image_route(
+    post: dict[str, Any], path: str, statuses: tuple[int, ...], body: dict[str, Any], answer: dict[str, Any]
+) -> None:
+    """One image route's body, answer and refusals, in place of BentoML's description."""
+    post["requestBody"] = {"required": True, "content": body}
+    post["responses"] = {
+        "200": {"description": "the answer", "content": answer},
+        **{str(status): _error(status, path) for status in statuses},
+    }
+
+
+def _guard(spec: dict[str, Any], open_paths: Sequence[str]) -> None:
+    """Every operation outside `open_paths` (and what lies under them) asks for a key and may answer 401."""
+    spec["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    for path, operations in spec["paths"].items():
+        if any(path == p or path.startswith(p.rstrip("/") + "/") for p in open_paths):
             continue
-        post["requestBody"] = {"required": True, "content": bodies[path]}
-        post["responses"] = {
-            "200": {"description": "the answer", "content": answers[path]},
-            **{str(status): _error(status, path) for status in statuses},
-        }
-        if guarded:
-            post["security"] = [{"bearer": []}, {"apiKey": []}]
-            post["responses"]["401"] = _error(401)
-    return spec
+        for operation in operations.values():
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            operation.setdefault("responses", {})["401"] = _error(401)
 
 
 def nullable_3_0(schema: dict[str, Any]) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # From the served model's calibrated validation answers: about 1% of clean digits fall below it
     # (models/<version>/metadata.json: calibration.low_confidence; docs/training.md).
     low_confidence: float = Field(default=0.91, ge=0.0, le=1.0)
-    # The digit detector (a model whose metadata.json has digit_detector; issue 12).
+    # The digit detector (a model whose metadata.json has digit_detector).
     digit_threshold: float | None = Field(
         default=None,
         gt=0.0,

@@ -1,16 +1,19 @@
-"""Fixtures shared by every test group."""
+"""Fixtures shared by every test group, and the markers each test gets from its folder."""
 
 from __future__ import annotations
 
 import atexit
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import harness.server
 from contract import Served, write_served
 from harness.mnist import data_dir
 from harness.server import running_service
@@ -21,6 +24,44 @@ REPO = Path(__file__).resolve().parents[1]
 # and `bentoml build` put models there. One throwaway home per session, for every server too.
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="mnist-tests-bentoml-")
 atexit.register(shutil.rmtree, os.environ["BENTOML_HOME"], ignore_errors=True)
+TESTS = Path(__file__).resolve().parent
+# tests/<folder>/... is marked <folder>: `-m unit` is every test under tests/unit, whatever the
+# module itself declares (a module may add markers, e.g. slow, or a second group).
+FOLDER_MARKERS = ("unit", "training", "service", "regression", "deployed", "load", "reliability", "ui", "deploy")
+
+
+def _starts_a_server(item: pytest.Item) -> bool:
+    """A test that asks for a served URL (service_url, detector_url, keyed_url, url...) starts a
+    server through that fixture; one that starts its own is marked `server` in its module."""
+    names = getattr(item, "fixturenames", ())
+    return any(name == "url" or name.endswith("_url") for name in names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)
+        if _starts_a_server(item):
+            item.add_marker("server")
+
+
+class _NoServers:
+    """harness.server's `subprocess` for tests not marked `server`: starting one fails loudly."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def Popen(*args: Any, **kwargs: Any) -> Any:  # stands in for subprocess.Popen
+        raise AssertionError("this test starts a server: mark it `server` (pytest.mark.server)")
+
+
+@pytest.fixture(autouse=True)
+def _servers_only_where_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-m "not server"` must start no server: a test that does so unmarked fails here."""
+    if request.node.get_closest_marker("server") is None:
+        monkeypatch.setattr(harness.server, "subprocess", _NoServers())
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +92,7 @@ def service_url() -> Iterator[str]:
         yield url
 
 
-# A service whose model has a digit detector (issue 12): the tiny model of harness/tiny_model.py
+# A service whose model has a digit detector: the tiny model of harness/tiny_model.py
 # (its detector scores mean ink; threshold 0.5), so these tests never depend on the real model.
 # served.json also lists an older tiny version without a detector, reachable over v2.
 DETECTOR_THRESHOLD = 0.5

@@ -11,7 +11,7 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from contract import read_served
 from training.checkpoint import CheckpointError
@@ -91,6 +91,7 @@ def _add_promote_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """`mnist` and its subcommands, each with its defaults in its help."""
     parser = argparse.ArgumentParser(prog="mnist", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -98,74 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
 
     _add_train_args(sub.add_parser("train", help="train a model"))
-
-    p = sub.add_parser("export", help="checkpoint -> model.onnx + metadata.json")
-    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt from `mnist train`, or a model.onnx to re-export")
-    p.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT's folder/export)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
-    p.add_argument(
-        "--no-temperature",
-        action="store_true",
-        help="export uncalibrated (default: fit a temperature on validation and fold it into the graph)",
-    )
-    p.add_argument(
-        "--detector",
-        type=Path,
-        help="detector.pt from `mnist train-detector` beside this model.onnx: adds the digit_score output",
-    )
-    _add_data_args(p)
-
-    p = sub.add_parser(
-        "train-detector", help="train the non-digit detector beside an exported classifier (kept frozen)"
-    )
-    p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/detector"), help="output folder (default: runs/detector)")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=DetectorConfig.epochs,
-        help=f"passes over the training digits (default: {DetectorConfig.epochs})",
-    )
-    p.add_argument(
-        "--turned",
-        type=float,
-        default=DetectorConfig.turned,
-        help=f"share of training negatives drawn mirrored or turned (default: {DetectorConfig.turned})",
-    )
-    p.add_argument(
-        "--negatives-per-kind",
-        type=int,
-        default=DetectorConfig.negatives_per_kind,
-        help=f"training negatives of each kind (default: {DetectorConfig.negatives_per_kind:,})",
-    )
-    p.add_argument(
-        "--keep",
-        type=float,
-        default=DetectorConfig.keep,
-        help=f"share of validation digits the threshold keeps (default: {DetectorConfig.keep})",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=DetectorConfig.seed,
-        help=f"negatives and initial weights (default: {DetectorConfig.seed})",
-    )
-    _add_data_args(p)
-
-    p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs")
-    p.add_argument("model", type=Path, help="model.onnx")
-    p.add_argument("--out", type=Path, help="report folder (default: MODEL's folder/eval)")
-    p.add_argument(
-        "--threads", type=int, default=2, help="onnxruntime intra-op threads for the speed numbers (default: 2)"
-    )
-    _add_data_args(p)
-
-    p = sub.add_parser("compare", help="seeds side by side: validation and test accuracy, mean +- sd, ensemble")
-    p.add_argument(
-        "checkpoints", nargs="+", type=Path, help="best.pt files of runs, or versions' model.onnx, to compare"
-    )
-    p.add_argument("--json", type=Path, help="also write the numbers here")
-    _add_data_args(p)
+    _add_export_parser(sub)
+    _add_detector_parser(sub)
+    _add_evaluate_parsers(sub)
 
     p = sub.add_parser("promote", help="copy an export into models/ and serve it")
     p.add_argument("export_dir", type=Path, help="folder with model.onnx + metadata.json")
@@ -184,6 +120,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-promote", action="store_true", help="stop after evaluation")
     p.add_argument("--no-finetune", action="store_true", help="skip the architecture's fine-tuning stage")
     return parser
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_export_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("export", help="checkpoint -> model.onnx + metadata.json")
+    p.add_argument("checkpoint", type=Path, help="best.pt or last.pt from `mnist train`, or a model.onnx to re-export")
+    p.add_argument("--out", type=Path, help="output folder (default: CHECKPOINT's folder/export)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    p.add_argument(
+        "--no-temperature",
+        action="store_true",
+        help="export uncalibrated (default: fit a temperature on validation and fold it into the graph)",
+    )
+    p.add_argument(
+        "--detector",
+        type=Path,
+        help="detector.pt from `mnist train-detector` beside this model.onnx: adds the digit_score output",
+    )
+    _add_data_args(p)
+
+
+def _add_detector_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "train-detector", help="train the non-digit detector beside an exported classifier (kept frozen)"
+    )
+    p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/detector"), help="output folder (default: runs/detector)")
+    d = DetectorConfig
+    for flag, kind, default, help_text in (
+        ("--epochs", int, d.epochs, f"passes over the training digits (default: {d.epochs})"),
+        ("--turned", float, d.turned, f"share of training negatives drawn mirrored or turned (default: {d.turned})"),
+        (
+            "--negatives-per-kind",
+            int,
+            d.negatives_per_kind,
+            f"training negatives of each kind (default: {d.negatives_per_kind:,})",
+        ),
+        ("--keep", float, d.keep, f"share of validation digits the threshold keeps (default: {d.keep})"),
+        ("--seed", int, d.seed, f"negatives and initial weights (default: {d.seed})"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=help_text)
+    _add_data_args(p)
+
+
+def _add_evaluate_parsers(sub: Subparsers) -> None:
+    """evaluate (one model on the test set) and compare (seeds side by side)."""
+    p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs")
+    p.add_argument("model", type=Path, help="model.onnx")
+    p.add_argument("--out", type=Path, help="report folder (default: MODEL's folder/eval)")
+    p.add_argument(
+        "--threads", type=int, default=2, help="onnxruntime intra-op threads for the speed numbers (default: 2)"
+    )
+    _add_data_args(p)
+
+    p = sub.add_parser("compare", help="seeds side by side: validation and test accuracy, mean +- sd, ensemble")
+    p.add_argument(
+        "checkpoints", nargs="+", type=Path, help="best.pt files of runs, or versions' model.onnx, to compare"
+    )
+    p.add_argument("--json", type=Path, help="also write the numbers here")
+    _add_data_args(p)
 
 
 @dataclass(frozen=True)
@@ -385,16 +383,20 @@ def cmd_pipeline(run: TrainRun, data: Data, guards: Guards, finetune: bool, prom
     cmd_promote(out, guards)
 
 
+def _data(args: argparse.Namespace) -> Data:
+    """Where MNIST is, for the commands that read it."""
+    return Data.from_args(args.data_dir, args.download)
+
+
 def run_command(args: argparse.Namespace) -> None:
     """Turn the parsed arguments into plain values, once, and run the command."""
-    data = Data.from_args(args.data_dir, args.download) if hasattr(args, "data_dir") else None
     match args.command:
         case "data":
-            cmd_data(data)
+            cmd_data(_data(args))
         case "train":
-            cmd_train(TrainRun.from_args(args), data)
+            cmd_train(TrainRun.from_args(args), _data(args))
         case "export":
-            cmd_export(args.checkpoint, args.out, data, args.opset, not args.no_temperature, args.detector)
+            cmd_export(args.checkpoint, args.out, _data(args), args.opset, not args.no_temperature, args.detector)
         case "train-detector":
             cfg = DetectorConfig(
                 epochs=args.epochs,
@@ -403,11 +405,11 @@ def run_command(args: argparse.Namespace) -> None:
                 turned=args.turned,
                 seed=args.seed,
             )
-            cmd_train_detector(args.classifier, args.run_dir, data, cfg)
+            cmd_train_detector(args.classifier, args.run_dir, _data(args), cfg)
         case "evaluate":
-            cmd_evaluate(args.model, args.out, data, args.threads)
+            cmd_evaluate(args.model, args.out, _data(args), args.threads)
         case "compare":
-            cmd_compare(args.checkpoints, data, args.json)
+            cmd_compare(args.checkpoints, _data(args), args.json)
         case "promote":
             cmd_promote(args.export_dir, Guards.from_args(args))
         case "rollback":
@@ -417,7 +419,7 @@ def run_command(args: argparse.Namespace) -> None:
         case "pipeline":
             cmd_pipeline(
                 TrainRun.from_args(args),
-                data,
+                _data(args),
                 Guards.from_args(args),
                 finetune=not (args.no_finetune or args.dry_run),
                 promote=not (args.no_promote or args.dry_run),

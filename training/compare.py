@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +81,10 @@ def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> d
     and test accuracy."""
     train_x, train_y = load_split(data_root, train=True)
     test_x, test_y = load_split(data_root, train=False)
-    rows, val_probs, upload_probs, test_probs = [], [], [], []
+    rows: list[dict[str, Any]] = []
+    val_probs: list[torch.Tensor] = []
+    upload_probs: list[torch.Tensor | None] = []
+    test_probs: list[torch.Tensor] = []
     rendered: dict[tuple[int, int], torch.Tensor | None] = {}  # per split: its validation digits as uploads
     for path in checkpoints:
         model, tc, best_epoch = _load(path)
@@ -92,7 +96,8 @@ def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> d
                 torch.from_numpy(rendered_frames(splits.val_x.numpy(), seed=UPLOADS_SEED)) if as_uploads else None
             )
         pv, pt = _probs(model, splits.val_x), _probs(model, test_x)
-        pu = _probs(model, rendered[split]) if rendered[split] is not None else None
+        as_rendered = rendered[split]
+        pu = _probs(model, as_rendered) if as_rendered is not None else None
         val_probs.append(pv)
         upload_probs.append(pu)
         test_probs.append(pt)
@@ -113,7 +118,9 @@ def compare(checkpoints: list[Path], data_root: Path, uploads: bool = True) -> d
         out["ensemble"] = {
             "val_accuracy": _accuracy(torch.stack(val_probs).mean(0), splits.val_y) if same_split else None,
             "val_uploads_accuracy": (
-                _accuracy(torch.stack(upload_probs).mean(0), splits.val_y) if with_uploads else None
+                _accuracy(torch.stack([p for p in upload_probs if p is not None]).mean(0), splits.val_y)
+                if with_uploads
+                else None
             ),
             "test_accuracy": _accuracy(torch.stack(test_probs).mean(0), test_y),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ FINETUNE: dict[str, dict] = {
 }
 
 
-def recipe(arch: str, **overrides: object) -> TrainConfig:
+def recipe(arch: str, **overrides: Any) -> TrainConfig:
     """The architecture's recipe with the given fields replaced (None means keep the recipe's)."""
     if arch not in RECIPES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(RECIPES)}")

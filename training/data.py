@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -153,7 +154,7 @@ def random_affine_theta(
     return torch.stack([torch.stack([a, b, tx], 1), torch.stack([c, d, ty], 1)], 1)
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator, **ranges: object) -> torch.Tensor:
+def random_affine(x: torch.Tensor, generator: torch.Generator, **ranges: Any) -> torch.Tensor:
     """A different small random affine per image, on x's device in one grid_sample.
 
     torchvision's RandomAffine draws one transform per call; per-sample draws on the device keep

@@ -7,6 +7,7 @@ import logging
 import subprocess
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -198,13 +199,7 @@ def export_checkpoint(
     A detector checkpoint (`mnist train-detector`) trained beside this classifier adds the
     digit_score output, with its threshold fitted on the same validation digits.
     """
-    if detector is not None:
-        det, det_state = load_detector(detector)
-        if checkpoint.suffix != ".onnx" or sha256_file(checkpoint) != det_state["classifier_sha256"]:
-            raise ExportError(
-                f"{detector} was trained beside {det_state['classifier_onnx']} (sha256 "
-                f"{det_state['classifier_sha256'][:8]}), not {checkpoint}: export that model.onnx with it"
-            )
+    det, det_state = _detector_for(checkpoint, detector) if detector is not None else (None, None)
     if checkpoint.suffix == ".onnx":
         model, mc, tc, state = _from_exported(checkpoint, data_root)
     else:
@@ -214,8 +209,8 @@ def export_checkpoint(
     test_x, test_y = (t.numpy() for t in load_split(data_root, train=False))
     calibration = calibrate(model, tc, data_root, test_x, test_y) if temperature else None
     t = calibration["temperature"] if calibration else 1.0
-    if detector is not None:
-        model = WithDetector(model, det, t).eval()
+    if det is not None:
+        model = WithDetector(cast(nn.Sequential, model), det, t).eval()
     elif t != 1.0:
         model = Calibrated(model, t).eval()
     export_onnx(model, onnx_path, opset)
@@ -223,13 +218,43 @@ def export_checkpoint(
     report = evaluate_onnx(onnx_path, test_x, test_y, measure_speed=False)
     digest = sha256_file(onnx_path)
     history = state.get("history", [])
-    params = count_parameters(model)
     metadata = {
         "version": version_name(mc.arch, digest),
         "architecture": mc.arch,
-        "parameters": params,
+        "parameters": count_parameters(model),
         "opset": opset,
         "sha256": digest,
+        **_graph_spec(with_score=det is not None),
+        **_test_report(report, parity),
+        "model_config": mc.to_dict(),
+        "train_config": tc.to_dict(),
+        "epochs_run": len(history),
+        "best_epoch": state.get("epoch"),
+        "best_val_accuracy": state.get("best_val_acc"),
+        "epoch_seconds": [h["epoch_seconds"] for h in history],
+        **({"temperature": calibration["temperature"], "calibration": calibration} if calibration else {}),
+        **({"re_exported_from": state["exported_from"]} if "exported_from" in state else {}),
+        **(detector_metadata(onnx_path, tc, data_root, det_state) if det_state is not None else {}),
+        **_provenance(checkpoint, state, history),
+    }
+    write_metadata(out_dir, metadata)  # refused here if it breaks the contract the service reads
+    return metadata
+
+
+def _detector_for(checkpoint: Path, detector: Path) -> tuple[Any, dict[str, Any]]:
+    """The detector checkpoint, refused unless it was trained beside exactly this model.onnx."""
+    det, det_state = load_detector(detector)
+    if checkpoint.suffix != ".onnx" or sha256_file(checkpoint) != det_state["classifier_sha256"]:
+        raise ExportError(
+            f"{detector} was trained beside {det_state['classifier_onnx']} (sha256 "
+            f"{det_state['classifier_sha256'][:8]}), not {checkpoint}: export that model.onnx with it"
+        )
+    return det, det_state
+
+
+def _graph_spec(with_score: bool) -> dict[str, Any]:
+    """metadata.json's input, outputs and labels: what the service reads the graph by."""
+    return {
         "input": {
             "name": INPUT_NAME,
             "shape": ["N", 1, 28, 28],
@@ -241,31 +266,34 @@ def export_checkpoint(
         "outputs": {
             "logits": {"name": OUTPUT_NAMES[0], "shape": ["N", 10]},
             "probabilities": {"name": OUTPUT_NAMES[1], "shape": ["N", 10]},
-            **({"digit_score": {"name": SCORE_NAME, "shape": ["N"]}} if detector is not None else {}),
+            **({"digit_score": {"name": SCORE_NAME, "shape": ["N"]}} if with_score else {}),
         },
         "labels": [str(d) for d in range(10)],
+    }
+
+
+def _test_report(report: dict[str, Any], parity: float) -> dict[str, Any]:
+    """The exported graph on the full test set, and how far it is from PyTorch on a fixed batch."""
+    return {
         "test_accuracy": report["accuracy"],
         "test_errors": report["errors"],
         "per_class_recall": report["per_class_recall"],
         "per_class_precision": report["per_class_precision"],
         "misclassified_test_indices": [m["index"] for m in report["misclassified"]],
         "parity_max_abs_diff": parity,
-        "model_config": mc.to_dict(),
-        "train_config": tc.to_dict(),
-        "epochs_run": len(history),
-        "best_epoch": state.get("epoch"),
-        "best_val_accuracy": state.get("best_val_acc"),
-        "epoch_seconds": [h["epoch_seconds"] for h in history],
-        **({"temperature": calibration["temperature"], "calibration": calibration} if calibration else {}),
-        **({"re_exported_from": state["exported_from"]} if "exported_from" in state else {}),
-        **(detector_metadata(onnx_path, tc, data_root, det_state) if detector is not None else {}),
+    }
+
+
+def _provenance(checkpoint: Path, state: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where and when it was trained, on which data, by which code and torch."""
+    trained_at = state.get("trained_at") or dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.UTC).isoformat(
+        timespec="seconds"
+    )
+    return {
         "train_device": history[-1]["device"] if history else None,
         "dataset": state.get("data", {}),
         "code_revision": code_revision(),
-        "trained_at": state.get("trained_at")
-        or dt.datetime.fromtimestamp(checkpoint.stat().st_mtime, dt.UTC).isoformat(timespec="seconds"),
+        "trained_at": trained_at,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
-    write_metadata(out_dir, metadata)  # refused here if it breaks the contract the service reads
-    return metadata

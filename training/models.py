@@ -74,6 +74,8 @@ _C3_TABLE = (
 class SparseC3(nn.Conv2d):
     """C3 with the paper's partial connection table (a fixed mask on the weights)."""
 
+    mask: torch.Tensor  # (16, 6, 1, 1) of 0 and 1, a buffer
+
     def __init__(self) -> None:
         super().__init__(6, 16, kernel_size=5)
         mask = torch.zeros(16, 6, 1, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import cast
 
 import onnx
 import torch
@@ -43,10 +44,11 @@ def model_from_onnx(onnx_path: Path, images: torch.Tensor) -> nn.Module:
         raise ValueError(f"warm start from ONNX knows mnist-cnn only, not {mc.arch!r}")
     model = build_model(mc).eval()
     weights = _initializers(onnx_path)
-    layers = list(model)
+    layers = list(cast(nn.Sequential, model))
     for i, layer in enumerate(layers):
         if isinstance(layer, nn.Conv2d):
-            bn = layers[i + 1]
+            bn = cast(nn.BatchNorm2d, layers[i + 1])
+            assert bn.running_mean is not None and bn.running_var is not None  # mnist-cnn tracks them
             layer.weight.copy_(weights[f"{i}.weight"])
             bn.weight.fill_(1.0)
             bn.bias.copy_(weights[f"{i}.weight_bias"])
@@ -59,6 +61,7 @@ def model_from_onnx(onnx_path: Path, images: torch.Tensor) -> nn.Module:
     x = images
     for layer in layers:
         if isinstance(layer, nn.BatchNorm2d):
+            assert layer.running_mean is not None and layer.running_var is not None
             conv_out = x  # the conv's output W x (no bias): (N, C, H, W)
             m = conv_out.mean((0, 2, 3))
             v = conv_out.var((0, 2, 3), unbiased=False)

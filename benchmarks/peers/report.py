@@ -1,4 +1,4 @@
-"""bench_peers' results as markdown (BENCHMARKS.md's section, README's short version) and a chart."""
+"""bench_peers' results as markdown (BENCHMARKS.md's section) and a chart."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def table(r: dict) -> str:
-    """The BENCHMARKS.md section: method, the side-by-side table, the issue's targets, the sweep."""
+    """The BENCHMARKS.md section: method, the side-by-side table, the targets, the sweep."""
     servers, b = r["servers"], r["batch"]
     project = servers["project"]
     p_rps, p_img = project["predict"]["rps"], project["batch"]["rps"] * b
@@ -88,36 +88,9 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_table(r: dict) -> str:
-    """README's short version: requests/s, p99 and batch images/s per server, and where the rest is."""
-    servers, b = r["servers"], r["batch"]
-    rows = ["| server | `/predict` req/s | p99 ms | images/s, 64 per request |", "| --- | ---: | ---: | ---: |"]
-    for name in sorted(servers, key=lambda n: (n != "project", -servers[n]["predict"]["rps"])):
-        s = servers[name]
-        label = f"**{s['label']}**" if name == "project" else s["label"]
-        rows.append(
-            f"| {label} | {s['predict']['rps']:,.0f} | {s['predict']['p99_ms']:.0f} | {s['batch']['rps'] * b:,.0f} |"
-        )
-    return "\n".join(
-        [
-            "Beside the servers users would pick instead, each serving the same model with its best "
-            f"settings from a short sweep, in the same run ({r['users']} locust users, medians of "
-            f"{r['rounds']} interleaved rounds; `make bench-peers`):",
-            "",
-            *rows,
-            "",
-            "Settings, versions, CPU per image and the sweep: [BENCHMARKS.md](BENCHMARKS.md).",
-        ]
-    )
-
-
-def write_docs(r: dict, benchmarks_md: Path = REPO / "BENCHMARKS.md", readme: Path = REPO / "README.md") -> None:
-    """Our section of BENCHMARKS.md and README.md from a results JSON (README's goes after Speed)."""
+def write_docs(r: dict, benchmarks_md: Path = REPO / "BENCHMARKS.md") -> None:
+    """Our section of BENCHMARKS.md from a results JSON (README links there: measurements live in one place)."""
     write_section(benchmarks_md, START, END, f"## Serving: this project beside the servers users pick\n\n{table(r)}")
-    text = readme.read_text()
-    if START not in text and "\n## Deploying" in text:  # first time: place the markers before Deploying
-        readme.write_text(text.replace("\n## Deploying", f"\n{START}\n{END}\n\n## Deploying", 1))
-    write_section(readme, START, END, readme_table(r))
 
 
 def plot(r: dict, path: Path) -> None:

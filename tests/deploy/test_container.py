@@ -34,7 +34,8 @@ from harness.mnist import load_mnist
 from harness.server import free_port
 from tests.deploy.conftest import need
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+# Building the image from a cold cache takes minutes on a shared machine.
+pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(1800)]
 
 MAX_IMAGE_BYTES = 500e6
 READY_BUDGET_S = float(os.environ.get("MNIST_CONTAINER_READY_S", "10"))

@@ -132,6 +132,35 @@ def test_image_tag_is_the_served_model_version(overlay: str) -> None:
     assert image.rsplit("/", 1)[-1] == image_tag(served_version())
 
 
+def _without_port(probe: dict[str, Any]) -> dict[str, Any]:
+    """A probe less its port (the base names it `http`; KServe's custom container uses 3000)."""
+    return {**probe, "httpGet": {k: v for k, v in probe["httpGet"].items() if k != "port"}}
+
+
+def test_kserve_is_on_par_with_the_base() -> None:
+    """The same probes to the second, the same drain, resources and security, and the base's
+    PodDisruptionBudget and NetworkPolicy selecting the predictor's pods."""
+    base = objects("base")
+    base_pod = base["Deployment"]["spec"]["template"]["spec"]
+    kserve = objects("overlays/kserve")
+    predictor = kserve["InferenceService"]["spec"]["predictor"]
+    (ours,), (theirs,) = base_pod["containers"], predictor["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert _without_port(theirs[probe]) == _without_port(ours[probe]), probe
+    for field in ("resources", "securityContext", "lifecycle", "args"):
+        assert theirs[field] == ours[field], field
+    assert predictor["terminationGracePeriodSeconds"] == base_pod["terminationGracePeriodSeconds"]
+    pods = {"serving.kserve.io/inferenceservice": kserve["InferenceService"]["metadata"]["name"]}
+    assert kserve["PodDisruptionBudget"]["spec"] == {
+        **base["PodDisruptionBudget"]["spec"],
+        "selector": {"matchLabels": pods},
+    }
+    policy, base_policy = kserve["NetworkPolicy"]["spec"], base["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == pods
+    assert policy["egress"] == base_policy["egress"] and policy["policyTypes"] == base_policy["policyTypes"]
+    assert policy["ingress"] == [{"ports": [{"port": theirs["ports"][0]["containerPort"], "protocol": "TCP"}]}]
+
+
 def test_kserve_predictor_is_a_valid_pod() -> None:
     """The InferenceService's predictor, less KServe's own fields, passes the strict Pod schema."""
     predictor = dict(objects("overlays/kserve")["InferenceService"]["spec"]["predictor"])

@@ -23,7 +23,7 @@ from harness.mnist import load_mnist
 from harness.server import free_port, running_service
 from tests.deploy.conftest import need
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.server]
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 

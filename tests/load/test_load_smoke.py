@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-pytestmark = [pytest.mark.load, pytest.mark.slow]
+pytestmark = [pytest.mark.load, pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Slow and idle clients: a flood of connections that never finish their headers, or send
-huge ones, must not take the service down (issue 11, item 7).
+huge ones, must not take the service down.
 
 The server runs with a 1024 open-file limit, as on many hosts; each test starts its own on a
 free port. Numbers are printed (-s).
@@ -25,7 +25,7 @@ from harness import processes
 from harness.images import png_bytes
 from harness.server import free_port, running_server
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.server]
 
 HEADER_TIMEOUT_S = 2.0
 IDLE = 4000  # more than the two workers' 1024 open files and the 2048 backlog together

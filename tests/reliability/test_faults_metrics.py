@@ -1,4 +1,4 @@
-"""Two instances on one host keep their own metrics (issue 11, item 8): starting a second
+"""Two instances on one host keep their own metrics: starting a second
 `bentoml serve` (a canary, a test run, a benchmark) neither wipes nor joins the first one's."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from harness.images import png_bytes
 from harness.server import running_service
 
-pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.server]
 
 
 def _predictions(client: httpx.Client) -> float:

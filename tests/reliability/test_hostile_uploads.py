@@ -1,5 +1,5 @@
-"""Issue 11's hostile uploads against a started service: each ends in our JSON, never a 500 or
-a dead worker. Sizes are the issue's; the time margins are wide (seconds of work against a
+"""The hostile uploads of docs/hardening.md against a started service: each ends in our JSON, never a 500 or
+a dead worker. Sizes are the list's; the time margins are wide (seconds of work against a
 0.5 s timeout), nothing else is timed."""
 
 from __future__ import annotations

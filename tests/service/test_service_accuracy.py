@@ -1,7 +1,7 @@
 """Accuracy through /predict: MNIST as PNGs keeps the model's accuracy; photo-like uploads
 (harness.uploads renderings of MNIST test digits) score >= 99% with a 99% model; the hard kinds
 (thick marker, tight crop, heavy blur) >= 98%; other writers' digits (scikit-learn's UCI digits,
-never trained or tuned on) above what the model and preprocessing before issue 16 read."""
+never trained or tuned on) above what the first model and its preprocessing read."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from service.model import Classifier, resolve
 
 pytestmark = [pytest.mark.service, pytest.mark.regression, pytest.mark.slow]
 PER_KIND = 100
-HARD_FLOOR = 0.98  # issue 16's target for the hard kinds together
-# mnist-cnn-0114bd85 with the preprocessing before issue 16 read 89.87% of the 1,797 UCI digits
+HARD_FLOOR = 0.98  # the target for the hard kinds together
+# mnist-cnn-0114bd85 with the first preprocessing read 89.87% of the 1,797 UCI digits
 # rendered by png_8x8 (`python -m benchmarks.bench_uploads`); the served model must do better.
 UCI_BEFORE = 0.8987
 
@@ -78,10 +78,10 @@ def test_hard_uploads(client, mnist_test) -> None:
 
 
 def test_other_writers_digits(client) -> None:
-    """scikit-learn's UCI digits (8x8, other writers) as clean PNGs: better than before issue 16."""
+    """scikit-learn's UCI digits (8x8, other writers) as clean PNGs: better than the first preprocessing."""
     load_digits = pytest.importorskip("sklearn.datasets").load_digits
     digits = load_digits()
     answers = np.array([_predict(client, png_8x8(cells), "image/png") for cells in digits.images])
     accuracy = (answers == digits.target).mean()
-    print(f"\nUCI digits through /predict: {accuracy:.4f} (before issue 16: {UCI_BEFORE:.4f})")
+    print(f"\nUCI digits through /predict: {accuracy:.4f} (first preprocessing: {UCI_BEFORE:.4f})")
     assert accuracy > UCI_BEFORE

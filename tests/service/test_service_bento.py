@@ -21,7 +21,7 @@ from harness.server import running_service
 from harness.tiny_model import write_model_dir
 from training.registry import promote, rollback
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")

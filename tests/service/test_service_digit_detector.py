@@ -1,4 +1,4 @@
-"""Every answer says whether the upload looks like one handwritten digit (issue 12), over real
+"""Every answer says whether the upload looks like one handwritten digit, over real
 HTTP against `bentoml serve` with harness/tiny_model.py's detector model (its digit score is a
 fixed function of mean ink, threshold 0.5): flagged by default, refused by /predict with
 MNIST_REJECT_NON_DIGITS, counted on /metrics, documented in /docs.json."""

@@ -1,10 +1,14 @@
-"""API keys, security headers and connection recycling through a real `bentoml serve`: the
-headers and the recycling live in uvicorn's protocol, which the in-process client skips."""
+"""API keys, security headers, head limits and connection recycling through a real `bentoml
+serve`: the headers, the 408 and 431 and the recycling live in uvicorn's protocol, which the
+in-process client skips (and which BentoML's worker must still build with our protocol)."""
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -16,6 +20,8 @@ from harness.server import running_service
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 KEYS = "first-key,second-key"
+HEADER_TIMEOUT_S = 2.0
+MAX_HEADER_BYTES = 8192
 
 
 def _digit() -> bytes:
@@ -26,7 +32,13 @@ def _digit() -> bytes:
 
 @pytest.fixture(scope="module")
 def keyed_url() -> Iterator[str]:
-    env = {"MNIST_API_KEYS": KEYS, "MNIST_WORKERS": "1", "MNIST_CONNECTION_MAX_AGE_S": "1"}
+    env = {
+        "MNIST_API_KEYS": KEYS,
+        "MNIST_WORKERS": "1",
+        "MNIST_CONNECTION_MAX_AGE_S": "1",
+        "MNIST_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "MNIST_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
+    }
     with running_service(env=env) as url:
         yield url
 
@@ -56,6 +68,41 @@ def test_every_response_carries_the_security_headers(keyed_url: str) -> None:
         for r in (http.get("/readyz"), http.post("/predict")):
             assert r.headers["x-content-type-options"] == "nosniff"
             assert r.headers["x-frame-options"] == "DENY"
+
+
+def _answer(url: str, head: bytes) -> tuple[bytes, float]:
+    """Send `head` (never finished) on a raw connection; what the server wrote until it closed,
+    and how long that took."""
+    parts = urlsplit(url)
+    start = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=HEADER_TIMEOUT_S + 15) as sock:
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer, time.monotonic() - start
+
+
+def _status_and_json(answer: bytes) -> tuple[bytes, dict[str, str]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"x-content-type-options: nosniff" in head.lower(), head
+    return head.split(b"\r\n", 1)[0], json.loads(body)
+
+
+def test_a_head_over_the_limit_gets_a_431_before_it_ends(keyed_url: str) -> None:
+    """Before any API key is looked at: the head never reaches the app."""
+    answer, _ = _answer(keyed_url, b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (2 * MAX_HEADER_BYTES))
+    status, body = _status_and_json(answer)
+    assert status.startswith(b"HTTP/1.1 431"), answer[:300]
+    assert set(body) == {"error", "accepted"}
+
+
+def test_a_head_slower_than_the_timeout_gets_a_408(keyed_url: str) -> None:
+    answer, took = _answer(keyed_url, b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+    status, body = _status_and_json(answer)
+    assert status.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert set(body) == {"error", "accepted"}
+    assert HEADER_TIMEOUT_S - 0.5 <= took < HEADER_TIMEOUT_S + 10, took
 
 
 def test_kept_alive_connections_are_recycled(keyed_url: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from harness.server import running_service
 from harness.tiny_model import tiny_onnx, write_model_dir
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.server]
 
 
 def _serve_fails(repo_root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -252,7 +252,7 @@ def test_kserve_rest_client(service_url, metadata, direct, mnist_test) -> None:
         np.testing.assert_allclose(out.as_numpy().reshape(10, 10), expected, atol=1e-6)
 
 
-# --- the digit detector's outputs (issue 12), against the tiny detector model ---------------
+# --- the digit detector's outputs, against the tiny detector model ---------------
 # tests/conftest.py serves harness/tiny_model.py's detector model (threshold 0.5) with an older
 # tiny version without a detector in its history; its digit score is a fixed function of mean ink.
 

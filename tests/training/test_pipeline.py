@@ -10,7 +10,7 @@ import pytest
 from contract import read_served
 from training.cli import main
 
-pytestmark = [pytest.mark.training, pytest.mark.slow]
+pytestmark = [pytest.mark.training, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def test_pipeline_end_to_end(tmp_path: Path, mnist_data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

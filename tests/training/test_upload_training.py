@@ -1,4 +1,4 @@
-"""Issue 16's training pieces on tiny inputs: upload-like augmentation, temperature scaling,
+"""The upload training pieces on tiny inputs: upload-like augmentation, temperature scaling,
 distillation from an ensemble, and warm starts from an exported graph."""
 
 from __future__ import annotations

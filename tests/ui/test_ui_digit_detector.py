@@ -1,4 +1,4 @@
-"""The draw-a-digit page says plainly when it does not see a digit (issue 12): headless Chromium
+"""The draw-a-digit page says plainly when it does not see a digit: headless Chromium
 against `bentoml serve` with harness/tiny_model.py's detector model (tests/conftest.py), whose
 digit score is a fixed function of mean ink (threshold 0.5): a drawn digit scores high, a
 filled square about 0. The model's digits are random; only the detector's verdict is tested."""

@@ -14,6 +14,8 @@ from benchmarks import bench_service
 pytestmark = pytest.mark.unit
 
 
+# a child process profiling every stage: `make test` runs it, `make check` does not
+@pytest.mark.slow
 def test_profile_stages_prints_every_stage(repo_root: Path, mnist_data_dir: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.profile_service", "stages", "--data-dir", str(mnist_data_dir)],

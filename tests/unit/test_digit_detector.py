@@ -1,4 +1,4 @@
-"""The digit detector's serving side without a server (issue 12): the contract's digit_score and
+"""The digit detector's serving side without a server: the contract's digit_score and
 digit_detector, the tiny model's detector, service.model's checks and its one run, the answer
 fields, the 422's words, the counter and the settings."""
 

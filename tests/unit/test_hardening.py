@@ -1,11 +1,14 @@
-"""The hardening pieces without a server: API keys, the uvicorn and circus hand-offs, and the
-BentoML 1.4 internals they rely on (a BentoML upgrade that moves them fails here first)."""
+"""The hardening pieces without a server: API keys and the uvicorn and circus hand-offs. Each
+hand-off is installed for one test and undone after it; that a real server uses them is
+checked by a real server (tests/service/test_service_hardening.py answers 431 and 408 and
+carries the headers; tests/reliability/test_faults_workers.py logs and replaces a killed worker)."""
 
 from __future__ import annotations
 
-import inspect
+import hmac
 import resource
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import uvicorn
@@ -64,11 +67,22 @@ def test_each_path_group_can_be_opened_or_protected() -> None:
     assert client.get("/uix").status_code == 401  # a prefix match needs the slash
 
 
-def test_keys_are_compared_as_digests_against_every_key() -> None:
+def test_keys_are_compared_as_digests_against_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant time: the presented key's digest meets every known digest through
+    hmac.compare_digest, even when the first one already matched."""
     keys = security.ApiKeys(lambda *_: None, ["alpha", "beta"])  # type: ignore[arg-type]
     assert keys.digests == (security.digest("alpha"), security.digest("beta"))
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(security.hmac, "compare_digest", compare_digest)
+    assert keys.allows(b"alpha")
+    assert compared == [(security.digest("alpha"), known) for known in keys.digests]
     assert keys.allows(b"beta") and not keys.allows(b"alph") and not keys.allows(None)
-    assert "compare_digest" in inspect.getsource(security.ApiKeys.allows)
 
 
 def test_no_keys_no_middleware() -> None:
@@ -88,32 +102,70 @@ def test_no_keys_no_middleware() -> None:
     assert len(fake.middlewares) == 1
 
 
+@pytest.fixture
+def pristine_uvicorn(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """uvicorn as shipped for one test (importing service.service installs our Config); whatever
+    was there before is put back after it."""
+    import uvicorn.config
+
+    before = uvicorn.Config
+    monkeypatch.setattr(uvicorn, "Config", uvicorn.config.Config)
+    yield
+    monkeypatch.undo()
+    assert uvicorn.Config is before
+
+
+@pytest.mark.usefixtures("pristine_uvicorn")
 def test_uvicorn_gets_our_protocol_and_headers() -> None:
-    connections.install(Settings())
+    connections.install(Settings(max_header_bytes=1000, header_timeout_s=2.5))
     config = uvicorn.Config(app=lambda *_: None)
     assert issubclass(config.http, connections.GuardedProtocol)
+    assert config.http.limits.max_header_bytes == 1000 and config.http.limits.header_timeout_s == 2.5
     assert ("x-content-type-options", "nosniff") in config.headers
     own = uvicorn.Config(app=lambda *_: None, http="h11", headers=[])
     assert own.http == "h11" and own.headers == []
 
 
-def test_bentoml_worker_leaves_http_and_headers_to_us() -> None:
-    """BentoML 1.4's worker builds uvicorn.Config through the `uvicorn` module after loading
-    the service, passing neither `http` nor `headers`: what install() relies on."""
-    from _bentoml_impl.worker import service as worker
-
-    source = inspect.getsource(worker.main.callback)  # a click command
-    assert "uvicorn.Config(" in source and "http=" not in source and "headers=" not in source
-    assert source.index("load(bento_identifier") < source.index("uvicorn.Config(")
+@pytest.mark.usefixtures("pristine_uvicorn")
+def test_security_headers_can_be_turned_off() -> None:
+    connections.install(Settings(security_headers=False))
+    assert uvicorn.Config(app=lambda *_: None).headers == []
 
 
-def test_connection_budget_fits_the_open_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    budget = connections.connection_budget(10**9)
-    now_soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    assert budget <= now_soft - connections.RESERVED_FILES or now_soft == resource.RLIM_INFINITY
-    assert connections.connection_budget(100) == 100
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+class FakeLimits:
+    """RLIMIT_NOFILE of a made-up host, as service.connections sees it (the real one is untouched)."""
+
+    def __init__(self, soft: int, hard: int, raisable: bool = True) -> None:
+        self.soft, self.hard, self.raisable = soft, hard, raisable
+
+    def getrlimit(self, _: int) -> tuple[int, int]:
+        return self.soft, self.hard
+
+    def setrlimit(self, _: int, limits: tuple[int, int]) -> None:
+        if not self.raisable:
+            raise ValueError("not allowed")
+        self.soft, self.hard = limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "raisable", "wanted", "budget", "soft_after"),
+    [
+        (1024, 4096, True, 10**9, 4096 - connections.RESERVED_FILES, 4096),  # raised to the hard limit
+        (1024, 4096, True, 100, 100, 1024),  # enough already: left as it is
+        (1024, 4096, False, 10**9, 1024 - connections.RESERVED_FILES, 1024),  # a host that refuses
+        (1024, resource.RLIM_INFINITY, True, 5000, 5000, 5000 + connections.RESERVED_FILES),
+        (resource.RLIM_INFINITY, resource.RLIM_INFINITY, True, 5000, 5000, resource.RLIM_INFINITY),
+        (64, 64, True, 10**9, 16, 64),  # never under 16, however tight
+    ],
+)
+def test_connection_budget_fits_the_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, hard: int, raisable: bool, wanted: int, budget: int, soft_after: int
+) -> None:
+    limits = FakeLimits(soft, hard, raisable)
+    monkeypatch.setattr(connections.resource, "getrlimit", limits.getrlimit)
+    monkeypatch.setattr(connections.resource, "setrlimit", limits.setrlimit)
+    assert connections.connection_budget(wanted) == budget
+    assert limits.soft == soft_after and limits.hard == hard
 
 
 def test_exit_codes_are_worded() -> None:
@@ -121,15 +173,18 @@ def test_exit_codes_are_worded() -> None:
     assert supervisor.describe_exit(3) == "exit code 3"
 
 
-def test_circus_watchers_get_our_hooks_and_metrics_folder() -> None:
-    """BentoML 1.4 imports circus's Watcher when it builds the watcher (after loading the
-    service), and passes the Prometheus folder in its env: what supervisor.install() relies on."""
+def test_circus_watchers_get_our_hooks_and_metrics_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watcher built after install() reports exits, keeps this instance's metrics apart and
+    replaces dead workers even where BentoML asks it not to (in containers). circus's own
+    Watcher is put back after the test."""
     import circus.watcher
-    from bentoml import serving
 
+    shipped = circus.watcher.Watcher
+    while getattr(shipped, "supervised", False):  # importing service.service installs ours
+        shipped = shipped.__mro__[1]
+    monkeypatch.setattr(circus.watcher, "Watcher", shipped)
     supervisor.install()
-    assert "from circus.watcher import Watcher" in inspect.getsource(serving.create_watcher)
-    assert "respawn=not running_inside_container()" in inspect.getsource(serving.create_watcher)
+    assert circus.watcher.Watcher is not shipped and issubclass(circus.watcher.Watcher, shipped)
     watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"}, respawn=False)
     assert watcher.env["PROMETHEUS_MULTIPROC_DIR"] == supervisor.instance_metrics_dir() != "/shared"
     assert {"before_reap", "after_reap"} <= set(watcher.hooks)

@@ -110,6 +110,8 @@ def _with_detector(graph: bytes) -> bytes:
     return model.SerializeToString()
 
 
+# the whole benchmark, end to end: `make test` runs it, `make check` does not
+@pytest.mark.slow
 def test_bench_runs_end_to_end_on_a_stub_detector(tmp_path: Path, mnist_data_dir: Path) -> None:
     outputs = {name: {"name": name, "shape": ["N", 10]} for name in ("logits", "probabilities")}
     version = write_model_dir(

@@ -232,7 +232,7 @@ class TestBatch:
 
 
 class TestSolidInk:
-    """Issue 16: the paper estimate must not eat into thick strokes, however much of the image they fill."""
+    """The paper estimate must not eat into thick strokes, however much of the image they fill."""
 
     @staticmethod
     def _solid_disc(size: int, fill: float, light: float) -> np.ndarray:

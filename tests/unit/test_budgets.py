@@ -21,7 +21,7 @@ from service.errors import BadInput
 from service.frames import Budget, DecodeThreads, frames_of, read_frames
 from service.traffic import Deadline
 
-pytestmark = [pytest.mark.reliability, pytest.mark.unit]
+pytestmark = pytest.mark.unit
 
 DIGIT = np.zeros((28, 28), np.uint8)
 DIGIT[6:22, 12:16] = 255

@@ -80,7 +80,7 @@ class TestIsDigit:
 
     def test_no_detector_is_null_or_absent(self) -> None:
         assert check_is_digit({**_prediction(), "is_digit": None, "digit_score": None}) is None
-        assert check_is_digit(_prediction()) is None  # a service from before issue 12
+        assert check_is_digit(_prediction()) is None  # a service from before the digit detector
 
     @pytest.mark.parametrize(
         ("fields", "message"),
