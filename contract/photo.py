@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from contract import scene
 from contract.framing import BOX, CENTRE, SIDE, NoInk, centre_of_mass, frame
 from contract.framing import blocks as _blocks
 from contract.framing import peak as _peak
@@ -36,7 +37,26 @@ def to_frame(img: Image_) -> np.ndarray:
         ready = already_mnist(rgb)
         if ready is not None:
             return ready
-    return frame(ink_map(rgb))
+    return frame(digit_ink(rgb))
+
+
+def digit_ink(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, C) float pixels -> (h, w) ink of the digit alone: the ink map itself when it is
+    already one plain cluster (the usual upload: nothing more to pay), else the scene stage's
+    choice (contract/scene.py), else the ink map as it is."""
+    ink = ink_map(rgb)
+    if scene.looks_plain(ink):
+        return ink
+    found = find_scene(rgb)
+    return ink if found is None else found.ink
+
+
+def find_scene(rgb: np.ndarray) -> scene.Scene | None:
+    """The scene stage on (h, w, C) float pixels: its darkest channel, ink made dark if it is
+    light (a whiteboard's marker and a pen on a sheet are dark; chalk is light)."""
+    dark = is_dark_ink(rgb) or scene.bright_share(rgb.mean(-1)) >= scene.SURFACE_SHARE  # a table round the sheet fools the rim
+    grey = rgb.min(-1) if dark else 1.0 - rgb.max(-1)
+    return scene.find_digit(grey)
 
 
 def _as_float(img: Image_) -> np.ndarray:

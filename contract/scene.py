@@ -1,0 +1,214 @@
+"""The digit in a photo of a scene: the sheet on a table, a shadow, ruled paper, a form box.
+
+Before framing (contract/photo.py), a photo whose ink is not one plain cluster goes through
+this stage, built on OpenCV (docs/scenes.md says why and what it costs):
+
+1. lighting: the paper without its ink is a morphological closing of the image (a dark
+   feature narrower than the kernel is filled, a shadow's edge is kept where it is), and ink
+   is how much darker a pixel is than that, as a ratio: a shadow or a lamp's fall-off divides
+   out, a faint stroke keeps its contrast;
+2. the writing surface: the largest bright region (Otsu on the blurred image), trusted only
+   when the digit lies wholly inside it;
+3. printed structure: long thin straight runs (ruled and squared lines, box walls, a margin
+   line) found by opening with line-shaped kernels and taken out, then bridged again where a
+   stroke crossed them;
+4. the digit: connected components, scored by mass, contrast and nearness to the surface's
+   centre; the best one grows by the pieces near it (a broken stroke is one digit); specks
+   and pieces cut off by the picture's or the surface's edge are dropped.
+
+Everything here works at photo.py's working size (at most 384 px on the long side).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from contract.framing import INK_THRESHOLD, ink_mask, peak
+
+# Plain: what framing would crop is one cluster of ink, touching no edge, holding nothing.
+PLAIN_MAX_PIECES = 3  # pieces of at least PIECE_SHARE of the ink
+PIECE_SHARE = 0.02
+PLAIN_SPREAD = 1.6  # all pieces' box over the biggest piece's box, by area
+
+CLOSING_SHARE = 1 / 8  # the lighting's closing kernel, of the long side: wider than any stroke
+INK_LEVEL = 0.4  # of the ink's robust peak: what counts as a stroke's pixel
+INK_FLOOR = 0.12  # and never below this much darker than the paper
+LINE_SHARE = 0.12  # a printed line runs at least this much of the long side
+LINE_TILT = 3  # px a line may drift up or down along LINE_SHARE (about 8 degrees)
+LINE_THICK = 2.5  # px: printed lines are at most this thick at the working size
+SEED_CENTRE = 0.35  # nearness weight: a Gaussian of this many half-diagonals
+JOIN_GAP = 0.12  # of the digit's size: pieces this close belong to it
+SPECK = 0.03  # of the best piece's area: smaller pieces are dropped
+SURFACE_SHARE = 0.25  # a bright region this big is a writing surface: the ink is dark
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What the stage kept: the digit's ink and where it found things (working-size pixels)."""
+
+    ink: np.ndarray  # (H, W) float32 >= 0, zero outside the chosen digit
+    surface: np.ndarray | None  # (k, 2) int32 polygon (x, y) of the writing surface, or None
+    box: tuple[int, int, int, int]  # the digit's (x, y, w, h)
+
+
+def looks_plain(ink: np.ndarray) -> bool:
+    """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it.
+
+    One cluster of at most a few pieces, touching no edge of the picture, none inside
+    another's box (a box's walls): then the scene stage has nothing to add and is skipped.
+    """
+    mask = ink_mask(ink, INK_THRESHOLD * peak(ink)).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    stats = stats[1:]  # (n - 1, 5): x, y, w, h, area; label 0 is the paper
+    if n <= 1:
+        return True
+    pieces = stats[stats[:, 4] >= PIECE_SHARE * stats[:, 4].sum()]
+    h, w = mask.shape
+    x0, y0 = pieces[:, 0], pieces[:, 1]
+    x1, y1 = x0 + pieces[:, 2], y0 + pieces[:, 3]
+    if len(pieces) > PLAIN_MAX_PIECES or (x0 == 0).any() or (y0 == 0).any() or (x1 == w).any() or (y1 == h).any():
+        return False
+    spread = (x1.max() - x0.min()) * (y1.max() - y0.min())
+    biggest = pieces[:, 2] * pieces[:, 3]
+    if spread > PLAIN_SPREAD * biggest.max():
+        return False
+    for i in range(len(pieces)):  # a piece whose box holds another: a printed box round the digit
+        inside = (x0 > x0[i]) & (y0 > y0[i]) & (x1 < x1[i]) & (y1 < y1[i])
+        if inside.any():
+            return False
+    return True
+
+
+def find_digit(grey: np.ndarray) -> Scene | None:
+    """The digit's ink in a (H, W) float32 image, dark ink on lighter paper; None when no piece
+    of ink stands out (the caller frames the plain ink map instead)."""
+    img = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
+    h, w = img.shape
+    k = max(15, round(max(h, w) * CLOSING_SHARE)) | 1
+    paper = cv2.morphologyEx(img, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.blur(paper, (5, 5))
+    ink = np.clip(1.0 - img.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0), 0.0, 1.0)
+    level = max(INK_FLOOR, INK_LEVEL * float(np.percentile(ink, 99.8)))
+    mask = (ink > level).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    mask = _without_lines(mask)
+    surface, inside = _surface(img)
+    chosen = _choose(mask, ink, inside) if inside is not None else None
+    if chosen is None:
+        surface = None
+        chosen = _choose(mask, ink, None)
+    if chosen is None:
+        return None
+    keep, box = chosen
+    keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
+    return Scene(ink * keep, surface, box)
+
+
+def _without_lines(mask: np.ndarray) -> np.ndarray:
+    """The stroke mask less long, thin, straight runs (printed lines, box walls), with the
+    strokes that crossed them bridged across again."""
+    h, w = mask.shape
+    length = max(12, round(max(h, w) * LINE_SHARE))
+    out = mask.copy()
+    for horizontal in (True, False):
+        drift = cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * LINE_TILT + 1) if horizontal else (2 * LINE_TILT + 1, 1))
+        along = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1) if horizontal else (1, length))
+        runs = cv2.morphologyEx(cv2.dilate(mask, drift), cv2.MORPH_OPEN, along) & mask
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        span = stats[:, 2] if horizontal else stats[:, 3]
+        thin = (stats[:, 4] <= LINE_THICK * span) & (span >= length)
+        thin[0] = False
+        if not thin[1:].any():
+            continue
+        line = thin[labels].astype(np.uint8)  # (H, W) 1 on a printed line
+        rest = out & (1 - line)
+        across = cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9) if horizontal else (9, 1))
+        out = rest | (cv2.morphologyEx(rest, cv2.MORPH_CLOSE, across) & line)
+    return out
+
+
+def bright_share(grey: np.ndarray) -> float:
+    """The share of a (H, W) float image on the bright side of its Otsu threshold."""
+    small = _coarse(np.clip(grey * 255.0, 0, 255).astype(np.uint8))
+    _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(bright.mean())
+
+
+def _coarse(img: np.ndarray) -> np.ndarray:
+    """A (H, W) uint8 image at 96 px on its long side, blurred: the surface's scale."""
+    h, w = img.shape
+    scale = 96 / max(h, w)
+    small = cv2.resize(img, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(small, (5, 5), 0)
+
+
+def _surface(img: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The writing surface: the largest bright region, as a convex polygon (x, y) and a mask
+    shrunk off its edge; (None, None) when the picture is all surface (or all dark)."""
+    h, w = img.shape
+    small = _coarse(img)
+    scale = small.shape[1] / w
+    cut, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = small[bright == 0]
+    if dark.size < 0.03 * small.size or dark.size > 0.75 * small.size:
+        return None, None
+    if float(small[bright == 1].mean()) - float(dark.mean()) < 40:
+        return None, None
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if n <= 1:
+        return None, None
+    best = 1 + int(np.argmax(stats[1:, 4]))
+    contours, _ = cv2.findContours((labels == best).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    polygon = np.round(hull.reshape(-1, 2) / scale).astype(np.int32)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [polygon], 1)
+    edge = max(3, round(max(h, w) * 0.015)) | 1
+    inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_RECT, (edge, edge)))
+    return polygon, inside
+
+
+def _choose(mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The digit's pieces among the mask's components: the best-scored piece and those near it."""
+    h, w = mask.shape
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return None
+    x0, y0, bw, bh, area = (stats[1:, i].astype(np.float64) for i in range(5))
+    x1, y1 = x0 + bw, y0 + bh
+    cut = (x0 == 0) | (y0 == 0) | (x1 == w) | (y1 == h)  # cut off by the picture's edge
+    if inside is not None:
+        share = np.bincount(labels.ravel(), weights=inside.ravel().astype(np.float64), minlength=n)[1:] / area
+        if ((share > 0.3) & (share < 0.95) & (area >= 0.25 * area[share >= 0.95].max(initial=0))).any():
+            return None  # a real piece of ink crosses the surface's edge: the surface is wrong
+        cut |= share < 0.95
+        ys, xs = np.nonzero(inside)
+        cy, cx, radius = ys.mean(), xs.mean(), 0.5 * np.hypot(np.ptp(ys) + 1, np.ptp(xs) + 1)
+    else:
+        cy, cx, radius = (h - 1) / 2, (w - 1) / 2, 0.5 * np.hypot(h, w)
+    strength = np.bincount(labels.ravel(), weights=ink.ravel().astype(np.float64), minlength=n)[1:] / area
+    d = np.hypot(centres[1:, 1] - cy, centres[1:, 0] - cx) / radius
+    score = area * strength**2 * np.exp(-0.5 * (d / SEED_CENTRE) ** 2)
+    score[cut] = 0.0
+    if score.max() <= 0:
+        return None
+    seed = int(np.argmax(score))
+    usable = ~cut & (area >= SPECK * area[seed]) & (strength >= 0.5 * strength[seed])
+    group = np.zeros(len(area), bool)
+    group[seed] = True
+    gx0, gy0, gx1, gy1 = x0[seed], y0[seed], x1[seed], y1[seed]
+    while True:
+        gap = JOIN_GAP * max(gx1 - gx0, gy1 - gy0)
+        dx = np.maximum(0, np.maximum(x0 - gx1, gx0 - x1))
+        dy = np.maximum(0, np.maximum(y0 - gy1, gy0 - y1))
+        near = usable & ~group & (np.maximum(dx, dy) <= gap)
+        if not near.any():
+            break
+        group |= near
+        gx0, gy0 = min(gx0, x0[group].min()), min(gy0, y0[group].min())
+        gx1, gy1 = max(gx1, x1[group].max()), max(gy1, y1[group].max())
+    keep = np.concatenate([[False], group])[labels].astype(np.uint8)  # (H, W)
+    return keep, (int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0))
