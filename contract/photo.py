@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from contract import scene
-from contract.framing import BOX, CENTRE, SIDE, NoInk, centre_of_mass, frame
+from contract.framing import BOX, CENTRE, INK_THRESHOLD, SIDE, NoInk, centre_of_mass, frame
 from contract.framing import blocks as _blocks
 from contract.framing import peak as _peak
 from contract.framing import resize as _resize
@@ -44,19 +44,39 @@ def digit_ink(rgb: np.ndarray) -> np.ndarray:
     """(h, w, C) float pixels -> (h, w) ink of the digit alone: the ink map itself when it is
     already one plain cluster (the usual upload: nothing more to pay), else the scene stage's
     choice (contract/scene.py), else the ink map as it is."""
-    ink = ink_map(rgb)
-    if scene.looks_plain(ink):
+    dark = is_dark_ink(rgb)
+    ink = ink_map(rgb, dark)
+    # light "ink" on a bright sheet is the sheet itself, seen on a darker table
+    sheet = not dark and scene.bright_surface(rgb.mean(-1))
+    if scene.looks_plain(ink) and not sheet:
         return ink
-    found = find_scene(rgb)
+    found = find_scene(rgb, dark or sheet)
     return ink if found is None else found.ink
 
 
-def find_scene(rgb: np.ndarray) -> scene.Scene | None:
-    """The scene stage on (h, w, C) float pixels: its darkest channel, ink made dark if it is
-    light (a whiteboard's marker and a pen on a sheet are dark; chalk is light)."""
-    dark = is_dark_ink(rgb) or scene.bright_share(rgb.mean(-1)) >= scene.SURFACE_SHARE  # a table round the sheet fools the rim
-    grey = rgb.min(-1) if dark else 1.0 - rgb.max(-1)
-    return scene.find_digit(grey)
+def kept_region(img: Image_) -> np.ndarray:
+    """The upload at working size, (h, w, 3) uint8 RGB, with what to_frame kept drawn on it:
+    the writing surface in green when the scene stage found one, the digit's box in red.
+    NoInk as to_frame."""
+    rgb = _as_float(_small(img))  # (h, w, C) float32 in [0, 1]
+    dark = is_dark_ink(rgb)
+    ink = ink_map(rgb, dark)
+    sheet = not dark and scene.bright_surface(rgb.mean(-1))
+    found = None if scene.looks_plain(ink) and not sheet else find_scene(rgb, dark or sheet)
+    kept = ink if found is None else found.ink
+    mask = kept > INK_THRESHOLD * _peak(kept)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        raise NoInk("no ink to frame")
+    box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    view = np.ascontiguousarray(np.broadcast_to(rgb, (*rgb.shape[:2], 3)) * 255.0).astype(np.uint8)
+    return scene.draw(view, None if found is None else found.surface, box)
+
+
+def find_scene(rgb: np.ndarray, dark: bool) -> scene.Scene | None:
+    """The scene stage on (h, w, C) float pixels, on their darkest channel (a coloured pen
+    shows most there) with the ink made dark if it is light."""
+    return scene.find_digit(rgb.min(-1) if dark else 1.0 - rgb.max(-1))
 
 
 def _as_float(img: Image_) -> np.ndarray:
@@ -234,9 +254,11 @@ def _rim(grid: np.ndarray) -> np.ndarray:
     return grid[rim]
 
 
-def ink_map(pixels: np.ndarray) -> np.ndarray:
-    """How far each pixel is from the local paper colour, towards the ink: (H, W) float32."""
-    dark_ink = is_dark_ink(pixels)
+def ink_map(pixels: np.ndarray, dark_ink: bool | None = None) -> np.ndarray:
+    """How far each pixel is from the local paper colour, towards the ink: (H, W) float32.
+    dark_ink: the polarity when the caller knows it already (is_dark_ink)."""
+    if dark_ink is None:
+        dark_ink = is_dark_ink(pixels)
     background = _background(pixels, "max" if dark_ink else "min")
     diff = background - pixels if dark_ink else pixels - background
     ink = np.clip(diff, 0.0, None).max(-1)  # (H, W): a coloured pen shows most in one channel

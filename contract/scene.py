@@ -28,12 +28,16 @@ import numpy as np
 
 from contract.framing import INK_THRESHOLD, ink_mask, peak
 
+cv2.setNumThreads(1)  # one upload, one core: the service frames uploads in several threads already
+
 # Plain: what framing would crop is one cluster of ink, touching no edge, holding nothing.
 PLAIN_MAX_PIECES = 3  # pieces of at least PIECE_SHARE of the ink
 PIECE_SHARE = 0.02
-PLAIN_SPREAD = 1.6  # all pieces' box over the biggest piece's box, by area
 
-CLOSING_SHARE = 1 / 8  # the lighting's closing kernel, of the long side: wider than any stroke
+CLOSING_SHARE = (
+    1 / 12
+)  # the lighting's closing kernel, of the long side: wider than a stroke, narrower than a finger's shadow
+STROKE_ROOM = 3.0  # the lighting's kernel is at least this many of the digit's strokes wide
 INK_LEVEL = 0.4  # of the ink's robust peak: what counts as a stroke's pixel
 INK_FLOOR = 0.12  # and never below this much darker than the paper
 LINE_SHARE = 0.12  # a printed line runs at least this much of the long side
@@ -42,7 +46,9 @@ LINE_THICK = 2.5  # px: printed lines are at most this thick at the working size
 SEED_CENTRE = 0.35  # nearness weight: a Gaussian of this many half-diagonals
 JOIN_GAP = 0.12  # of the digit's size: pieces this close belong to it
 SPECK = 0.03  # of the best piece's area: smaller pieces are dropped
-SURFACE_SHARE = 0.25  # a bright region this big is a writing surface: the ink is dark
+CUT_SCORE = 0.01  # a piece the picture's edge cuts is chosen only when no other stands out
+KIN = 0.75  # of the best piece's mean ink: fainter pieces (a shadow, a ghost) are not its strokes
+SURFACE_SHARE = 0.1  # a solid bright region this big is a writing surface: the ink is dark
 
 
 @dataclass(frozen=True)
@@ -57,26 +63,28 @@ class Scene:
 def looks_plain(ink: np.ndarray) -> bool:
     """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it.
 
-    One cluster of at most a few pieces, touching no edge of the picture, none inside
-    another's box (a box's walls): then the scene stage has nothing to add and is skipped.
+    Every piece of ink (however small: framing crops to all of them) near the biggest piece,
+    none touching an edge of the picture, at most a few that matter, none inside another's box
+    (a box's walls): then the scene stage has nothing to add and is skipped.
     """
     mask = ink_mask(ink, INK_THRESHOLD * peak(ink)).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    stats = stats[1:]  # (n - 1, 5): x, y, w, h, area; label 0 is the paper
     if n <= 1:
         return True
-    pieces = stats[stats[:, 4] >= PIECE_SHARE * stats[:, 4].sum()]
+    stats = stats[1:]  # (n - 1, 5): x, y, w, h, area; label 0 is the paper
     h, w = mask.shape
-    x0, y0 = pieces[:, 0], pieces[:, 1]
-    x1, y1 = x0 + pieces[:, 2], y0 + pieces[:, 3]
-    if len(pieces) > PLAIN_MAX_PIECES or (x0 == 0).any() or (y0 == 0).any() or (x1 == w).any() or (y1 == h).any():
+    x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
+    if (x0 == 0).any() or (y0 == 0).any() or (x1 == w).any() or (y1 == h).any():
         return False
-    spread = (x1.max() - x0.min()) * (y1.max() - y0.min())
-    biggest = pieces[:, 2] * pieces[:, 3]
-    if spread > PLAIN_SPREAD * biggest.max():
+    b = int(np.argmax(stats[:, 4]))  # every piece near the biggest, as the stage would join them
+    gap = np.maximum(np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1))
+    if (gap > JOIN_GAP * max(stats[b, 2], stats[b, 3])).any():
         return False
-    for i in range(len(pieces)):  # a piece whose box holds another: a printed box round the digit
-        inside = (x0 > x0[i]) & (y0 > y0[i]) & (x1 < x1[i]) & (y1 < y1[i])
+    big = stats[:, 4] >= PIECE_SHARE * stats[:, 4].sum()
+    if big.sum() > PLAIN_MAX_PIECES:
+        return False
+    for i in np.flatnonzero(big):  # a piece whose box holds another: a printed box round the digit
+        inside = big & (x0 > x0[i]) & (y0 > y0[i]) & (x1 < x1[i]) & (y1 < y1[i])
         if inside.any():
             return False
     return True
@@ -84,57 +92,103 @@ def looks_plain(ink: np.ndarray) -> bool:
 
 def find_digit(grey: np.ndarray) -> Scene | None:
     """The digit's ink in a (H, W) float32 image, dark ink on lighter paper; None when no piece
-    of ink stands out (the caller frames the plain ink map instead)."""
+    of ink stands out (the caller frames the plain ink map instead).
+
+    The lighting's kernel starts just wider than a pen's stroke, so that a finger's shadow stays
+    shadow; a digit whose strokes turn out wider than that (a marker) is found again with a
+    kernel three strokes wide."""
     img = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
     h, w = img.shape
+    surface, inside = _surface(img)
     k = max(15, round(max(h, w) * CLOSING_SHARE)) | 1
+    found = _find(img, k, surface, inside)
+    if found is None:
+        return None
+    scene, stroke = found
+    if stroke * STROKE_ROOM > k:
+        again = _find(img, round(stroke * STROKE_ROOM) | 1, surface, inside)
+        if again is not None:
+            scene = again[0]
+    return scene
+
+
+def _find(img: np.ndarray, k: int, surface: np.ndarray | None, inside: np.ndarray | None) -> tuple[Scene, float] | None:
+    """find_digit with a k x k lighting kernel: the scene, and the chosen strokes' width (px)."""
     paper = cv2.morphologyEx(img, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     paper = cv2.blur(paper, (5, 5))
     ink = np.clip(1.0 - img.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0), 0.0, 1.0)
     level = max(INK_FLOOR, INK_LEVEL * float(np.percentile(ink, 99.8)))
-    mask = (ink > level).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    mask = _without_lines(mask)
-    surface, inside = _surface(img)
+    mask = _without_lines(_open2(ink > level))
     chosen = _choose(mask, ink, inside) if inside is not None else None
     if chosen is None:
         surface = None
         chosen = _choose(mask, ink, None)
     if chosen is None:
         return None
-    keep, box = chosen
+    keep, box, seed = chosen
+    stroke = 2.0 * float(cv2.distanceTransform(seed, cv2.DIST_L2, 3).max())
     keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
-    return Scene(ink * keep, surface, box)
+    return Scene(ink * keep, surface, box), stroke
+
+
+def _open2(mask: np.ndarray) -> np.ndarray:
+    """Opening by a 2x2 square, as uint8: a lone pixel of noise goes, a 2 px stroke stays. (OpenCV
+    anchors an even kernel off-centre; erode and dilate from opposite corners to stay in place.)"""
+    square = np.ones((2, 2), np.uint8)
+    eroded = cv2.erode(mask.astype(np.uint8), square, anchor=(0, 0))
+    return cv2.dilate(eroded, square, anchor=(1, 1))
 
 
 def _without_lines(mask: np.ndarray) -> np.ndarray:
     """The stroke mask less long, thin, straight runs (printed lines, box walls), with the
-    strokes that crossed them bridged across again."""
+    strokes that crossed them bridged across again. Thin: at most LINE_THICK px, or half the
+    width of the other ink's strokes when those are wide (a close-up of a form box)."""
     h, w = mask.shape
     length = max(12, round(max(h, w) * LINE_SHARE))
-    out = mask.copy()
+    found = []
     for horizontal in (True, False):
-        drift = cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * LINE_TILT + 1) if horizontal else (2 * LINE_TILT + 1, 1))
+        drift = cv2.getStructuringElement(
+            cv2.MORPH_RECT, (1, 2 * LINE_TILT + 1) if horizontal else (2 * LINE_TILT + 1, 1)
+        )
         along = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1) if horizontal else (1, length))
-        runs = cv2.morphologyEx(cv2.dilate(mask, drift), cv2.MORPH_OPEN, along) & mask
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        found.append(cv2.morphologyEx(cv2.dilate(mask, drift), cv2.MORPH_OPEN, along) & mask)
+    if not (found[0].any() or found[1].any()):
+        return mask
+    rest = mask & (1 - (found[0] | found[1]))
+    strokes = cv2.distanceTransform(rest, cv2.DIST_L2, 3)[rest > 0]
+    thick = max(LINE_THICK, float(np.percentile(strokes, 95)) if strokes.size else 0.0)  # half a stroke
+    out = mask.copy()
+    for horizontal, runs in zip((True, False), found, strict=True):
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         span = stats[:, 2] if horizontal else stats[:, 3]
-        thin = (stats[:, 4] <= LINE_THICK * span) & (span >= length)
+        thin = (stats[:, 4] <= thick * span) & (span >= length)
         thin[0] = False
         if not thin[1:].any():
             continue
         line = thin[labels].astype(np.uint8)  # (H, W) 1 on a printed line
-        rest = out & (1 - line)
+        kept = out & (1 - line)
         across = cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9) if horizontal else (9, 1))
-        out = rest | (cv2.morphologyEx(rest, cv2.MORPH_CLOSE, across) & line)
+        out = kept | (cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & line)
     return out
 
 
-def bright_share(grey: np.ndarray) -> float:
-    """The share of a (H, W) float image on the bright side of its Otsu threshold."""
+def draw(view: np.ndarray, surface: np.ndarray | None, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with the surface's outline (green) and the digit's box (red) on it."""
+    width = max(1, round(max(view.shape[:2]) / 200))
+    if surface is not None:
+        cv2.polylines(view, [surface.reshape(-1, 1, 2)], True, (0, 170, 0), width)
+    x, y, w, h = box
+    cv2.rectangle(view, (x - width, y - width), (x + w + width - 1, y + h + width - 1), (220, 0, 0), width)
+    return view
+
+
+def bright_surface(grey: np.ndarray) -> bool:
+    """Does a (H, W) float image hold a bright surface (a sheet, a board), not just bright
+    strokes? Its Otsu-bright side, eroded at the coarse scale, still covers SURFACE_SHARE."""
     small = _coarse(np.clip(grey * 255.0, 0, 255).astype(np.uint8))
     _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(bright.mean())
+    solid = cv2.erode(bright, np.ones((5, 5), np.uint8))
+    return float(solid.mean()) >= SURFACE_SHARE
 
 
 def _coarse(img: np.ndarray) -> np.ndarray:
@@ -151,7 +205,7 @@ def _surface(img: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     h, w = img.shape
     small = _coarse(img)
     scale = small.shape[1] / w
-    cut, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     dark = small[bright == 0]
     if dark.size < 0.03 * small.size or dark.size > 0.75 * small.size:
         return None, None
@@ -164,15 +218,17 @@ def _surface(img: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     contours, _ = cv2.findContours((labels == best).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(max(contours, key=cv2.contourArea))
     polygon = np.round(hull.reshape(-1, 2) / scale).astype(np.int32)
-    inside = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(inside, [polygon], 1)
+    filled = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(filled, [polygon], 1)
     edge = max(3, round(max(h, w) * 0.015)) | 1
-    inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_RECT, (edge, edge)))
-    return polygon, inside
+    return polygon, cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_RECT, (edge, edge)))
 
 
-def _choose(mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    """The digit's pieces among the mask's components: the best-scored piece and those near it."""
+def _choose(
+    mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None
+) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray] | None:
+    """The digit's pieces among the mask's components: the best-scored piece and those near it,
+    as (H, W) uint8 masks of all of them and of the best alone, and their box (x, y, w, h)."""
     h, w = mask.shape
     n, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
@@ -180,11 +236,12 @@ def _choose(mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None) -> tup
     x0, y0, bw, bh, area = (stats[1:, i].astype(np.float64) for i in range(5))
     x1, y1 = x0 + bw, y0 + bh
     cut = (x0 == 0) | (y0 == 0) | (x1 == w) | (y1 == h)  # cut off by the picture's edge
+    outside = np.zeros_like(cut)
     if inside is not None:
         share = np.bincount(labels.ravel(), weights=inside.ravel().astype(np.float64), minlength=n)[1:] / area
         if ((share > 0.3) & (share < 0.95) & (area >= 0.25 * area[share >= 0.95].max(initial=0))).any():
             return None  # a real piece of ink crosses the surface's edge: the surface is wrong
-        cut |= share < 0.95
+        outside = share < 0.95
         ys, xs = np.nonzero(inside)
         cy, cx, radius = ys.mean(), xs.mean(), 0.5 * np.hypot(np.ptp(ys) + 1, np.ptp(xs) + 1)
     else:
@@ -192,11 +249,12 @@ def _choose(mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None) -> tup
     strength = np.bincount(labels.ravel(), weights=ink.ravel().astype(np.float64), minlength=n)[1:] / area
     d = np.hypot(centres[1:, 1] - cy, centres[1:, 0] - cx) / radius
     score = area * strength**2 * np.exp(-0.5 * (d / SEED_CENTRE) ** 2)
-    score[cut] = 0.0
+    score[cut] *= CUT_SCORE  # a digit crowded to the edge (one box of a row) is still a digit
+    score[outside] = 0.0
     if score.max() <= 0:
         return None
     seed = int(np.argmax(score))
-    usable = ~cut & (area >= SPECK * area[seed]) & (strength >= 0.5 * strength[seed])
+    usable = ~cut & ~outside & (area >= SPECK * area[seed]) & (strength >= KIN * strength[seed])
     group = np.zeros(len(area), bool)
     group[seed] = True
     gx0, gy0, gx1, gy1 = x0[seed], y0[seed], x1[seed], y1[seed]
@@ -211,4 +269,5 @@ def _choose(mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None) -> tup
         gx0, gy0 = min(gx0, x0[group].min()), min(gy0, y0[group].min())
         gx1, gy1 = max(gx1, x1[group].max()), max(gy1, y1[group].max())
     keep = np.concatenate([[False], group])[labels].astype(np.uint8)  # (H, W)
-    return keep, (int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0))
+    seed_keep = (labels == seed + 1).astype(np.uint8)
+    return keep, (int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0)), seed_keep

@@ -172,7 +172,7 @@ def _place_sheet(sheet: np.ndarray, spot: tuple[int, int], photo_hw: tuple[int, 
         turned[:2] = mid + (turned[:2] - mid) * [[1 - keystone], [1 - keystone]]
         turned[:2] += (turned[2:][::-1] - turned[:2]) * keystone * 0.4  # foreshortened depth
         turned = np.roll(turned, far, axis=0)
-    placed = turned + [where[1] * pw, where[0] * ph]
+    placed = turned + np.array([where[1] * pw, where[0] * ph])
     coeffs = _perspective_coeffs(placed, corners)
     planes = [Image.fromarray(np.ascontiguousarray(sheet[..., k]), mode="F") for k in range(3)]
     alpha = Image.new("F", (w, h), 1.0)
@@ -286,7 +286,9 @@ def render_scene(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> by
         top, left = (ph - bh) / 2, bw * show
         cover = np.zeros(row_hw, np.float32)
         for k in (-1, 0, 1):
-            cover = np.maximum(cover, _rect(row_hw, top, left + k * (bw - wall), top + bh, left + (k + 1) * bw - k * wall, wall))
+            cover = np.maximum(
+                cover, _rect(row_hw, top, left + k * (bw - wall), top + bh, left + (k + 1) * bw - k * wall, wall)
+            )
         img = _paint(_paper(row_hw, rng), cover, ink_rgb)
         pen = _pen(rng)
         mid = (int(ph / 2), int(left + bw / 2))
@@ -318,7 +320,13 @@ def render_scene(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> by
                 frame[:band] = 1.0
             else:
                 frame[:, :band] = 1.0
-            frame = np.rot90(frame, 2 * int(rng.integers(2))) if hw[0] == hw[1] else frame[::-1] if rng.random() < 0.5 else frame
+            frame = (
+                np.rot90(frame, 2 * int(rng.integers(2)))
+                if hw[0] == hw[1]
+                else frame[::-1]
+                if rng.random() < 0.5
+                else frame
+            )
             img = _paint(img, frame, (float(rng.uniform(110, 170)),) * 3)
         return _finish(img, rng, float(rng.uniform(0.1, 0.35)), float(rng.uniform(2, 5)))
     if kind == "scene_label":
@@ -328,7 +336,10 @@ def render_scene(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> by
         size = _font(px).getbbox(word)
         gap = height * rng.uniform(0.15, 0.6)
         if rng.random() < 0.7:  # to the left, on the digit's line
-            at = (int(centre[0] + height * rng.uniform(-0.1, 0.3) - size[3] / 2), int(centre[1] - height * 0.4 - gap - size[2]))
+            at = (
+                int(centre[0] + height * rng.uniform(-0.1, 0.3) - size[3] / 2),
+                int(centre[1] - height * 0.4 - gap - size[2]),
+            )
         else:  # above it
             at = (int(centre[0] - height / 2 - gap - size[3]), int(centre[1] - size[2] / 2))
         img = _paint(img, _text(hw, word, px, at), (20, 20, 20))

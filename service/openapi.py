@@ -197,10 +197,22 @@ def complete(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "200": {"description": "the answer", "content": answers[path]},
             **{str(status): _error(status, path) for status in statuses},
         }
+        if path == "/preprocess":
+            post["parameters"] = [SHOW_PARAMETER]
         if guarded:
             post["security"] = [{"bearer": []}, {"apiKey": []}]
             post["responses"]["401"] = _error(401)
     return spec
+
+
+SHOW_PARAMETER = {
+    "name": "show",
+    "in": "query",
+    "required": False,
+    "description": "frame (default): the 28x28 image the model sees; region: the upload (at most 384 px) "
+    "with the writing surface the frame was found on outlined in green and the digit's box in red",
+    "schema": {"type": "string", "enum": ["frame", "region"], "default": "frame"},
+}
 
 
 def nullable_3_0(schema: dict[str, Any]) -> dict[str, Any]:
