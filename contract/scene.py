@@ -37,8 +37,9 @@ PIECE_SHARE = 0.02
 CLOSING_SHARE = (
     1 / 12
 )  # the lighting's closing kernel, of the long side: wider than a stroke, narrower than a finger's shadow
-STROKE_ROOM = 3.0  # the lighting's kernel is at least this many of the digit's strokes wide
-INK_LEVEL = 0.4  # of the ink's robust peak: what counts as a stroke's pixel
+STROKE_ROOM = 3.0  # the lighting's kernel is this many of the digit's strokes wide
+STRONG = 0.7  # of the ink's robust peak: the darkest ink, where a pen's stroke is measured
+INK_LEVEL = 0.55  # of the ink's robust peak: what counts as a stroke's pixel
 INK_FLOOR = 0.12  # and never below this much darker than the paper
 LINE_SHARE = 0.12  # a printed line runs at least this much of the long side
 LINE_TILT = 3  # px a line may drift up or down along LINE_SHARE (about 8 degrees)
@@ -94,29 +95,17 @@ def find_digit(grey: np.ndarray) -> Scene | None:
     """The digit's ink in a (H, W) float32 image, dark ink on lighter paper; None when no piece
     of ink stands out (the caller frames the plain ink map instead).
 
-    The lighting's kernel starts just wider than a pen's stroke, so that a finger's shadow stays
-    shadow; a digit whose strokes turn out wider than that (a marker) is found again with a
-    kernel three strokes wide."""
+    The lighting's kernel is a few strokes wide: wider than the pen, so that strokes are ink;
+    narrower than a finger's shadow, so that the shadow stays lighting. The stroke is measured
+    on the darkest ink of a first look with a kernel of CLOSING_SHARE (a shadow is fainter)."""
     img = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
     h, w = img.shape
     surface, inside = _surface(img)
-    k = max(15, round(max(h, w) * CLOSING_SHARE)) | 1
-    found = _find(img, k, surface, inside)
-    if found is None:
-        return None
-    scene, stroke = found
-    if stroke * STROKE_ROOM > k:
-        again = _find(img, round(stroke * STROKE_ROOM) | 1, surface, inside)
-        if again is not None:
-            scene = again[0]
-    return scene
-
-
-def _find(img: np.ndarray, k: int, surface: np.ndarray | None, inside: np.ndarray | None) -> tuple[Scene, float] | None:
-    """find_digit with a k x k lighting kernel: the scene, and the chosen strokes' width (px)."""
-    paper = cv2.morphologyEx(img, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    paper = cv2.blur(paper, (5, 5))
-    ink = np.clip(1.0 - img.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0), 0.0, 1.0)
+    first = _ink(img, max(15, round(max(h, w) * CLOSING_SHARE)) | 1)
+    darkest = (first > STRONG * float(np.percentile(first, 99.8))).astype(np.uint8)
+    depth = cv2.distanceTransform(darkest, cv2.DIST_L2, 3)[darkest > 0]  # half a stroke, at most
+    stroke = 2.0 * float(np.percentile(depth, 95)) if depth.size else 0.0
+    ink = _ink(img, max(11, round(stroke * STROKE_ROOM)) | 1)
     level = max(INK_FLOOR, INK_LEVEL * float(np.percentile(ink, 99.8)))
     mask = _without_lines(_open2(ink > level))
     chosen = _choose(mask, ink, inside) if inside is not None else None
@@ -125,10 +114,17 @@ def _find(img: np.ndarray, k: int, surface: np.ndarray | None, inside: np.ndarra
         chosen = _choose(mask, ink, None)
     if chosen is None:
         return None
-    keep, box, seed = chosen
-    stroke = 2.0 * float(cv2.distanceTransform(seed, cv2.DIST_L2, 3).max())
+    keep, box = chosen
     keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
-    return Scene(ink * keep, surface, box), stroke
+    return Scene(ink * keep, surface, box)
+
+
+def _ink(img: np.ndarray, k: int) -> np.ndarray:
+    """How much darker than the paper each pixel is, as a ratio: (H, W) float32 in [0, 1]. The
+    paper is a k x k closing (what is left when every dark feature narrower than k is filled)."""
+    paper = cv2.morphologyEx(img, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = cv2.blur(paper, (5, 5))
+    return np.clip(1.0 - img.astype(np.float32) / np.maximum(paper.astype(np.float32), 1.0), 0.0, 1.0)
 
 
 def _open2(mask: np.ndarray) -> np.ndarray:
@@ -226,9 +222,9 @@ def _surface(img: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 def _choose(
     mask: np.ndarray, ink: np.ndarray, inside: np.ndarray | None
-) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray] | None:
+) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """The digit's pieces among the mask's components: the best-scored piece and those near it,
-    as (H, W) uint8 masks of all of them and of the best alone, and their box (x, y, w, h)."""
+    as an (H, W) uint8 mask, and their box (x, y, w, h)."""
     h, w = mask.shape
     n, labels, stats, centres = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
@@ -251,6 +247,9 @@ def _choose(
     score = area * strength**2 * np.exp(-0.5 * (d / SEED_CENTRE) ** 2)
     score[cut] *= CUT_SCORE  # a digit crowded to the edge (one box of a row) is still a digit
     score[outside] = 0.0
+    sizable = ~outside & (area >= 0.05 * area[~outside].max(initial=0))
+    if sizable.any():  # the digit is among the darkest sizable pieces: a shadow is fainter than a pen
+        score[strength < KIN * strength[sizable].max()] = 0.0
     if score.max() <= 0:
         return None
     seed = int(np.argmax(score))
@@ -269,5 +268,4 @@ def _choose(
         gx0, gy0 = min(gx0, x0[group].min()), min(gy0, y0[group].min())
         gx1, gy1 = max(gx1, x1[group].max()), max(gy1, y1[group].max())
     keep = np.concatenate([[False], group])[labels].astype(np.uint8)  # (H, W)
-    seed_keep = (labels == seed + 1).astype(np.uint8)
-    return keep, (int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0)), seed_keep
+    return keep, (int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0))
