@@ -127,8 +127,8 @@ def main() -> None:
         "framed by `service.frames.read_frames`, as `/predict` does. Kinds are `harness.uploads` renderings of "
         "MNIST test digits (the scene kinds: photos of a sheet on a table, shadows, ruled paper, form boxes, a "
         "whiteboard; the note is the share kept as digits, `is_digit` true); the UCI digits (scikit-learn's "
-        "`load_digits`, 1,797 digits by other writers) are a test only, never used to train, select or tune. A version not in `models/` is a candidate that was "
-        "not shipped.\n\n"
+        "`load_digits`, 1,797 digits by other writers) are a test only, never used to train, select or tune. "
+        "A version not in `models/` is a candidate that was not shipped.\n\n"
         f"{table}\n"
     )
     write_section(args.write, START, END, body)

