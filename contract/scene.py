@@ -50,6 +50,7 @@ SPECK = 0.03  # of the best piece's area: smaller pieces are dropped
 CUT_SCORE = 0.01  # a piece the picture's edge cuts is chosen only when no other stands out
 KIN = 0.75  # of the best piece's mean ink: fainter pieces (a shadow, a ghost) are not its strokes
 SURFACE_SHARE = 0.1  # a solid bright region this big is a writing surface: the ink is dark
+SURFACE_SOLIDITY = 0.8  # of its convex hull that a sheet fills (a turned, keystoned sheet: ~1)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ def looks_plain(ink: np.ndarray) -> bool:
     """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it.
 
     Every piece of ink (however small: framing crops to all of them) near the biggest piece,
-    none touching an edge of the picture, at most a few that matter, none inside another's box
-    (a box's walls): then the scene stage has nothing to add and is skipped.
+    none touching an edge of the picture (but a lone digit cropped at one edge), at most a few
+    that matter, none inside another's box (a box's walls): then the scene stage has nothing
+    to add and is skipped.
     """
     mask = ink_mask(ink, INK_THRESHOLD * peak(ink)).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -75,9 +77,10 @@ def looks_plain(ink: np.ndarray) -> bool:
     stats = stats[1:]  # (n - 1, 5): x, y, w, h, area; label 0 is the paper
     h, w = mask.shape
     x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
-    if (x0 == 0).any() or (y0 == 0).any() or (x1 == w).any() or (y1 == h).any():
-        return False
+    sides = (x0 == 0).astype(int) + (y0 == 0) + (x1 == w) + (y1 == h)  # edges each piece touches
     b = int(np.argmax(stats[:, 4]))  # every piece near the biggest, as the stage would join them
+    if sides.sum() > (1 if len(stats) == 1 else 0):  # a lone piece cropped at one edge: a tight crop
+        return False
     gap = np.maximum(np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1))
     if (gap > JOIN_GAP * max(stats[b, 2], stats[b, 3])).any():
         return False
@@ -187,11 +190,16 @@ def draw(view: np.ndarray, surface: np.ndarray | None, box: tuple[int, int, int,
 
 def bright_surface(grey: np.ndarray) -> bool:
     """Does a (H, W) float image hold a bright surface (a sheet, a board), not just bright
-    strokes? Its Otsu-bright side, eroded at the coarse scale, still covers SURFACE_SHARE."""
+    strokes? Its Otsu-bright side, eroded at the coarse scale, still covers SURFACE_SHARE, in
+    one convex region (a sheet is; a bold light digit is not)."""
     small = _coarse(np.clip(grey * 255.0, 0, 255).astype(np.uint8))
     _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     solid = cv2.erode(bright, np.ones((5, 5), np.uint8))
-    return float(solid.mean()) >= SURFACE_SHARE
+    if float(solid.mean()) < SURFACE_SHARE:
+        return False
+    contours, _ = cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    region = max(contours, key=cv2.contourArea)
+    return cv2.contourArea(region) >= SURFACE_SOLIDITY * cv2.contourArea(cv2.convexHull(region))
 
 
 def _coarse(img: np.ndarray) -> np.ndarray:
@@ -251,7 +259,7 @@ def _choose(
     else:
         cy, cx, radius = (h - 1) / 2, (w - 1) / 2, 0.5 * np.hypot(h, w)
     strength = np.bincount(labels.ravel(), weights=ink.ravel().astype(np.float64), minlength=n)[1:] / area
-    d = np.hypot(centres[1:, 1] - cy, centres[1:, 0] - cx) / radius
+    d = np.hypot(centres[1:, 1] - cy, centres[1:, 0] - cx) / max(radius, 1.0)
     score = area * strength**2 * np.exp(-0.5 * (d / SEED_CENTRE) ** 2)
     score[cut] *= CUT_SCORE  # a digit crowded to the edge (one box of a row) is still a digit
     score[outside] = 0.0
