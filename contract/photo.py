@@ -63,12 +63,14 @@ def kept_region(img: Image_) -> np.ndarray:
     ink = ink_map(rgb, dark)
     sheet = not dark and scene.bright_surface(rgb.mean(-1))
     found = None if scene.looks_plain(ink) and not sheet else find_scene(rgb, dark or sheet)
-    kept = ink if found is None else found.ink
-    mask = kept > INK_THRESHOLD * _peak(kept)
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        raise NoInk("no ink to frame")
-    box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    if found is not None:
+        box = found.box
+    else:
+        mask = ink > INK_THRESHOLD * _peak(ink)
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if rows.size == 0:
+            raise NoInk("no ink to frame")
+        box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
     view = np.ascontiguousarray(np.broadcast_to(rgb, (*rgb.shape[:2], 3)) * 255.0).astype(np.uint8)
     return scene.draw(view, None if found is None else found.surface, box)
 

@@ -33,6 +33,7 @@ cv2.setNumThreads(1)  # one upload, one core: the service frames uploads in seve
 # Plain: what framing would crop is one cluster of ink, touching no edge, holding nothing.
 PLAIN_MAX_PIECES = 3  # pieces of at least PIECE_SHARE of the ink
 PIECE_SHARE = 0.02
+SOLID = 0.7  # of the peak: the median ink of a digit's strokes (a shadow's is lower)
 
 CLOSING_SHARE = (
     1 / 12
@@ -49,6 +50,7 @@ JOIN_GAP = 0.12  # of the digit's size: pieces this close belong to it
 SPECK = 0.03  # of the best piece's area: smaller pieces are dropped
 CUT_SCORE = 0.01  # a piece the picture's edge cuts is chosen only when no other stands out
 KIN = 0.75  # of the best piece's mean ink: fainter pieces (a shadow, a ghost) are not its strokes
+MIN_TURN = 3.0  # degrees: a sheet turned less than this is left as it is
 SURFACE_SHARE = 0.1  # a solid bright region this big is a writing surface: the ink is dark
 SURFACE_SOLIDITY = 0.8  # of its convex hull that a sheet fills (a turned, keystoned sheet: ~1)
 
@@ -79,7 +81,9 @@ def looks_plain(ink: np.ndarray) -> bool:
     x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
     sides = (x0 == 0).astype(int) + (y0 == 0) + (x1 == w) + (y1 == h)  # edges each piece touches
     b = int(np.argmax(stats[:, 4]))  # every piece near the biggest, as the stage would join them
-    if sides.sum() > (1 if len(stats) == 1 else 0):  # a lone piece cropped at one edge: a tight crop
+    # a lone solid piece cropped at one edge is a digit cropped tight; a shadow is not solid ink
+    lone = len(stats) == 1 and float(np.median(ink[mask > 0])) >= SOLID * peak(ink)
+    if sides.sum() > (1 if lone else 0):
         return False
     gap = np.maximum(np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1))
     if (gap > JOIN_GAP * max(stats[b, 2], stats[b, 3])).any():
@@ -119,7 +123,33 @@ def find_digit(grey: np.ndarray) -> Scene | None:
         return None
     keep, box = chosen
     keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
-    return Scene(ink * keep, surface, box)
+    digit = ink * keep
+    turn = _turn(surface, h, w) if surface is not None else 0.0
+    if abs(turn) >= MIN_TURN:  # people write square to the sheet: turn the sheet square again
+        x, y, bw, bh = box
+        rotation = cv2.getRotationMatrix2D((x + bw / 2, y + bh / 2), turn, 1.0)
+        digit = cv2.warpAffine(digit, rotation, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return Scene(digit, surface, box)
+
+
+def _turn(polygon: np.ndarray, h: int, w: int) -> float:
+    """How far the sheet is turned, in degrees within (-45, 45]: the direction of its longest
+    edge that is not the picture's own edge (a sheet partly out of the picture is cut there),
+    when another long edge agrees with it mod 90 (a sheet has corners; a shadow's edge alone
+    says nothing about the sheet); else 0."""
+    edges = []
+    for (x0, y0), (x1, y1) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
+        sides = ((x0, x1), (y0, y1), (x0 - w, x1 - w), (y0 - h, y1 - h))
+        if any(abs(a) <= 2 and abs(b) <= 2 for a, b in sides):
+            continue  # along the picture's edge
+        angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+        edges.append((float(np.hypot(x1 - x0, y1 - y0)), (angle + 45.0) % 90.0 - 45.0))
+    edges.sort(reverse=True)
+    if len(edges) < 2:
+        return 0.0
+    (longest, turn), rest = edges[0], edges[1:]
+    agree = [a for length, a in rest if length >= 0.3 * longest and abs((a - turn + 45.0) % 90.0 - 45.0) <= 5.0]
+    return turn if agree else 0.0
 
 
 def _top(ink: np.ndarray) -> float:
