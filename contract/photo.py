@@ -1,10 +1,11 @@
 """Any upright image -> the 28x28 frame: a photo turned into ink, then framed (contract.framing).
 
-Alpha flattened, polarity found, colour pens and uneven light evened out, then MNIST's own
+Alpha flattened, polarity found, colour pens and uneven light evened out, the digit picked out
+of a scene when the photo shows more than the digit (contract/scene.py), then MNIST's own
 framing. The service reads every upload with it (service/preprocess.py adds its refusals and a
 fast path for batches of 28x28 frames); training renders digits as uploads and frames them with
 it (training/rendered.py), so that what the model learns from went through exactly what a
-served upload goes through. numpy and Pillow only.
+served upload goes through. numpy and Pillow; OpenCV in the scene stage.
 """
 
 from __future__ import annotations
@@ -44,13 +45,7 @@ def digit_ink(rgb: np.ndarray) -> np.ndarray:
     """(h, w, C) float pixels -> (h, w) ink of the digit alone: the ink map itself when it is
     already one plain cluster (the usual upload: nothing more to pay), else the scene stage's
     choice (contract/scene.py), else the ink map as it is."""
-    dark = is_dark_ink(rgb)
-    ink = ink_map(rgb, dark)
-    # light "ink" on a bright sheet is the sheet itself, seen on a darker table
-    sheet = not dark and scene.bright_surface(rgb.mean(-1))
-    if scene.looks_plain(ink) and not sheet:
-        return ink
-    found = find_scene(rgb, dark or sheet)
+    ink, found = _scene_of(rgb)
     return ink if found is None else found.ink
 
 
@@ -59,10 +54,7 @@ def kept_region(img: Image_) -> np.ndarray:
     the writing surface in green when the scene stage found one, the digit's box in red.
     NoInk as to_frame."""
     rgb = _as_float(_small(img))  # (h, w, C) float32 in [0, 1]
-    dark = is_dark_ink(rgb)
-    ink = ink_map(rgb, dark)
-    sheet = not dark and scene.bright_surface(rgb.mean(-1))
-    found = None if scene.looks_plain(ink) and not sheet else find_scene(rgb, dark or sheet)
+    ink, found = _scene_of(rgb)
     if found is not None:
         box = found.box
     else:
@@ -75,10 +67,21 @@ def kept_region(img: Image_) -> np.ndarray:
     return scene.draw(view, None if found is None else found.surface, box)
 
 
+def _scene_of(rgb: np.ndarray) -> tuple[np.ndarray, scene.Scene | None]:
+    """The ink map, and the scene stage's finding when the ink map is not a plain digit."""
+    dark = is_dark_ink(rgb)
+    ink = ink_map(rgb, dark)
+    # light "ink" on a bright sheet is the sheet itself, seen on a darker table
+    sheet = not dark and scene.bright_surface(rgb.mean(-1))
+    if scene.looks_plain(ink) and not sheet:
+        return ink, None
+    return ink, find_scene(rgb, dark or sheet)
+
+
 def find_scene(rgb: np.ndarray, dark: bool) -> scene.Scene | None:
     """The scene stage on (h, w, C) float pixels, on their darkest channel (a coloured pen
     shows most there) with the ink made dark if it is light."""
-    channels = [rgb[..., c] for c in range(rgb.shape[-1])]  # np.minimum.reduce: 20x rgb.min(-1)
+    channels = [rgb[..., c] for c in range(rgb.shape[-1])]  # faster than rgb.min(-1), a strided reduction
     return scene.find_digit(np.minimum.reduce(channels) if dark else 1.0 - np.maximum.reduce(channels))
 
 

@@ -107,3 +107,14 @@ def test_kept_region_draws_the_digits_box(digits) -> None:
     assert view.dtype == np.uint8 and view.ndim == 3 and max(view.shape[:2]) <= photo.WORK_LONG_SIDE
     red = (view[..., 0] == 220) & (view[..., 1] == 0) & (view[..., 2] == 0)
     assert red.sum() > 20
+
+
+def test_a_turned_sheet_is_measured_by_its_own_edges() -> None:
+    """The sheet's turn comes from two of its edges that agree; the picture's edges and a lone
+    straight edge (a shadow's) say nothing."""
+    c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+    corners = np.array([[-100, -140], [100, -140], [100, 140], [-100, 140]]) @ np.array([[c, s], [-s, c]])
+    sheet = np.round(corners + [200, 200]).astype(np.int32)  # wholly inside a 400x400 picture
+    assert abs(abs(scene._turn(sheet, 400, 400)) - 20) < 1
+    lit = np.array([[0, 0], [399, 0], [399, 150], [0, 260]], np.int32)  # a shadow's edge, picture edges
+    assert scene._turn(lit, 400, 400) == 0.0
