@@ -73,9 +73,9 @@ def _scene_of(rgb: np.ndarray) -> tuple[np.ndarray, scene.Scene | None]:
     ink = ink_map(rgb, dark)
     # light "ink" on a bright sheet is the sheet itself, seen on a darker table
     sheet = not dark and scene.bright_surface(rgb.mean(-1))
-    if scene.looks_plain(ink) and not sheet:
+    if not sheet and (not dark or scene.looks_plain(ink)):  # light ink on a dark ground is no scene
         return ink, None
-    return ink, find_scene(rgb, dark or sheet)
+    return ink, find_scene(rgb, True)
 
 
 def find_scene(rgb: np.ndarray, dark: bool) -> scene.Scene | None:

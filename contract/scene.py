@@ -48,10 +48,14 @@ LINE_THICK = 2.5  # px: printed lines are at most this thick at the working size
 SEED_CENTRE = 0.35  # nearness weight: a Gaussian of this many half-diagonals
 JOIN_GAP = 0.12  # of the digit's size: pieces this close belong to it
 SPECK = 0.03  # of the best piece's area: smaller pieces are dropped
+NEIGHBOUR = 0.6  # of the digit's height: a piece this tall beside it, in its row, is another digit
+RIVAL = 0.25  # of the best piece's area: a piece this big could have been the digit
+MAX_RIVALS = 8  # more of them than this: a texture or a busy photo
 CUT_SCORE = 0.01  # a piece the picture's edge cuts is chosen only when no other stands out
 KIN = 0.75  # of the best piece's mean ink: fainter pieces (a shadow, a ghost) are not its strokes
 MIN_TURN = 3.0  # degrees: a sheet turned less than this is left as it is
 SURFACE_SHARE = 0.1  # a solid bright region this big is a writing surface: the ink is dark
+SURFACE_GROUND = 20  # of 255: the least a photographed table reflects (a canvas is 0)
 SURFACE_SOLIDITY = 0.8  # of its convex hull that a sheet fills (a turned, keystoned sheet: ~1)
 
 
@@ -85,8 +89,10 @@ def looks_plain(ink: np.ndarray) -> bool:
     lone = len(stats) == 1 and float(np.median(ink[mask > 0])) >= SOLID * peak(ink)
     if sides.sum() > (1 if lone else 0):
         return False
-    gap = np.maximum(np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1))
-    if (gap > JOIN_GAP * max(stats[b, 2], stats[b, 3])).any():
+    gap_x, gap_y = np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1)
+    tall = stats[b, 3]
+    beside = (stats[:, 3] >= NEIGHBOUR * tall) & (gap_x <= tall) & (gap_y <= 0)  # digits of a number
+    if ((np.maximum(gap_x, gap_y) > JOIN_GAP * max(stats[b, 2], tall)) & ~beside).any():
         return False
     big = stats[:, 4] >= PIECE_SHARE * stats[:, 4].sum()
     if big.sum() > PLAIN_MAX_PIECES:
@@ -221,15 +227,18 @@ def draw(view: np.ndarray, surface: np.ndarray | None, box: tuple[int, int, int,
 def bright_surface(grey: np.ndarray) -> bool:
     """Does a (H, W) float image hold a bright surface (a sheet, a board), not just bright
     strokes? Its Otsu-bright side, eroded at the coarse scale, still covers SURFACE_SHARE, in
-    one convex region (a sheet is; a bold light digit is not)."""
+    one solid region (a sheet is; a ring is not), on a ground that is not pure black (a white
+    digit's canvas is)."""
     small = _coarse(np.clip(grey * 255.0, 0, 255).astype(np.uint8))
     _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     solid = cv2.erode(bright, np.ones((5, 5), np.uint8))
-    if float(solid.mean()) < SURFACE_SHARE:
-        return False
-    contours, _ = cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    region = max(contours, key=cv2.contourArea)
-    return cv2.contourArea(region) >= SURFACE_SOLIDITY * cv2.contourArea(cv2.convexHull(region))
+    if float(solid.mean()) < SURFACE_SHARE or float(np.median(small[bright == 0])) < SURFACE_GROUND:
+        return False  # a ground of pure black is a drawing's canvas (white on black), not a table
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=4)
+    biggest = 1 + int(np.argmax(stats[1:, 4]))
+    contours, _ = cv2.findContours((labels == biggest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max(contours, key=cv2.contourArea)
+    return float(stats[biggest, 4]) >= SURFACE_SOLIDITY * cv2.contourArea(cv2.convexHull(outline))
 
 
 def _coarse(img: np.ndarray) -> np.ndarray:
@@ -299,6 +308,9 @@ def _choose(
     if score.max() <= 0:
         return None
     seed = int(np.argmax(score))
+    rivals = ~outside & (score > 0) & (area >= RIVAL * area[seed])
+    if rivals.sum() > MAX_RIVALS:
+        return None  # a texture or a busy photo, not a digit on a surface: leave it to the detector
     usable = ~cut & ~outside & (area >= SPECK * area[seed]) & (strength >= KIN * strength[seed])
     group = np.zeros(len(area), bool)
     group[seed] = True
@@ -307,7 +319,9 @@ def _choose(
         gap = JOIN_GAP * max(gx1 - gx0, gy1 - gy0)
         dx = np.maximum(0, np.maximum(x0 - gx1, gx0 - x1))
         dy = np.maximum(0, np.maximum(y0 - gy1, gy0 - y1))
-        near = usable & ~group & (np.maximum(dx, dy) <= gap)
+        tall = gy1 - gy0
+        beside = (bh >= NEIGHBOUR * tall) & (dx <= tall) & (dy == 0)  # another digit of a number
+        near = usable & ~group & ((np.maximum(dx, dy) <= gap) | beside)
         if not near.any():
             break
         group |= near
