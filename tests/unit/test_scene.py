@@ -114,7 +114,7 @@ def test_a_turned_sheet_is_measured_by_its_own_edges() -> None:
     straight edge (a shadow's) say nothing."""
     c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
     corners = np.array([[-100, -140], [100, -140], [100, 140], [-100, 140]]) @ np.array([[c, s], [-s, c]])
-    sheet = np.round(corners + [200, 200]).astype(np.int32)  # wholly inside a 400x400 picture
+    sheet = np.round(corners + np.array([200, 200])).astype(np.int32)  # wholly inside a 400x400 picture
     assert abs(abs(scene._turn(sheet, 400, 400)) - 20) < 1
     lit = np.array([[0, 0], [399, 0], [399, 150], [0, 260]], np.int32)  # a shadow's edge, picture edges
     assert scene._turn(lit, 400, 400) == 0.0
