@@ -1,10 +1,11 @@
 """Any upright image -> the 28x28 frame: a photo turned into ink, then framed (contract.framing).
 
-Alpha flattened, polarity found, colour pens and uneven light evened out, then MNIST's own
+Alpha flattened, polarity found, colour pens and uneven light evened out, the digit picked out
+of a scene when the photo shows more than the digit (contract/scene.py), then MNIST's own
 framing. The service reads every upload with it (service/preprocess.py adds its refusals and a
 fast path for batches of 28x28 frames); training renders digits as uploads and frames them with
 it (training/rendered.py), so that what the model learns from went through exactly what a
-served upload goes through. numpy and Pillow only.
+served upload goes through. numpy and Pillow; OpenCV in the scene stage.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from contract.framing import BOX, CENTRE, SIDE, NoInk, centre_of_mass, frame
+from contract import scene
+from contract.framing import BOX, CENTRE, INK_THRESHOLD, SIDE, NoInk, centre_of_mass, frame
 from contract.framing import blocks as _blocks
 from contract.framing import peak as _peak
 from contract.framing import resize as _resize
@@ -36,7 +38,51 @@ def to_frame(img: Image_) -> np.ndarray:
         ready = already_mnist(rgb)
         if ready is not None:
             return ready
-    return frame(ink_map(rgb))
+    return frame(digit_ink(rgb))
+
+
+def digit_ink(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, C) float pixels -> (h, w) ink of the digit alone: the ink map itself when it is
+    already one plain cluster (the usual upload: nothing more to pay), else the scene stage's
+    choice (contract/scene.py), else the ink map as it is."""
+    ink, found = _scene_of(rgb)
+    return ink if found is None else found.ink
+
+
+def kept_region(img: Image_) -> np.ndarray:
+    """The upload at working size, (h, w, 3) uint8 RGB, with what to_frame kept drawn on it:
+    the writing surface in green when the scene stage found one, the digit's box in red.
+    NoInk as to_frame."""
+    rgb = _as_float(_small(img))  # (h, w, C) float32 in [0, 1]
+    ink, found = _scene_of(rgb)
+    if found is not None:
+        box = found.box
+    else:
+        mask = ink > INK_THRESHOLD * _peak(ink)
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if rows.size == 0:
+            raise NoInk("no ink to frame")
+        box = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    view = np.ascontiguousarray(np.broadcast_to(rgb, (*rgb.shape[:2], 3)) * 255.0).astype(np.uint8)
+    return scene.draw(view, None if found is None else found.surface, box)
+
+
+def _scene_of(rgb: np.ndarray) -> tuple[np.ndarray, scene.Scene | None]:
+    """The ink map, and the scene stage's finding when the ink map is not a plain digit."""
+    dark = is_dark_ink(rgb)
+    ink = ink_map(rgb, dark)
+    # light "ink" on a bright sheet is the sheet itself, seen on a darker table
+    sheet = not dark and scene.bright_surface(rgb.mean(-1))
+    if not sheet and (not dark or scene.looks_plain(ink)):  # light ink on a dark ground is no scene
+        return ink, None
+    return ink, find_scene(rgb, True)
+
+
+def find_scene(rgb: np.ndarray, dark: bool) -> scene.Scene | None:
+    """The scene stage on (h, w, C) float pixels, on their darkest channel (a coloured pen
+    shows most there) with the ink made dark if it is light."""
+    channels = [rgb[..., c] for c in range(rgb.shape[-1])]  # faster than rgb.min(-1), a strided reduction
+    return scene.find_digit(np.minimum.reduce(channels) if dark else 1.0 - np.maximum.reduce(channels))
 
 
 def _as_float(img: Image_) -> np.ndarray:
@@ -214,9 +260,11 @@ def _rim(grid: np.ndarray) -> np.ndarray:
     return grid[rim]
 
 
-def ink_map(pixels: np.ndarray) -> np.ndarray:
-    """How far each pixel is from the local paper colour, towards the ink: (H, W) float32."""
-    dark_ink = is_dark_ink(pixels)
+def ink_map(pixels: np.ndarray, dark_ink: bool | None = None) -> np.ndarray:
+    """How far each pixel is from the local paper colour, towards the ink: (H, W) float32.
+    dark_ink: the polarity when the caller knows it already (is_dark_ink)."""
+    if dark_ink is None:
+        dark_ink = is_dark_ink(pixels)
     background = _background(pixels, "max" if dark_ink else "min")
     diff = background - pixels if dark_ink else pixels - background
     ink = np.clip(diff, 0.0, None).max(-1)  # (H, W): a coloured pen shows most in one channel

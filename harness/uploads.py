@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from harness.scenes import SCENES as _SCENES
+from harness.scenes import render_scene
+
 _ORIENTATION_TAG = 0x0112
 
 # Every kind below must stay something a person reads at a glance: these are realistic
@@ -39,6 +42,9 @@ RENDERINGS: tuple[str, ...] = (
 HARD: tuple[str, ...] = ("thick_marker", "tight_crop", "heavy_blur", "pencil_noisy")
 # The everyday kinds (the deployed and load tests' 99% set); HARD is measured beside them.
 PHOTO_LIKE: tuple[str, ...] = tuple(k for k in RENDERINGS if k != "png28" and k not in HARD)
+# The digit photographed in a scene (harness/scenes.py): a sheet on a table, shadows, ruled
+# paper, form boxes, a whiteboard. A group of their own, so that no earlier draw changes.
+SCENES: tuple[str, ...] = _SCENES
 
 _PEN_COLOURS = ((20, 40, 160), (170, 20, 30), (20, 110, 40), (60, 20, 120), (10, 10, 10))
 
@@ -267,7 +273,9 @@ def render(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[by
         noisy = rgb.astype(np.float32) + rng.normal(0.0, rng.uniform(8.0, 14.0), rgb.shape)
         img = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
         return _encode(img, "JPEG", quality=int(rng.integers(70, 91))), "image/jpeg"
-    raise ValueError(f"unknown rendering {kind!r}; known: {', '.join(RENDERINGS)}")
+    if kind in SCENES:
+        return render_scene(digit28, kind, rng), "image/jpeg"
+    raise ValueError(f"unknown rendering {kind!r}; known: {', '.join((*RENDERINGS, *SCENES))}")
 
 
 def sample_uploads(

@@ -43,7 +43,7 @@ from harness.checks import (
 )
 from harness.mnist import data_dir, load_mnist
 from harness.non_digits import KINDS, NonDigit, iter_non_digits
-from harness.uploads import PHOTO_LIKE, Upload, render, sample_uploads
+from harness.uploads import PHOTO_LIKE, SCENES, Upload, render, sample_uploads
 
 logger = logging.getLogger("loadtests")
 ANSWER = "ANSWER"  # request_type of the per-digit events (not HTTP requests)
@@ -148,6 +148,13 @@ def _add_options(parser: Any) -> None:
         help="photo-like uploads rendered per kind before the run (default %(default)s)",
     )
     group.add_argument(
+        "--scene-pool-per-kind",
+        type=int,
+        default=2,
+        help="photos of scenes (a sheet on a table, shadows, ruled paper, form boxes; harness.scenes) rendered "
+        "per kind into the photo-like pool (default %(default)s)",
+    )
+    group.add_argument(
         "--progress-every",
         type=float,
         default=10.0,
@@ -193,6 +200,9 @@ def _load_digits(environment: Environment, **_: Any) -> None:
     _State.photos = list(
         sample_uploads(_State.images, _State.labels, PHOTO_LIKE, opts.photo_pool_per_kind, seed=opts.seed)
     )
+    if opts.scene_pool_per_kind > 0:  # drawn after the others, so that their draws stay as they were
+        scenes = sample_uploads(_State.images, _State.labels, SCENES, opts.scene_pool_per_kind, seed=opts.seed + 1)
+        _State.photos += list(scenes)
     np.random.default_rng(opts.seed).shuffle(_State.photos)
     _State.non_digit_share = opts.non_digit_share
     per_kind = opts.non_digit_pool_per_kind if opts.non_digit_share > 0 else 0

@@ -22,7 +22,7 @@ import numpy as np
 
 from service.decode import Decoded, Header, load, probe
 from service.errors import BadInput, overloaded, timed_out
-from service.preprocess import to_mnist, to_mnist_many
+from service.preprocess import region, to_mnist, to_mnist_many
 
 # What one request may cost on the event loop: about a millisecond of decoding and framing
 # (80 28x28 digits, or one 256x256 image). Measured in decoded pixels from the headers, never
@@ -128,3 +128,15 @@ async def frames_of(blobs: Sequence[bytes], budget: Budget, accepted: str, threa
             return frame_all(headers, budget, accepted)
         return await threads.run(frame_all, headers, budget, accepted, accepted=accepted)
     return await threads.run(read_frames, blobs, budget, accepted, accepted=accepted)
+
+
+def read_region(blobs: Sequence[bytes], budget: Budget, accepted: str) -> np.ndarray:
+    """One upload -> (h, w, 3) uint8: the upload with the region its frame came from drawn."""
+    (header,) = probe_all(blobs, budget, accepted)
+    budget.check_time(accepted)
+    return region(load(header, accepted))
+
+
+async def region_of(blobs: Sequence[bytes], budget: Budget, accepted: str, threads: DecodeThreads) -> np.ndarray:
+    """read_region, always in a decode thread: a photo's scene costs milliseconds."""
+    return await threads.run(read_region, blobs, budget, accepted, accepted=accepted)

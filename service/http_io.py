@@ -43,7 +43,7 @@ from service.errors import (
     overloaded,
     too_large,
 )
-from service.frames import INLINE_BYTES, Budget, DecodeThreads, frames_of
+from service.frames import INLINE_BYTES, Budget, DecodeThreads, frames_of, region_of
 from service.schemas import PixelsRequest, Prediction, parse_pixels
 from service.settings import Settings, get_settings
 
@@ -198,14 +198,17 @@ def bodies_in_flight() -> BodiesInFlight:
     return BodiesInFlight(get_settings().max_bytes_in_flight)
 
 
-async def read_request(request: Request, *, many: bool) -> Frames:
-    """An image request from transport to frames: (N, 28, 28) float32, or its BadInput."""
+async def read_request(request: Request, *, many: bool, show_region: bool = False) -> Frames:
+    """An image request from transport to frames: (N, 28, 28) float32, or its BadInput.
+    show_region: one upload's region view instead (frames.region_of), (h, w, 3) uint8."""
     settings = get_settings()
     deadline = budget(settings)  # before the body: the clock runs from the request's arrival
     accepted = accepted_images(settings) if many else ACCEPTED_IMAGE
     try:
         with bodies_in_flight().hold(request, settings.max_upload_bytes, accepted):
             blobs = await upload_bytes(request, settings, many=many)
+            if show_region:
+                return await region_of(blobs, deadline, accepted, decode_threads())
             return await frames_of(blobs, deadline, accepted, decode_threads())
     except BadInput as exc:
         return exc
@@ -224,6 +227,25 @@ class ImageInput(bentoml.IODescriptor):
         """-> image=[(28, 28) float32 frame] or image=[BadInput] (a list: /predict batches)."""
         frames = await read_request(request, many=False)
         item = frames if isinstance(frames, BadInput) else frames[0]
+        spec: ImageInput = cls.model_construct(image=[item])
+        return spec
+
+
+SHOW = ("frame", "region")  # /preprocess?show=: the 28x28 frame, or the upload with its kept region
+
+
+class PreprocessInput(ImageInput):
+    """/preprocess's image, and `?show=region` for the upload with the region it kept drawn."""
+
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> ImageInput:
+        """-> image=[(28, 28) float32 frame], [(h, w, 3) uint8 region view] or [BadInput]."""
+        show = request.query_params.get("show", "frame")
+        if show not in SHOW:
+            item: np.ndarray | BadInput = BadInput(f"show={show!r} is not known", "show=frame or show=region", 400)
+        else:
+            frames = await read_request(request, many=False, show_region=show == "region")
+            item = frames if isinstance(frames, BadInput) or show == "region" else frames[0]
         spec: ImageInput = cls.model_construct(image=[item])
         return spec
 

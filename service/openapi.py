@@ -207,6 +207,8 @@ def _describe_image_route(
         "200": {"description": "the answer", "content": answer},
         **{str(status): _error(status, path) for status in statuses},
     }
+    if path == "/preprocess":
+        post["parameters"] = [SHOW_PARAMETER]
 
 
 def _guard(spec: dict[str, Any], open_paths: Sequence[str]) -> None:
@@ -221,6 +223,16 @@ def _guard(spec: dict[str, Any], open_paths: Sequence[str]) -> None:
         for operation in operations.values():
             operation["security"] = [{"bearer": []}, {"apiKey": []}]
             operation.setdefault("responses", {})["401"] = _error(401)
+
+
+SHOW_PARAMETER = {
+    "name": "show",
+    "in": "query",
+    "required": False,
+    "description": "frame (default): the 28x28 image the model sees; region: the upload (at most 384 px) "
+    "with the writing surface the frame was found on outlined in green and the digit's box in red",
+    "schema": {"type": "string", "enum": ["frame", "region"], "default": "frame"},
+}
 
 
 def nullable_3_0(schema: dict[str, Any]) -> dict[str, Any]:

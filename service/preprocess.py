@@ -35,6 +35,15 @@ def to_mnist(img: Decoded) -> np.ndarray:
         raise BadInput(NO_INK, ACCEPTED_INK, 422) from None
 
 
+def region(img: Decoded) -> np.ndarray:
+    """The upload at working size, (h, w, 3) uint8 RGB, with the region that to_mnist kept
+    drawn on it (contract.photo.kept_region); a 422 BadInput when it shows no ink."""
+    try:
+        return photo.kept_region(img)
+    except NoInk:
+        raise BadInput(NO_INK, ACCEPTED_INK, 422) from None
+
+
 def to_mnist_many(images: Iterable[Decoded]) -> np.ndarray:
     """to_mnist over a batch: (n, 28, 28) float32, the same pixels as one call per image.
 

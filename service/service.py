@@ -22,6 +22,7 @@ from service.http_io import (
     PngOutput,
     PredictionOutput,
     PredictionsOutput,
+    PreprocessInput,
 )
 from service.memory import tune_gc, tune_malloc
 from service.model import Classifier, ModelError, NotServable, Outputs, declared_models, resolve, validate
@@ -225,15 +226,19 @@ class MnistService:
             out.probabilities, self.classifier.labels, self.classifier.version, out.digit_score, out.is_digit
         )
 
-    @bentoml.api(input_spec=ImageInput, output_spec=PngOutput)
+    @bentoml.api(input_spec=PreprocessInput, output_spec=PngOutput)
     async def preprocess(self, image: list[np.ndarray | BadInput]) -> Answer:
-        """The 28x28 image the model sees for an upload, as PNG: why was my photo misread?"""
+        """The 28x28 image the model sees for an upload, as PNG: why was my photo misread?
+        With ?show=region: the upload with the region the frame was cut from drawn on it."""
         (item,) = image
         if isinstance(item, BadInput):
             metrics.rejected("preprocess", item.status)
             return item
         png = io.BytesIO()
-        Image.fromarray(np.round(item * 255).astype(np.uint8), mode="L").save(png, "PNG")
+        if item.ndim == 3:  # ?show=region: (h, w, 3) uint8 RGB
+            Image.fromarray(item, mode="RGB").save(png, "PNG")
+        else:
+            Image.fromarray(np.round(item * 255).astype(np.uint8), mode="L").save(png, "PNG")
         return png.getvalue()
 
 

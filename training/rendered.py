@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 import contract.framing
 import contract.photo
+import contract.scene
 from contract.framing import NoInk
 from contract.photo import to_frame
 
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 RENDER_VERSION = 1  # part of the cache key: bump when the drawing below changes
 # Also in the key: the service's framing code, which reads each rendering back, so that a change
 # there (a thinner marker stroke, say) re-renders instead of training on frames it no longer makes.
-FRAMING = b"".join(Path(m.__file__).read_bytes() for m in (contract.framing, contract.photo) if m.__file__)
+FRAMING = b"".join(
+    Path(m.__file__).read_bytes() for m in (contract.framing, contract.photo, contract.scene) if m.__file__
+)
 INK_COLOURS = ((0.05, 0.05, 0.08), (0.1, 0.15, 0.55), (0.55, 0.08, 0.1), (0.1, 0.4, 0.15), (0.3, 0.3, 0.3))
 
 

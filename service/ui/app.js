@@ -25,6 +25,7 @@ let liveTimer = null;
 let liveSince = 0;
 let seenUrl = null;
 let photoUrl = null;
+let regionUrl = null; // the upload with the region the service read drawn on it
 let digitThreshold = null; // the digit threshold in force (GET /model), null: no detector
 
 // --- API keys: with MNIST_API_KEYS set, every call needs one (service/security.py) ---------
@@ -269,8 +270,16 @@ async function classify() {
       return { prediction, rttMs: performance.now() - started };
     });
     const preprocessing = post("preprocess", blob, name, controller.signal).then((r) => r.blob());
-    const [{ prediction, rttMs }, seen] = await Promise.all([predicting, preprocessing]);
-    if (mine === seq) showPrediction(prediction, seen, rttMs);
+    // For a photo, also where in it the service found the digit (/preprocess?show=region); a
+    // drawing is the digit already. Optional: the answer stands without it.
+    const locating = upload
+      ? post("preprocess?show=region", blob, name, controller.signal).then((r) => r.blob()).catch(() => null)
+      : Promise.resolve(null);
+    const [{ prediction, rttMs }, seen, region] = await Promise.all([predicting, preprocessing, locating]);
+    if (mine === seq) {
+      showPrediction(prediction, seen, rttMs);
+      setRegion(region);
+    }
   } catch (err) {
     if (err.name === "AbortError" || mine !== seq) return; // a newer request replaced this one
     controller.abort(); // stop the sibling request too
@@ -326,6 +335,14 @@ function setBars(probabilities) {
     row.querySelector(".p").textContent = probabilities ? `${(p * 100).toFixed(1)}%` : "–";
     row.classList.toggle("best", digit === best);
   }
+}
+
+function setRegion(blob) {
+  if (regionUrl) URL.revokeObjectURL(regionUrl);
+  regionUrl = blob ? URL.createObjectURL(blob) : null;
+  $("region-figure").hidden = !regionUrl;
+  if (regionUrl) $("region").src = regionUrl;
+  else $("region").removeAttribute("src");
 }
 
 function setSeen(blob) {
@@ -384,6 +401,7 @@ function showEmpty() {
   $("confidence").textContent = "";
   setBars(null);
   setSeen(null);
+  setRegion(null);
   $("rtt").textContent = "–";
   $("placeholder").hidden = false;
   delete result.dataset.source;

@@ -133,3 +133,31 @@ class TestPreprocess:
         images, _ = mnist_test
         r = client.post("/preprocess", content=png_bytes(images[4]), headers={"content-type": "image/png"})
         np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r.content))), images[4])
+
+    def test_show_region_draws_what_was_kept_on_the_upload(self, client, mnist_test) -> None:
+        """?show=region: the upload (at the working size) with the digit's box drawn in red; the
+        sheet on a table gets its outline in green too."""
+        from harness.uploads import render
+
+        images, _ = mnist_test
+        data, ctype = render(images[7], "scene_table", np.random.default_rng(2))
+        r = client.post("/preprocess?show=region", content=data, headers={"content-type": ctype})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        view = np.asarray(Image.open(io.BytesIO(r.content)))
+        assert view.ndim == 3 and view.shape[2] == 3 and max(view.shape[:2]) <= 384
+        red = (view[..., 0] == 220) & (view[..., 1] == 0) & (view[..., 2] == 0)
+        green = (view[..., 0] == 0) & (view[..., 1] == 170) & (view[..., 2] == 0)
+        assert red.sum() > 20 and green.sum() > 20
+
+    def test_show_takes_frame_or_region_only(self, client, mnist_test) -> None:
+        images, _ = mnist_test
+        r = client.post("/preprocess?show=frame", content=png_bytes(images[4]), headers={"content-type": "image/png"})
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r.content))), images[4])
+        r = client.post("/preprocess?show=all", content=png_bytes(images[4]), headers={"content-type": "image/png"})
+        assert r.status_code == 400 and "show" in r.json()["error"]
+
+    def test_show_region_of_a_blank_photo_is_the_no_ink_422(self, client) -> None:
+        blank = io.BytesIO()
+        Image.new("RGB", (400, 300), (235, 232, 225)).save(blank, "JPEG")
+        r = client.post("/preprocess?show=region", content=blank.getvalue(), headers={"content-type": "image/jpeg"})
+        assert r.status_code == 422 and "no ink" in r.json()["error"]
