@@ -19,6 +19,7 @@ from training.config import FINETUNE, TrainConfig, recipe
 from training.data import DataNotFoundError, ensure_mnist, resolve_data_dir
 from training.detector import DetectorConfig
 from training.export import DEFAULT_OPSET, ExportError
+from training.head import HeadConfig
 from training.models import ARCHITECTURES, ModelConfig
 from training.registry import DEFAULT_FLOOR, DEFAULT_MAX_DROP_PP, PromotionError
 
@@ -150,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=DetectorConfig.seed,
         help=f"negatives and initial weights (default: {DetectorConfig.seed})",
     )
+    _add_data_args(p)
+
+    p = sub.add_parser(
+        "train-head", help="train the digit head on an exported classifier's frozen trunk (the cheap detector)"
+    )
+    p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/head"), help="output folder (default: runs/head)")
+    p.add_argument("--epochs", type=int, default=HeadConfig.epochs, help=f"(default: {HeadConfig.epochs})")
+    p.add_argument(
+        "--keep",
+        type=float,
+        default=HeadConfig.keep,
+        help=f"share of every validation digit kind the threshold keeps (default: {HeadConfig.keep})",
+    )
+    p.add_argument("--seed", type=int, default=HeadConfig.seed, help=f"(default: {HeadConfig.seed})")
     _add_data_args(p)
 
     p = sub.add_parser("evaluate", help="test-set report of an ONNX model, with PNGs")
@@ -397,6 +413,12 @@ def run_command(args: argparse.Namespace) -> None:
                 seed=args.seed,
             )
             cmd_train_detector(args.classifier, args.run_dir, data, cfg)
+        case "train-head":
+            from training.head_data import fit
+
+            fit(
+                args.classifier, data.root, args.run_dir, HeadConfig(epochs=args.epochs, keep=args.keep, seed=args.seed)
+            )
         case "evaluate":
             cmd_evaluate(args.model, args.out, data, args.threads)
         case "compare":

@@ -22,6 +22,7 @@ from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
 from training.detector import WithDetector, fit_threshold, load_detector
 from training.evaluate import evaluate_onnx
+from training.head import WithHead, load_head
 from training.models import ModelConfig, count_parameters
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def code_revision() -> str:
 
 def graph_of(model: nn.Module) -> tuple[nn.Module, list[str]]:
     """The module that becomes the graph, and its output names: a detector brings its score."""
-    if isinstance(model, WithDetector):
+    if isinstance(model, WithDetector | WithHead):
         return model.eval(), [*OUTPUT_NAMES, SCORE_NAME]
     return WithProbabilities(model.eval()), list(OUTPUT_NAMES)
 
@@ -162,22 +163,44 @@ def detector_metadata(onnx_path: Path, tc: TrainConfig, data_root: Path, det_sta
     val_x = train_val_split(images, labels, tc.val_size, tc.split_seed).val_x.numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (val_scores,) = session.run([SCORE_NAME], {INPUT_NAME: val_x.astype(np.float32)[:, None] / 255.0})
-    keep = det_state["detector_config"]["keep"]
-    threshold = fit_threshold(val_scores, keep)
     validation = det_state["validation"]
+    if "head_config" in det_state:  # a head on the trunk: its threshold keeps `keep` of every validation digit kind
+        keep = det_state["head_config"]["keep"]
+        threshold = det_state["threshold"]
+        fitted_on = (
+            f"validation: the {len(val_x):,} training-set digits the classifier never trained on (split_seed "
+            f"{tc.split_seed}), as written, augmented, as uploads, at low resolution, and printed digits in the "
+            f"validation font families; the highest score that keeps {100 * keep:g}% of each of those kinds "
+            f"(keeps {100 * float((val_scores >= threshold).mean()):.2f}% of the validation digits as written)"
+        )
+        extra = {
+            "design": "head on the classifier's frozen trunk",
+            "calibration": det_state["calibration"],
+            "digit_kinds": det_state["digit_kinds"],
+            "font_splits": det_state["font_splits"],
+        }
+        config = det_state["head_config"]
+    else:
+        keep = det_state["detector_config"]["keep"]
+        threshold = fit_threshold(val_scores, keep)
+        fitted_on = (
+            f"validation: the {len(val_x):,} training-set digits the classifier never trained on "
+            f"(split_seed {tc.split_seed}); the score that keeps {100 * keep:g}% of them"
+        )
+        extra, config = {}, det_state["detector_config"]
     return {
         "digit_detector": {
             "output": SCORE_NAME,
             "threshold": round(threshold, 6),
             "keeps": keep,
-            "fitted_on": f"validation: the {len(val_x):,} training-set digits the classifier never trained on "
-            f"(split_seed {tc.split_seed}); the score that keeps {100 * keep:g}% of them",
-            "flags_below": "digit_score < threshold: not one handwritten digit",
+            "fitted_on": fitted_on,
+            "flags_below": "digit_score < threshold: not one digit",
             "trained_kinds": det_state["trained_kinds"],
             "validation": {k: validation[k] for k in ("auroc", "flagged", "flagged_by_kind", "epoch")},
             "trained_beside": det_state["classifier_version"],
-            "config": det_state["detector_config"],
+            "config": config,
             "epoch_seconds": [h["epoch_seconds"] for h in det_state["history"]],
+            **extra,
         }
     }
 
@@ -199,7 +222,8 @@ def export_checkpoint(
     digit_score output, with its threshold fitted on the same validation digits.
     """
     if detector is not None:
-        det, det_state = load_detector(detector)
+        is_head = "head_config" in torch.load(detector, map_location="cpu", weights_only=False)
+        det, det_state = load_head(detector) if is_head else load_detector(detector)
         if checkpoint.suffix != ".onnx" or sha256_file(checkpoint) != det_state["classifier_sha256"]:
             raise ExportError(
                 f"{detector} was trained beside {det_state['classifier_onnx']} (sha256 "
@@ -215,7 +239,7 @@ def export_checkpoint(
     calibration = calibrate(model, tc, data_root, test_x, test_y) if temperature else None
     t = calibration["temperature"] if calibration else 1.0
     if detector is not None:
-        model = WithDetector(model, det, t).eval()
+        model = (WithHead(model, det, t) if is_head else WithDetector(model, det, t)).eval()
     elif t != 1.0:
         model = Calibrated(model, t).eval()
     export_onnx(model, onnx_path, opset)
