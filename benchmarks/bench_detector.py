@@ -40,6 +40,7 @@ PRINTED = "printed digits (test fonts)"
 LETTERS = "letters (test fonts)"
 LOOKALIKES = "look-alike letters O o I l S Z B b g q (test fonts)"
 SYMBOLS = "symbols (test fonts)"
+BRACKETS = "brackets ( ) [ ] { } (test fonts)"
 # The targets: real digits flagged at most 2% (each kind), held-out non-digits flagged at least 95%,
 # AUROC against MNIST test digits at least 0.995.
 MAX_DIGITS_FLAGGED, MIN_FLAGGED, MIN_AUROC = 0.02, 0.95, 0.995
@@ -53,7 +54,13 @@ def glyph_groups(per_char: int, seed: int, mnist_dir: Path) -> list[Group]:
     frames, answered = frame_each([png_8x8(mnist_as_8x8(d)) for d in images])
     out.append(Group(LOWRES, "digits", frames, int((~answered).sum()), labels=labels[answered]))
     uploads = list(iter_glyph_uploads(per_char, seed))
-    names = {"printed digits": PRINTED, "letters": LETTERS, "look-alike letters": LOOKALIKES, "symbols": SYMBOLS}
+    names = {
+        "printed digits": PRINTED,
+        "letters": LETTERS,
+        "look-alike letters": LOOKALIKES,
+        "symbols": SYMBOLS,
+        "brackets": BRACKETS,
+    }
     for set_name, name in names.items():
         mine = [u for u in uploads if u.set == set_name]
         frames, answered = frame_each([u.data for u in mine])
@@ -101,7 +108,7 @@ def measure(groups: list[Group], model: ScoredModel) -> dict[str, Any]:
     )
     by_char: dict[str, float] = {}
     for g in groups:
-        if g.name in (LETTERS, LOOKALIKES, SYMBOLS, PRINTED) and g.made is not None:
+        if g.name in (LETTERS, LOOKALIKES, SYMBOLS, BRACKETS, PRINTED) and g.made is not None:
             score = g.scores[model.version].digit_score
             for c in np.unique(g.made):
                 by_char[str(c)] = float((score[g.made == c] < t).mean())
@@ -172,20 +179,26 @@ def _pct(x: float | None) -> str:
 
 
 def tables(results: dict[str, Any]) -> str:
-    rows = results["rows"]
-    lines = ["| uploads | role | n | refused | flagged | AUROC vs MNIST test | digit accuracy |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    rows, others = results["rows"], results.get("compared", {})
+    heads = "".join(f" flagged by `{v}` | AUROC `{v}` |" for v in others)
+    lines = [f"| uploads | role | n | refused | flagged | AUROC vs MNIST test | digit accuracy |{heads}",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |" + " ---: | ---: |" * len(others)]  # fmt: skip
     for name, r in rows.items():
         area = r.get("auroc_vs_mnist")
         acc = r.get("accuracy")
         label = f"**{name}**" if name.endswith("together") else name
+        more = ""
+        for o in others.values():
+            a = o["rows"][name].get("auroc_vs_mnist")
+            more += f" {_pct(o['rows'][name]['flagged'])} | {'' if a is None else f'{a:.4f}'} |"
         lines.append(
             f"| {label} | {r['role']} | {r['n']:,} | {r['refused'] or ''} | {_pct(r['flagged'])} | "
-            f"{'' if area is None else f'{area:.4f}'} | {_pct(acc)} |"
+            f"{'' if area is None else f'{area:.4f}'} | {_pct(acc)} |{more}"
         )
     by = results["flagged_by_char"]
     for title, chars in (("letters", SETS["letters"]), ("look-alike letters", SETS["look-alike letters"]),
-                         ("symbols", SETS["symbols"]), ("printed digits", SETS["printed digits"])):  # fmt: skip
+                         ("symbols", SETS["symbols"]), ("brackets", SETS["brackets"]),
+                         ("printed digits", SETS["printed digits"])):  # fmt: skip
         cells = ", ".join(f"`{c}` {_pct(by[c])}" for c in chars if c in by)
         lines.append(f"\nFlagged, {title} one by one (test fonts): {cells}")
     return "\n".join(lines)
@@ -194,6 +207,7 @@ def tables(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model.onnx or its folder (default: the served model)")
+    parser.add_argument("--compare", type=Path, nargs="*", default=[], help="other models scored beside it")
     parser.add_argument("--n", type=int, default=500, help="non-digit uploads per harness kind (default: 500)")
     parser.add_argument("--per-kind", type=int, default=200, help="photo-like digits per rendering (default: 200)")
     parser.add_argument("--per-char", type=int, default=40, help="uploads per printed character (default: 40)")
@@ -215,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"framed every upload ({time.time() - t0:.0f} s); scoring with {model.version}", flush=True)
     results = measure(groups, model)
     results["verdict"] = verdict(results)
+    for path in args.compare:
+        other = ScoredModel(resolve(REPO / "models", path=path))
+        theirs = measure(groups, other)
+        theirs["verdict"] = verdict(theirs)
+        results.setdefault("compared", {})[other.version] = theirs
     command = "python -m benchmarks.bench_detector " + shlex.join(argv if argv is not None else sys.argv[1:])
     results.update(command=command.strip(), model=model.version, digit_detector=model.detector,
                    trained_kinds=list(TRAINED_KINDS))  # fmt: skip

@@ -6,7 +6,8 @@ paper at 64-400 px, a 28x28 MNIST-style frame, or a photo-like rendering of that
     printed digits   0-9: real digits, which must not be flagged
     letters          A-Z, a-z, one by one; those a font prints as a digit (O o I l S Z B b g q)
                      reported on their own, since flagging them is not always right
-    symbols          + - = x / % & # @ ? ! $ * < > and a few more
+    symbols          + - = x / % & # @ ? ! $ * < > (harness.non_digits' set) and ^ ~
+    brackets         ( ) [ ] { }: framed alone, a 1, so reported on their own
 
 in the test font families below (Debian's fonts-liberation, fonts-humor-sans,
 fonts-crosextra-carlito, fonts-roboto-unhinted, fonts-linuxlibertine). Training and
@@ -38,8 +39,15 @@ TEST_FONTS = (
 DIGITS = "0123456789"
 LOOKALIKES = "OoIlSZBbgq"
 LETTERS = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in LOOKALIKES)
-SYMBOLS = "+-=×÷%&#@?!$*<>/()[]{}^~"
-SETS = {"printed digits": DIGITS, "letters": LETTERS, "look-alike letters": LOOKALIKES, "symbols": SYMBOLS}
+SYMBOLS = "+-=×÷%&#@?!$*<>/^~"
+BRACKETS = "()[]{}"  # framed alone, a bracket is a 1: reported apart, as the look-alike letters are
+SETS = {
+    "printed digits": DIGITS,
+    "letters": LETTERS,
+    "look-alike letters": LOOKALIKES,
+    "symbols": SYMBOLS,
+    "brackets": BRACKETS,
+}
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=HeadConfig.keep,
         help=f"share of every validation digit kind the threshold keeps (default: {HeadConfig.keep})",
     )
+    p.add_argument(
+        "--fine",
+        type=int,
+        default=HeadConfig.fine,
+        help=f"channels the head keeps of the trunk's 14x14 map, 0 for none (default: {HeadConfig.fine})",
+    )
     p.add_argument("--seed", type=int, default=HeadConfig.seed, help=f"(default: {HeadConfig.seed})")
     _add_data_args(p)
 

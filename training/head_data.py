@@ -116,6 +116,7 @@ def fit(
     """Draw (or read back) both splits' frames, cache the frozen trunk's features, train the head."""
     import json
 
+    from contract import sha256_file
     from training.config import TrainConfig
     from training.data import load_split, train_val_split
     from training.head import features, train_head
@@ -133,13 +134,14 @@ def fit(
     val = frames_for("validation", splits.val_x.numpy(), out_dir / "cache", cfg.seed, sizes)
     print(f"{len(train[0]):,} training and {len(val[0]):,} validation frames ({time.time() - t0:.0f} s)", flush=True)
     t0 = time.time()
-    train_f, val_f = features(classifier, train[0]), features(classifier, val[0])
+    sha = sha256_file(classifier_onnx)
+    cache = out_dir / "cache"
+    train_f = features(classifier, train[0], cache / f"features2-train-{len(train[0])}-{sha[:8]}.npz")
+    val_f = features(classifier, val[0], cache / f"features2-validation-{len(val[0])}-{sha[:8]}.npz")
     print(f"trunk features cached ({time.time() - t0:.0f} s)", flush=True)
-    from contract import sha256_file
-
     extra = {
         "classifier_onnx": str(classifier_onnx),
-        "classifier_sha256": sha256_file(classifier_onnx),
+        "classifier_sha256": sha,
         "classifier_version": meta["version"],
         "trained_kinds": [*KINDS],
         "digit_kinds": [*DIGIT_KINDS],
