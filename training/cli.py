@@ -423,7 +423,10 @@ def run_command(args: argparse.Namespace) -> None:
             from training.head_data import fit
 
             fit(
-                args.classifier, data.root, args.run_dir, HeadConfig(epochs=args.epochs, keep=args.keep, seed=args.seed)
+                args.classifier,
+                data.root,
+                args.run_dir,
+                HeadConfig(epochs=args.epochs, keep=args.keep, fine=args.fine, seed=args.seed),
             )
         case "evaluate":
             cmd_evaluate(args.model, args.out, data, args.threads)
