@@ -111,9 +111,17 @@ def frames_for(
 
 
 def fit(
-    classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: HeadConfig, sizes: dict[str, tuple[int, int]] = SIZES
+    classifier_onnx: Path,
+    data_root: Path,
+    out_dir: Path,
+    cfg: HeadConfig,
+    sizes: dict[str, tuple[int, int]] = SIZES,
+    limit: int | None = None,
 ) -> Path:
-    """Draw (or read back) both splits' frames, cache the frozen trunk's features, train the head."""
+    """Draw (or read back) both splits' frames, cache the frozen trunk's features, train the head.
+
+    limit: use only the first `limit` training and validation digits (a quick check).
+    """
     import json
 
     from contract import sha256_file
@@ -130,8 +138,8 @@ def fit(
     for p in classifier.parameters():
         p.requires_grad_(False)
     t0 = time.time()
-    train = frames_for("train", splits.train_x.numpy(), out_dir / "cache", cfg.seed, sizes)
-    val = frames_for("validation", splits.val_x.numpy(), out_dir / "cache", cfg.seed, sizes)
+    train = frames_for("train", splits.train_x.numpy()[:limit], out_dir / "cache", cfg.seed, sizes)
+    val = frames_for("validation", splits.val_x.numpy()[:limit], out_dir / "cache", cfg.seed, sizes)
     print(f"{len(train[0]):,} training and {len(val[0]):,} validation frames ({time.time() - t0:.0f} s)", flush=True)
     t0 = time.time()
     sha = sha256_file(classifier_onnx)

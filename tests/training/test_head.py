@@ -48,7 +48,7 @@ def test_low_resolution_digits_are_blocks_or_blurs_of_the_digit() -> None:
     for seed in range(6):
         ink = glyphs.low_resolution(digit, np.random.default_rng(seed))
         assert ink.shape == (64, 64) and ink.min() >= 0.0 and ink.max() <= 1.0
-        assert ink[:, 24:40].sum() > 0.8 * ink.sum()  # the bar stays where it was
+        assert ink[:, 16:48].sum() > 0.95 * ink.sum()  # the bar stays where it was, if blockier
 
 
 def test_platt_calibration_matches_the_share_of_digits() -> None:
@@ -77,7 +77,9 @@ def with_head(smoke_run: dict, mnist_data_dir: Path, tmp_path_factory: pytest.Te
     """A head trained for one epoch on a few frames beside the smoke run's export, exported with it."""
     out = tmp_path_factory.mktemp("head")
     classifier = smoke_run["export"] / "model.onnx"
-    head = fit(classifier, mnist_data_dir, out / "run", HeadConfig(epochs=1, batch_size=256), TINY_SIZES)
+    head = fit(
+        classifier, mnist_data_dir, out / "run", HeadConfig(epochs=1, steps=4, batch_size=64), TINY_SIZES, limit=300
+    )
     meta = export_checkpoint(classifier, out / "export", mnist_data_dir, detector=head)
     return {"classifier": classifier, "export": out / "export", "metadata": meta}
 
