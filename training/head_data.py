@@ -156,3 +156,26 @@ def fit(
         "font_splits": {k: list(v) for k, v in glyphs.FONT_SPLITS.items()},
     }
     return train_head(train_f, train[1], val_f, val[1], val[2], cfg, out_dir, extra)
+
+
+def score_validation(model_dir: Path, cache: Path) -> dict:
+    """An exported graph with a digit_score (any detector) on the head's validation frames, at the
+    head's rule: the threshold that keeps 99% of each validation digit kind. Compares detectors."""
+    from contract import resolve
+    from harness.detector import ScoredModel
+    from training.head import choose_threshold, report
+
+    z = np.load(sorted(cache.glob("frames-validation-*.npz"))[0])
+    frames, is_digit, groups = z["frames"], z["is_digit"], z["groups"]
+    model = ScoredModel(resolve(model_dir.parent, path=model_dir))
+    score = model(frames.astype(np.float32) / 255.0).digit_score
+    assert score is not None, f"{model.version} has no digit_score"
+    return {"model": model.version, **report(score, is_digit, groups, choose_threshold(score, is_digit, groups, 0.99))}
+
+
+if __name__ == "__main__":  # python -m training.head_data MODEL_DIR [CACHE]: the comparison docs/detector.md quotes
+    import sys
+
+    r = score_validation(Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else "runs/head/cache"))
+    kinds = ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["flagged_by_kind"].items())
+    print(f"{r['model']}: {100 * r['flagged']:.2f}% of validation non-digits flagged, AUROC {r['auroc']:.4f} ({kinds})")
