@@ -161,16 +161,22 @@ def fit(
 def score_validation(model_dir: Path, cache: Path) -> dict:
     """An exported graph with a digit_score (any detector) on the head's validation frames, at the
     head's rule: the threshold that keeps 99% of each validation digit kind. Compares detectors."""
-    from contract import resolve
-    from harness.detector import ScoredModel
+    import json
+
+    from training.evaluate import ort_session
     from training.head import choose_threshold, report
 
     z = np.load(sorted(cache.glob("frames-validation-*.npz"))[0])
     frames, is_digit, groups = z["frames"], z["is_digit"], z["groups"]
-    model = ScoredModel(resolve(model_dir.parent, path=model_dir))
-    score = model(frames.astype(np.float32) / 255.0).digit_score
-    assert score is not None, f"{model.version} has no digit_score"
-    return {"model": model.version, **report(score, is_digit, groups, choose_threshold(score, is_digit, groups, 0.99))}
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    session = ort_session(model_dir / "model.onnx")
+    x = frames.astype(np.float32)[:, None] / 255.0  # (N, 1, 28, 28)
+    name, out = meta["input"]["name"], meta["outputs"]["digit_score"]["name"]
+    score = np.concatenate([session.run([out], {name: x[i : i + 1024]})[0] for i in range(0, len(x), 1024)])
+    return {
+        "model": meta["version"],
+        **report(score, is_digit, groups, choose_threshold(score, is_digit, groups, 0.99)),
+    }
 
 
 if __name__ == "__main__":  # python -m training.head_data MODEL_DIR [CACHE]: the comparison docs/detector.md quotes
