@@ -31,7 +31,8 @@ def test_font_families_of_training_validation_and_test_are_apart() -> None:
     assert "liberation" in test  # the harness's held-out symbols are drawn in Liberation
 
 
-def test_lookalike_letters_are_never_trained_as_non_digits() -> None:
+def test_font_letters_leave_out_the_lookalikes() -> None:
+    """Letters a font prints as a digit are reported apart, never drawn as font-letters negatives."""
     assert not set(glyphs.LOOKALIKES) & set(glyphs.LETTERS)
     assert set(glyphs.LETTERS) | set(glyphs.LOOKALIKES) == set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
