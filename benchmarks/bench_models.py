@@ -28,11 +28,15 @@ from contract import read_served
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("seed-small", "lenet5", "seed-deep", "mnist-cnn")
 PREVIOUS = "mnist-cnn (previously served)"
+ALONE = "mnist-cnn classifier alone"  # the served graph's classifier without its digit detector
 START, END = "<!-- bench_models:start -->", "<!-- bench_models:end -->"
 
 
-def model_paths(models_dir: Path, tmp: Path) -> dict[str, tuple[Path, dict | None]]:
-    """Newest version of each architecture in models/, else a random-weight export."""
+def model_paths(models_dir: Path, tmp: Path, candidate: Path | None = None) -> dict[str, tuple[Path, dict | None]]:
+    """Newest version of each architecture in models/, else a random-weight export.
+
+    candidate: a model folder timed in the served model's place (before it is promoted).
+    """
     found: dict[str, tuple[Path, dict | None]] = {}
     for meta_path in sorted(models_dir.glob("*/metadata.json"), key=lambda p: json.loads(p.read_text())["exported_at"]):
         meta = json.loads(meta_path.read_text())
@@ -40,7 +44,18 @@ def model_paths(models_dir: Path, tmp: Path) -> dict[str, tuple[Path, dict | Non
     served = read_served(models_dir)
     meta = json.loads((models_dir / served.served / "metadata.json").read_text())
     found[meta["architecture"]] = (models_dir / served.served / "model.onnx", meta)  # the served one, not the newest
-    for older in served.history[:1]:  # the model it replaced, side by side (a new model must be no slower)
+    history = served.history[:1]
+    if candidate is not None:
+        history = [served.served]
+        meta = json.loads((candidate / "metadata.json").read_text())
+        found[meta["architecture"]] = (candidate / "model.onnx", meta)
+    beside = (meta.get("digit_detector") or {}).get("trained_beside")
+    if beside and (models_dir / beside / "model.onnx").exists():  # what the detector costs, side by side
+        found[ALONE] = (
+            models_dir / beside / "model.onnx",
+            json.loads((models_dir / beside / "metadata.json").read_text()),
+        )
+    for older in history:  # the model it replaced, side by side (a new model must be no slower)
         meta = json.loads((models_dir / older / "metadata.json").read_text())
         if meta["architecture"] == "mnist-cnn" and older != found["mnist-cnn"][1]["version"]:
             found[PREVIOUS] = (models_dir / older / "model.onnx", meta)
@@ -52,7 +67,7 @@ def model_paths(models_dir: Path, tmp: Path) -> dict[str, tuple[Path, dict | Non
             path = tmp / f"{arch}.onnx"
             export_onnx(build_model(ModelConfig(arch=arch)), path)
             found[arch] = (path, None)
-    return {a: found[a] for a in (*ARCHS, PREVIOUS) if a in found}
+    return {a: found[a] for a in (*ARCHS, ALONE, PREVIOUS) if a in found}
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -87,10 +102,12 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=0.5, help="seconds per timing window")
     parser.add_argument("--write", type=Path, default=REPO / "BENCHMARKS.md", help="markdown file to update")
     parser.add_argument("--png", type=Path, default=REPO / "benchmarks" / "models.png")
+    parser.add_argument("--candidate", type=Path, help="a model folder timed in the served model's place")
+    parser.add_argument("--no-write", action="store_true", help="print only: leave BENCHMARKS.md and the PNG")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        models = model_paths(args.models_dir, Path(tmp))
+        models = model_paths(args.models_dir, Path(tmp), args.candidate)
         sessions = {a: session(p, args.threads) for a, (p, _) in models.items()}
         speeds = {}
         for bs in (1, 64, 256):
@@ -112,7 +129,12 @@ def main() -> None:
     if PREVIOUS in speeds[64]:
         before = speeds[64][PREVIOUS]
         summary += f"; served mnist-cnn / previously served at batch 64: {speeds[64]['mnist-cnn'] / before:.2f}x"
+    if ALONE in speeds[64]:
+        cost = speeds[64]["mnist-cnn"] / speeds[64][ALONE]
+        summary += f"; served graph (classifier + digit detector) / its classifier alone at batch 64: {cost:.2f}x"
     print(table, "", summary, sep="\n")
+    if args.no_write:
+        return
 
     cpu = platform.processor() or platform.machine()
     section = (

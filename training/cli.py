@@ -19,6 +19,7 @@ from training.config import FINETUNE, TrainConfig, recipe
 from training.data import DataNotFoundError, ensure_mnist, resolve_data_dir
 from training.detector import DetectorConfig
 from training.export import DEFAULT_OPSET, ExportError
+from training.head import HeadConfig
 from training.models import ARCHITECTURES, ModelConfig
 from training.registry import DEFAULT_FLOOR, DEFAULT_MAX_DROP_PP, PromotionError
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_args(sub.add_parser("train", help="train a model"))
     _add_export_parser(sub)
     _add_detector_parser(sub)
+    _add_head_parser(sub)
     _add_evaluate_parsers(sub)
 
     p = sub.add_parser("promote", help="copy an export into models/ and serve it")
@@ -163,6 +165,30 @@ def _add_detector_parser(sub: Subparsers) -> None:
         ("--seed", int, d.seed, f"negatives and initial weights (default: {d.seed})"),
     ):
         p.add_argument(flag, type=kind, default=default, help=help_text)
+    _add_data_args(p)
+
+
+def _add_head_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "train-head", help="train the digit head on an exported classifier's frozen trunk (the cheap detector)"
+    )
+    p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/head"), help="output folder (default: runs/head)")
+    h = HeadConfig
+    p.add_argument("--epochs", type=int, default=h.epochs, help=f"(default: {h.epochs})")
+    p.add_argument(
+        "--keep",
+        type=float,
+        default=h.keep,
+        help=f"share of every validation digit kind the threshold keeps (default: {h.keep})",
+    )
+    p.add_argument(
+        "--fine",
+        type=int,
+        default=h.fine,
+        help=f"channels the head keeps of the trunk's 14x14 map, 0 for none (default: {h.fine})",
+    )
+    p.add_argument("--seed", type=int, default=h.seed, help=f"(default: {h.seed})")
     _add_data_args(p)
 
 
@@ -406,6 +432,15 @@ def run_command(args: argparse.Namespace) -> None:
                 seed=args.seed,
             )
             cmd_train_detector(args.classifier, args.run_dir, _data(args), cfg)
+        case "train-head":
+            from training.head_data import fit
+
+            fit(
+                args.classifier,
+                _data(args).root,
+                args.run_dir,
+                HeadConfig(epochs=args.epochs, keep=args.keep, fine=args.fine, seed=args.seed),
+            )
         case "evaluate":
             cmd_evaluate(args.model, args.out, _data(args), args.threads)
         case "compare":

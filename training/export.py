@@ -23,6 +23,7 @@ from training.config import TrainConfig
 from training.data import load_split, to_float, train_val_split
 from training.detector import WithDetector, fit_threshold, load_detector
 from training.evaluate import evaluate_onnx
+from training.head import WithHead, load_head
 from training.models import ModelConfig, count_parameters
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def code_revision() -> str:
 
 def graph_of(model: nn.Module) -> tuple[nn.Module, list[str]]:
     """The module that becomes the graph, and its output names: a detector brings its score."""
-    if isinstance(model, WithDetector):
+    if isinstance(model, WithDetector | WithHead):
         return model.eval(), [*OUTPUT_NAMES, SCORE_NAME]
     return WithProbabilities(model.eval()), list(OUTPUT_NAMES)
 
@@ -163,22 +164,44 @@ def detector_metadata(onnx_path: Path, tc: TrainConfig, data_root: Path, det_sta
     val_x = train_val_split(images, labels, tc.val_size, tc.split_seed).val_x.numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (val_scores,) = session.run([SCORE_NAME], {INPUT_NAME: val_x.astype(np.float32)[:, None] / 255.0})
-    keep = det_state["detector_config"]["keep"]
-    threshold = fit_threshold(val_scores, keep)
     validation = det_state["validation"]
+    if "head_config" in det_state:  # a head on the trunk: its threshold keeps `keep` of every validation digit kind
+        keep = det_state["head_config"]["keep"]
+        threshold = det_state["threshold"]
+        fitted_on = (
+            f"validation: the {len(val_x):,} training-set digits the classifier never trained on (split_seed "
+            f"{tc.split_seed}), as written, augmented, as uploads, at low resolution, and printed digits in the "
+            f"validation font families; the highest score that keeps {100 * keep:g}% of each of those kinds "
+            f"(keeps {100 * float((val_scores >= threshold).mean()):.2f}% of the validation digits as written)"
+        )
+        extra = {
+            "design": "head on the classifier's frozen trunk",
+            "calibration": det_state["calibration"],
+            "digit_kinds": det_state["digit_kinds"],
+            "font_splits": det_state["font_splits"],
+        }
+        config = det_state["head_config"]
+    else:
+        keep = det_state["detector_config"]["keep"]
+        threshold = fit_threshold(val_scores, keep)
+        fitted_on = (
+            f"validation: the {len(val_x):,} training-set digits the classifier never trained on "
+            f"(split_seed {tc.split_seed}); the score that keeps {100 * keep:g}% of them"
+        )
+        extra, config = {}, det_state["detector_config"]
     return {
         "digit_detector": {
             "output": SCORE_NAME,
             "threshold": round(threshold, 6),
             "keeps": keep,
-            "fitted_on": f"validation: the {len(val_x):,} training-set digits the classifier never trained on "
-            f"(split_seed {tc.split_seed}); the score that keeps {100 * keep:g}% of them",
-            "flags_below": "digit_score < threshold: not one handwritten digit",
+            "fitted_on": fitted_on,
+            "flags_below": "digit_score < threshold: not one digit",
             "trained_kinds": det_state["trained_kinds"],
             "validation": {k: validation[k] for k in ("auroc", "flagged", "flagged_by_kind", "epoch")},
             "trained_beside": det_state["classifier_version"],
-            "config": det_state["detector_config"],
+            "config": config,
             "epoch_seconds": [h["epoch_seconds"] for h in det_state["history"]],
+            **extra,
         }
     }
 
@@ -199,7 +222,7 @@ def export_checkpoint(
     A detector checkpoint (`mnist train-detector`) trained beside this classifier adds the
     digit_score output, with its threshold fitted on the same validation digits.
     """
-    det, det_state = _detector_for(checkpoint, detector) if detector is not None else (None, None)
+    det, det_state, is_head = _detector_for(checkpoint, detector) if detector is not None else (None, None, False)
     if checkpoint.suffix == ".onnx":
         model, mc, tc, state = _from_exported(checkpoint, data_root)
     else:
@@ -210,7 +233,7 @@ def export_checkpoint(
     calibration = calibrate(model, tc, data_root, test_x, test_y) if temperature else None
     t = calibration["temperature"] if calibration else 1.0
     if det is not None:
-        model = WithDetector(cast(nn.Sequential, model), det, t).eval()
+        model = (WithHead(model, det, t) if is_head else WithDetector(cast(nn.Sequential, model), det, t)).eval()
     elif t != 1.0:
         model = Calibrated(model, t).eval()
     export_onnx(model, onnx_path, opset)
@@ -241,15 +264,17 @@ def export_checkpoint(
     return metadata
 
 
-def _detector_for(checkpoint: Path, detector: Path) -> tuple[Any, dict[str, Any]]:
-    """The detector checkpoint, refused unless it was trained beside exactly this model.onnx."""
-    det, det_state = load_detector(detector)
+def _detector_for(checkpoint: Path, detector: Path) -> tuple[Any, dict[str, Any], bool]:
+    """The detector checkpoint (a digit head or a detector CNN, and which), refused unless it was
+    trained beside exactly this model.onnx."""
+    is_head = "head_config" in torch.load(detector, map_location="cpu", weights_only=False)
+    det, det_state = load_head(detector) if is_head else load_detector(detector)
     if checkpoint.suffix != ".onnx" or sha256_file(checkpoint) != det_state["classifier_sha256"]:
         raise ExportError(
             f"{detector} was trained beside {det_state['classifier_onnx']} (sha256 "
             f"{det_state['classifier_sha256'][:8]}), not {checkpoint}: export that model.onnx with it"
         )
-    return det, det_state
+    return det, det_state, is_head
 
 
 def _graph_spec(with_score: bool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Things that are not one handwritten digit, made here with no network: the detector's negatives.
 
-Four kinds, each drawn as white ink on black (some as a small image would hold it) and framed by
+Seven kinds, each drawn as white ink on black (some as a small image would hold it) and framed by
 contract.framing, the service's own framing, so they reach the detector as they would be served:
 
     letters      Latin, Greek and Cyrillic letters and other glyphs (no ASCII symbols) from the
@@ -9,9 +9,14 @@ contract.framing, the service's own framing, so they reach the detector as they 
     two-digit    two MNIST training digits side by side, as a number is written
     scribbles    one to four random pen strokes
     photo-crops  crops of scikit-learn's two bundled photos, as the service would ink them
+    font-letters A-Z, a-z but the letters that print as digits (training/glyphs.py: O o I l S Z B b
+                 g q), in one split's font families (training/glyphs.FONT_SPLITS)
+    font-symbols + - = x / % & # @ ? ! $ * < > in the same families
+    furniture    pieces of a form: ruled lines, ticks, crosses, ticked boxes, grid lines, brackets
 
-Other kinds (symbols, three-digit numbers, shapes, other photos, textures) are kept out on
-purpose: the evaluation (benchmarks/bench_non_digits.py) measures the detector on them.
+Other kinds (three-digit numbers, shapes, other photos, textures) and the test split's font
+families are kept out on purpose: the evaluation (benchmarks/bench_non_digits.py,
+benchmarks/bench_glyphs.py) measures the detector on them.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from contract.framing import NoInk, frame
+from training import glyphs
 
-KINDS = ("letters", "two-digit", "scribbles", "photo-crops")
+KINDS = ("letters", "two-digit", "scribbles", "photo-crops", "font-letters", "font-symbols", "furniture")
 LATIN = "ABCDEFGHJKLMNPQRSTUVWXYZacdefhijkmnprstuvwxyz"  # no I, l, O, o, b, g, q: in print, 1 0 6 9
 GREEK = "ΓΔΘΛΞΠΣΦΨΩαβγεηθκλμξπρσφχψω"  # those unlike a Latin letter or a digit
 CYRILLIC = "БГДЖИЛПФЦШЩЪЫЮЯвгджилпфцшщъыюя"  # no З, б, Э, Ч: in print, a 3, a 6, a 3 reversed, a 4
@@ -140,16 +146,20 @@ def small(ink: np.ndarray, long_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX))
 
 
-def make(kind: str, n: int, seed: int, digits: np.ndarray) -> np.ndarray:
-    """n framed negatives of one kind: (n, 28, 28) uint8, white on black."""
+def make(kind: str, n: int, seed: int, digits: np.ndarray, split: str = "train") -> np.ndarray:
+    """n framed negatives of one kind: (n, 28, 28) uint8, white on black; font kinds in split's fonts."""
     rng = np.random.default_rng(seed)
     fonts = _fonts()
+    families = glyphs.font_files(split) if kind.startswith("font-") else ()
     photos = _photos() if kind == "photo-crops" else []
     draw: dict[str, Callable[[], np.ndarray]] = {
         "letters": lambda: letter(rng, fonts),
         "two-digit": lambda: number(rng, digits, 2),
         "scribbles": lambda: scribble(rng),
         "photo-crops": lambda: photo_crop(rng, photos),
+        "font-letters": lambda: glyphs.printed(glyphs.LETTERS, families, rng)[0],
+        "font-symbols": lambda: glyphs.printed(glyphs.SYMBOLS, families, rng)[0],
+        "furniture": lambda: glyphs.furniture(rng),
     }
     out = np.empty((n, SIDE, SIDE), np.uint8)
     i = 0
@@ -166,20 +176,25 @@ def make(kind: str, n: int, seed: int, digits: np.ndarray) -> np.ndarray:
 
 
 def bank(
-    n_per_kind: int, seed: int, digits: np.ndarray, cache: Path | None = None, kinds: tuple[str, ...] = KINDS
+    n_per_kind: int,
+    seed: int,
+    digits: np.ndarray,
+    cache: Path | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    split: str = "train",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every kind's negatives: (n_per_kind * K, 28, 28) uint8 and their kind index (K kinds).
 
     With a cache folder, each kind is kept there as .npy, named by its recipe, and made only once.
     """
     parts = []
-    for k, kind in enumerate(kinds):
-        path = cache / f"{kind}-{n_per_kind}-{seed}-{RECIPE}.npy" if cache else None
+    for kind in kinds:
+        path = cache / f"{kind}-{split}-{n_per_kind}-{seed}-{RECIPE}.npy" if cache else None
         if path is not None and path.exists():
             parts.append(np.load(path))
             continue
         t0 = time.time()
-        parts.append(make(kind, n_per_kind, seed * 100 + k, digits))
+        parts.append(make(kind, n_per_kind, seed * 100 + KINDS.index(kind), digits, split))
         print(f"  made {n_per_kind:,} {kind} ({time.time() - t0:.0f} s)", flush=True)
         if path is not None:
             np.save(path, parts[-1])
@@ -187,4 +202,4 @@ def bank(
 
 
 # A cached bank is reused only while the code that drew it is unchanged.
-RECIPE = hashlib.sha256(inspect.getsource(sys.modules[__name__]).encode()).hexdigest()[:8]
+RECIPE = hashlib.sha256((inspect.getsource(sys.modules[__name__]) + inspect.getsource(glyphs)).encode()).hexdigest()[:8]
