@@ -10,6 +10,7 @@ draws these kinds too (its SCENES group); numpy + Pillow only, like the rest of 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -217,131 +218,199 @@ def _pen(rng: np.random.Generator) -> tuple[int, ...]:
     return _PENS[int(rng.integers(len(_PENS)))]
 
 
+@dataclass(frozen=True)
+class _Spot:
+    """Where a digit written on the page goes: its box height, centre, tilt, and the paper."""
+
+    height: int
+    centre: tuple[int, int]
+    tilt: float
+    paper: np.ndarray
+
+
 def render_scene(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> bytes:
     """One MNIST digit photographed in a scene: JPEG bytes."""
+    if kind not in SCENES:
+        raise ValueError(f"unknown scene {kind!r}; known: {', '.join(SCENES)}")
     hw = _photo_size(rng)
-    side = min(hw)
     if kind in ("scene_table", "scene_keystone"):
-        sh = int(side * rng.uniform(0.7, 1.3))
-        sheet_hw = (sh, int(sh * rng.uniform(0.7, 0.8)))
-        height = int(min(sheet_hw) * rng.uniform(0.18, 0.4))  # the digit's box on the sheet
-        spot = (int(sheet_hw[0] * rng.uniform(0.3, 0.7)), int(sheet_hw[1] * rng.uniform(0.3, 0.7)))
-        sheet = _paper(sheet_hw, rng)
-        tilt = float(rng.uniform(-12, 12))
-        sheet = _paint(sheet, _digit_ink(digit28, sheet_hw, height, spot, tilt * 0.3), _pen(rng))
-        if kind == "scene_table":
-            angle, keystone = float(rng.uniform(-35, 35)), 0.0
-        else:
-            angle, keystone = float(rng.uniform(-10, 10)), float(rng.uniform(0.15, 0.4))
-        where = (float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65)))
-        img = _place_sheet(sheet, spot, hw, rng, angle, where, keystone)
-        return _finish(img, rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
+        return _sheet_in_view(digit28, kind, hw, rng)
+    side = min(hw)
     height = int(side * rng.uniform(0.2, 0.45))
     centre = (int(hw[0] * rng.uniform(0.4, 0.6)), int(hw[1] * rng.uniform(0.4, 0.6)))
     tilt = float(rng.uniform(-6, 6))
-    paper = _paper(hw, rng)
-    if kind in ("scene_shadow_hard", "scene_shadow_soft"):
-        img = _paint(paper, _digit_ink(digit28, hw, height, centre, tilt), _pen(rng))
-        blur = float(rng.uniform(0.6, 2.5)) if kind == "scene_shadow_hard" else float(rng.uniform(0.04, 0.15)) * side
-        depth = float(rng.uniform(0.35, 0.65))  # the shadow keeps this share of the light
-        cast = 1.0 - (1.0 - depth) * _shadow(hw, rng, blur)
-        img = img * cast[..., None] * np.asarray([0.97, 0.99, 1.03], np.float32)
-        return _finish(img, rng, float(rng.uniform(0.0, 0.2)), float(rng.uniform(2, 5)))
-    if kind in ("scene_ruled", "scene_squared"):
-        rule = (float(rng.uniform(120, 190)), float(rng.uniform(150, 205)), float(rng.uniform(195, 235)))
-        spacing = height * float(rng.uniform(0.35, 0.7) if kind == "scene_ruled" else rng.uniform(0.2, 0.45))
-        width = float(rng.uniform(1.0, 2.5)) * side / 700
-        cover = _lines(hw, spacing, width, float(rng.uniform(0, spacing)))
-        if kind == "scene_squared":
-            cover = np.maximum(cover, _lines(hw, spacing, width, float(rng.uniform(0, spacing)), vertical=True))
-        img = _paint(paper, cover, rule)
-        if kind == "scene_ruled":
-            margin = float(rng.uniform(0.05, 0.3)) * hw[1]
-            img = _paint(img, _lines(hw, 10 * hw[1], width * 1.3, margin, vertical=True), (215, 90, 95))
-        img = _paint(img, _digit_ink(digit28, hw, height, centre, tilt), _pen(rng))
-        turned = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).rotate(
-            float(rng.uniform(-7, 7)), resample=Image.Resampling.BICUBIC, center=(centre[1], centre[0]),
-            fillcolor=tuple(int(v) for v in paper[0, 0]))  # fmt: skip
-        return _finish(np.asarray(turned, np.float32), rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
-    if kind in ("scene_form_box", "scene_box_row"):
-        bh = height * float(rng.uniform(1.2, 1.6))
-        bw = height * float(rng.uniform(0.95, 1.5))
-        wall = max(1.0, float(rng.uniform(1.0, 4.0)) * side / 700)
-        ink_rgb = (float(rng.uniform(10, 80)),) * 3
-        if kind == "scene_form_box":
-            top, left = centre[0] - bh / 2, centre[1] - bw / 2
-            cover = _rect(hw, top, left, top + bh, left + bw, wall)
-            if rng.random() < 0.6:  # the form's caption above the box
-                word = _LABELS[int(rng.integers(len(_LABELS)))]
-                cover = np.maximum(cover, _text(hw, word, int(bh * 0.22), (int(top - bh * 0.35), int(left))))
-            img = _paint(paper, cover, ink_rgb)
-            jitter = (int(rng.uniform(-0.08, 0.08) * bh), int(rng.uniform(-0.08, 0.08) * bw))
-            ink = _digit_ink(digit28, hw, height, (centre[0] + jitter[0], centre[1] + jitter[1]), tilt)
-            return _finish(_paint(img, ink, _pen(rng)), rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
-        # a row of boxes sharing walls, cropped to one box and slices of its neighbours
-        show = float(rng.uniform(0.05, 0.35))  # of a neighbour's width in view on each side
-        pw = int(bw * (1 + 2 * show))
-        ph = int(bh * float(rng.uniform(1.05, 1.4)))
-        row_hw = (ph, pw)
-        top, left = (ph - bh) / 2, bw * show
-        cover = np.zeros(row_hw, np.float32)
-        for k in (-1, 0, 1):
-            cover = np.maximum(
-                cover, _rect(row_hw, top, left + k * (bw - wall), top + bh, left + (k + 1) * bw - k * wall, wall)
-            )
-        img = _paint(_paper(row_hw, rng), cover, ink_rgb)
-        pen = _pen(rng)
-        mid = (int(ph / 2), int(left + bw / 2))
-        img = _paint(img, _digit_ink(digit28, row_hw, height, mid, tilt), pen)
-        twin = np.ascontiguousarray(digit28[:, ::-1].T)  # a neighbour's digit: some other strokes
-        for k in (-1, 1):
-            if rng.random() < 0.8:
-                nb = (mid[0] + int(rng.uniform(-0.05, 0.05) * bh), int(mid[1] + k * bw))
-                img = _paint(img, _digit_ink(twin if k < 0 else digit28[::-1], row_hw, height, nb, tilt), pen)
-        return _finish(img, rng, float(rng.uniform(0.05, 0.25)), float(rng.uniform(2, 5)))
-    if kind == "scene_whiteboard":
-        board = _paper(hw, rng, float(rng.uniform(215, 245))) * np.asarray([0.98, 0.99, 1.0], np.float32)
-        ghost = _digit_ink(np.ascontiguousarray(digit28[::-1, ::-1]), hw, int(height * 1.3),
-                           (int(hw[0] * rng.uniform(0.2, 0.8)), int(hw[1] * rng.uniform(0.2, 0.8))), 30.0)  # fmt: skip
-        smeared = Image.fromarray((ghost * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(side / 60))
-        ghost = np.asarray(smeared, np.float32) / 255.0
-        img = _paint(board, ghost * rng.uniform(0.05, 0.15), (120, 120, 130))  # erased writing
-        ink = _digit_ink(digit28, hw, height, centre, tilt, width=int(height * rng.uniform(0.04, 0.09)))
-        img = _paint(img, ink, _MARKERS[int(rng.integers(len(_MARKERS)))])
-        r = float(rng.uniform(0.1, 0.3)) * side  # glare: the board's sheen blown out
-        gy, gx = rng.uniform(0.2, 0.8) * hw[0], rng.uniform(0.2, 0.8) * hw[1]
-        yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]].astype(np.float32)
-        glare = np.exp(-(((yy - gy) ** 2) / (r * r * rng.uniform(0.3, 1.0)) + ((xx - gx) ** 2) / (r * r)))
-        img = img + glare[..., None] * float(rng.uniform(60, 160))
-        for edge in range(int(rng.integers(0, 3))):  # the aluminium frame along one or two sides
-            band = int(side * rng.uniform(0.02, 0.06))
-            frame = np.zeros(hw, np.float32)
-            if edge == 0:
-                frame[:band] = 1.0
-            else:
-                frame[:, :band] = 1.0
-            frame = (
-                np.rot90(frame, 2 * int(rng.integers(2)))
-                if hw[0] == hw[1]
-                else frame[::-1]
-                if rng.random() < 0.5
-                else frame
-            )
-            img = _paint(img, frame, (float(rng.uniform(110, 170)),) * 3)
-        return _finish(img, rng, float(rng.uniform(0.1, 0.35)), float(rng.uniform(2, 5)))
-    if kind == "scene_label":
-        img = _paint(paper, _digit_ink(digit28, hw, height, centre, tilt), _pen(rng))
+    spot = _Spot(height, centre, tilt, _paper(hw, rng))
+    return _ON_THE_PAGE[kind](digit28, kind, hw, spot, rng)
+
+
+def _sheet_in_view(digit28: np.ndarray, kind: str, hw: tuple[int, int], rng: np.random.Generator) -> bytes:
+    """A sheet on a table, turned or photographed at an angle, the table around it."""
+    side = min(hw)
+    sh = int(side * rng.uniform(0.7, 1.3))
+    sheet_hw = (sh, int(sh * rng.uniform(0.7, 0.8)))
+    height = int(min(sheet_hw) * rng.uniform(0.18, 0.4))  # the digit's box on the sheet
+    spot = (int(sheet_hw[0] * rng.uniform(0.3, 0.7)), int(sheet_hw[1] * rng.uniform(0.3, 0.7)))
+    sheet = _paper(sheet_hw, rng)
+    tilt = float(rng.uniform(-12, 12))
+    sheet = _paint(sheet, _digit_ink(digit28, sheet_hw, height, spot, tilt * 0.3), _pen(rng))
+    if kind == "scene_table":
+        angle, keystone = float(rng.uniform(-35, 35)), 0.0
+    else:
+        angle, keystone = float(rng.uniform(-10, 10)), float(rng.uniform(0.15, 0.4))
+    where = (float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65)))
+    img = _place_sheet(sheet, spot, hw, rng, angle, where, keystone)
+    return _finish(img, rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
+
+
+def _shadowed(digit28: np.ndarray, kind: str, hw: tuple[int, int], spot: _Spot, rng: np.random.Generator) -> bytes:
+    """A digit on paper with a hand's or phone's shadow across it, hard-edged or soft."""
+    height, centre, tilt, paper = spot.height, spot.centre, spot.tilt, spot.paper
+    side = min(hw)
+    img = _paint(paper, _digit_ink(digit28, hw, height, centre, tilt), _pen(rng))
+    blur = float(rng.uniform(0.6, 2.5)) if kind == "scene_shadow_hard" else float(rng.uniform(0.04, 0.15)) * side
+    depth = float(rng.uniform(0.35, 0.65))  # the shadow keeps this share of the light
+    cast = 1.0 - (1.0 - depth) * _shadow(hw, rng, blur)
+    img = img * cast[..., None] * np.asarray([0.97, 0.99, 1.03], np.float32)
+    return _finish(img, rng, float(rng.uniform(0.0, 0.2)), float(rng.uniform(2, 5)))
+
+
+def _lined_paper(digit28: np.ndarray, kind: str, hw: tuple[int, int], spot: _Spot, rng: np.random.Generator) -> bytes:
+    """A digit on ruled (with a margin line) or squared paper, the page turned a little."""
+    height, centre, tilt, paper = spot.height, spot.centre, spot.tilt, spot.paper
+    side = min(hw)
+    rule = (float(rng.uniform(120, 190)), float(rng.uniform(150, 205)), float(rng.uniform(195, 235)))
+    spacing = height * float(rng.uniform(0.35, 0.7) if kind == "scene_ruled" else rng.uniform(0.2, 0.45))
+    width = float(rng.uniform(1.0, 2.5)) * side / 700
+    cover = _lines(hw, spacing, width, float(rng.uniform(0, spacing)))
+    if kind == "scene_squared":
+        cover = np.maximum(cover, _lines(hw, spacing, width, float(rng.uniform(0, spacing)), vertical=True))
+    img = _paint(paper, cover, rule)
+    if kind == "scene_ruled":
+        margin = float(rng.uniform(0.05, 0.3)) * hw[1]
+        img = _paint(img, _lines(hw, 10 * hw[1], width * 1.3, margin, vertical=True), (215, 90, 95))
+    img = _paint(img, _digit_ink(digit28, hw, height, centre, tilt), _pen(rng))
+    turned = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).rotate(
+        float(rng.uniform(-7, 7)), resample=Image.Resampling.BICUBIC, center=(centre[1], centre[0]),
+        fillcolor=tuple(int(v) for v in paper[0, 0]))  # fmt: skip
+    return _finish(np.asarray(turned, np.float32), rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
+
+
+def _in_boxes(digit28: np.ndarray, kind: str, hw: tuple[int, int], spot: _Spot, rng: np.random.Generator) -> bytes:
+    """A digit in a printed form box, alone with its caption or in a row of boxes."""
+    height, tilt = spot.height, spot.tilt
+    side = min(hw)
+    bh = height * float(rng.uniform(1.2, 1.6))
+    bw = height * float(rng.uniform(0.95, 1.5))
+    wall = max(1.0, float(rng.uniform(1.0, 4.0)) * side / 700)
+    ink_rgb = (float(rng.uniform(10, 80)),) * 3
+    if kind == "scene_form_box":
+        return _form_box(digit28, hw, spot, (bh, bw, wall), ink_rgb, rng)
+    # a row of boxes sharing walls, cropped to one box and slices of its neighbours
+    show = float(rng.uniform(0.05, 0.35))  # of a neighbour's width in view on each side
+    pw = int(bw * (1 + 2 * show))
+    ph = int(bh * float(rng.uniform(1.05, 1.4)))
+    row_hw = (ph, pw)
+    top, left = (ph - bh) / 2, bw * show
+    cover = np.zeros(row_hw, np.float32)
+    for k in (-1, 0, 1):
+        cover = np.maximum(
+            cover, _rect(row_hw, top, left + k * (bw - wall), top + bh, left + (k + 1) * bw - k * wall, wall)
+        )
+    img = _paint(_paper(row_hw, rng), cover, ink_rgb)
+    pen = _pen(rng)
+    mid = (int(ph / 2), int(left + bw / 2))
+    img = _paint(img, _digit_ink(digit28, row_hw, height, mid, tilt), pen)
+    twin = np.ascontiguousarray(digit28[:, ::-1].T)  # a neighbour's digit: some other strokes
+    for k in (-1, 1):
+        if rng.random() < 0.8:
+            nb = (mid[0] + int(rng.uniform(-0.05, 0.05) * bh), int(mid[1] + k * bw))
+            img = _paint(img, _digit_ink(twin if k < 0 else digit28[::-1], row_hw, height, nb, tilt), pen)
+    return _finish(img, rng, float(rng.uniform(0.05, 0.25)), float(rng.uniform(2, 5)))
+
+
+def _form_box(
+    digit28: np.ndarray,
+    hw: tuple[int, int],
+    spot: _Spot,
+    box: tuple[float, float, float],
+    ink_rgb: tuple[float, ...],
+    rng: np.random.Generator,
+) -> bytes:
+    """One form box (its caption above it, sometimes), the digit written a little off its centre."""
+    height, centre, tilt, paper = spot.height, spot.centre, spot.tilt, spot.paper
+    bh, bw, wall = box
+    top, left = centre[0] - bh / 2, centre[1] - bw / 2
+    cover = _rect(hw, top, left, top + bh, left + bw, wall)
+    if rng.random() < 0.6:  # the form's caption above the box
         word = _LABELS[int(rng.integers(len(_LABELS)))]
-        px = int(height * rng.uniform(0.25, 0.45))
-        size = _font(px).getbbox(word)
-        gap = height * rng.uniform(0.15, 0.6)
-        if rng.random() < 0.7:  # to the left, on the digit's line
-            at = (
-                int(centre[0] + height * rng.uniform(-0.1, 0.3) - size[3] / 2),
-                int(centre[1] - height * 0.4 - gap - size[2]),
-            )
-        else:  # above it
-            at = (int(centre[0] - height / 2 - gap - size[3]), int(centre[1] - size[2] / 2))
-        img = _paint(img, _text(hw, word, px, at), (20, 20, 20))
-        return _finish(img, rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
-    raise ValueError(f"unknown scene {kind!r}; known: {', '.join(SCENES)}")
+        cover = np.maximum(cover, _text(hw, word, int(bh * 0.22), (int(top - bh * 0.35), int(left))))
+    img = _paint(paper, cover, ink_rgb)
+    jitter = (int(rng.uniform(-0.08, 0.08) * bh), int(rng.uniform(-0.08, 0.08) * bw))
+    ink = _digit_ink(digit28, hw, height, (centre[0] + jitter[0], centre[1] + jitter[1]), tilt)
+    return _finish(_paint(img, ink, _pen(rng)), rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
+
+
+def _whiteboard(digit28: np.ndarray, kind: str, hw: tuple[int, int], spot: _Spot, rng: np.random.Generator) -> bytes:
+    """A marker digit on a whiteboard: erased ghosts, glare, the frame along an edge."""
+    height, centre, tilt = spot.height, spot.centre, spot.tilt
+    side = min(hw)
+    board = _paper(hw, rng, float(rng.uniform(215, 245))) * np.asarray([0.98, 0.99, 1.0], np.float32)
+    ghost = _digit_ink(np.ascontiguousarray(digit28[::-1, ::-1]), hw, int(height * 1.3),
+                       (int(hw[0] * rng.uniform(0.2, 0.8)), int(hw[1] * rng.uniform(0.2, 0.8))), 30.0)  # fmt: skip
+    smeared = Image.fromarray((ghost * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(side / 60))
+    ghost = np.asarray(smeared, np.float32) / 255.0
+    img = _paint(board, ghost * rng.uniform(0.05, 0.15), (120, 120, 130))  # erased writing
+    ink = _digit_ink(digit28, hw, height, centre, tilt, width=int(height * rng.uniform(0.04, 0.09)))
+    img = _paint(img, ink, _MARKERS[int(rng.integers(len(_MARKERS)))])
+    r = float(rng.uniform(0.1, 0.3)) * side  # glare: the board's sheen blown out
+    gy, gx = rng.uniform(0.2, 0.8) * hw[0], rng.uniform(0.2, 0.8) * hw[1]
+    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]].astype(np.float32)
+    glare = np.exp(-(((yy - gy) ** 2) / (r * r * rng.uniform(0.3, 1.0)) + ((xx - gx) ** 2) / (r * r)))
+    img = img + glare[..., None] * float(rng.uniform(60, 160))
+    for edge in range(int(rng.integers(0, 3))):  # the aluminium frame along one or two sides
+        band = int(side * rng.uniform(0.02, 0.06))
+        frame = np.zeros(hw, np.float32)
+        if edge == 0:
+            frame[:band] = 1.0
+        else:
+            frame[:, :band] = 1.0
+        frame = (
+            np.rot90(frame, 2 * int(rng.integers(2)))
+            if hw[0] == hw[1]
+            else frame[::-1]
+            if rng.random() < 0.5
+            else frame
+        )
+        img = _paint(img, frame, (float(rng.uniform(110, 170)),) * 3)
+    return _finish(img, rng, float(rng.uniform(0.1, 0.35)), float(rng.uniform(2, 5)))
+
+
+def _labelled(digit28: np.ndarray, kind: str, hw: tuple[int, int], spot: _Spot, rng: np.random.Generator) -> bytes:
+    """A digit beside (or under) a short printed label."""
+    height, centre, tilt, paper = spot.height, spot.centre, spot.tilt, spot.paper
+    img = _paint(paper, _digit_ink(digit28, hw, height, centre, tilt), _pen(rng))
+    word = _LABELS[int(rng.integers(len(_LABELS)))]
+    px = int(height * rng.uniform(0.25, 0.45))
+    size = _font(px).getbbox(word)
+    gap = height * rng.uniform(0.15, 0.6)
+    if rng.random() < 0.7:  # to the left, on the digit's line
+        at = (
+            int(centre[0] + height * rng.uniform(-0.1, 0.3) - size[3] / 2),
+            int(centre[1] - height * 0.4 - gap - size[2]),
+        )
+    else:  # above it
+        at = (int(centre[0] - height / 2 - gap - size[3]), int(centre[1] - size[2] / 2))
+    img = _paint(img, _text(hw, word, px, at), (20, 20, 20))
+    return _finish(img, rng, float(rng.uniform(0.05, 0.3)), float(rng.uniform(2, 5)))
+
+
+_ON_THE_PAGE = {
+    "scene_shadow_hard": _shadowed,
+    "scene_shadow_soft": _shadowed,
+    "scene_ruled": _lined_paper,
+    "scene_squared": _lined_paper,
+    "scene_form_box": _in_boxes,
+    "scene_box_row": _in_boxes,
+    "scene_whiteboard": _whiteboard,
+    "scene_label": _labelled,
+}

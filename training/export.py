@@ -233,7 +233,7 @@ def export_checkpoint(
     calibration = calibrate(model, tc, data_root, test_x, test_y) if temperature else None
     t = calibration["temperature"] if calibration else 1.0
     if det is not None:
-        model = (WithHead(model, det, t) if is_head else WithDetector(cast(nn.Sequential, model), det, t)).eval()
+        model = (WithHead if is_head else WithDetector)(cast(nn.Sequential, model), det, t).eval()
     elif t != 1.0:
         model = Calibrated(model, t).eval()
     export_onnx(model, onnx_path, opset)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import glob
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -115,54 +116,80 @@ def furniture(rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
     """A piece of a form: a ruled line, a tick or a cross, a ticked box, grid lines, a bracket, dots."""
     kind = kind or FURNITURE[int(rng.integers(len(FURNITURE)))]
     img = Image.new("L", (CANVAS, CANVAS), 0)
-    draw = ImageDraw.Draw(img)
-    w = int(rng.integers(2, 9))
+    pen = _Pen(ImageDraw.Draw(img), rng, int(rng.integers(2, 9)))
     c, r = CANVAS / 2, rng.uniform(30, 56)
-
-    def jitter(p: tuple[float, float], s: float = 3.0) -> tuple[float, float]:
-        return (p[0] + rng.normal(0, s), p[1] + rng.normal(0, s))
-
-    def tick(cx: float, cy: float, s: float) -> None:
-        draw.line([jitter((cx - s, cy)), jitter((cx - s / 3, cy + s * 0.7)), jitter((cx + s, cy - s))], 255, w, "curve")
-
-    def cross(cx: float, cy: float, s: float) -> None:
-        draw.line([jitter((cx - s, cy - s)), jitter((cx + s, cy + s))], 255, w)
-        draw.line([jitter((cx + s, cy - s)), jitter((cx - s, cy + s))], 255, w)
-
-    if kind in ("line", "underline"):  # near horizontal: a vertical stroke is a 1
-        y, a = c + rng.uniform(-20, 20), rng.uniform(-0.35, 0.35)
-        draw.line([(c - r, y - a * r), (c + r, y + a * r)], 255, w)
-        if kind == "underline":  # under a word that was cut away: a few stray marks above
-            for _ in range(int(rng.integers(1, 4))):
-                x = c + rng.uniform(-r, r)
-                draw.line([(x, y - rng.uniform(8, 14)), (x + rng.uniform(2, 6), y - rng.uniform(3, 6))], 255, w)
+    if kind in ("line", "underline"):
+        _ruled_line(pen, c, r, underline=kind == "underline")
     elif kind == "tick":
-        tick(c, c, r)
+        pen.tick(c, c, r)
     elif kind == "cross":
-        cross(c, c, r * 0.8)
+        pen.cross(c, c, r * 0.8)
     elif kind == "ticked-box":
         s = r * 0.8
-        draw.rectangle([c - s, c - s, c + s, c + s], outline=255, width=max(2, w // 2))
-        (tick if rng.random() < 0.5 else cross)(c, c, s * 0.7)
-    elif kind == "grid":  # a table's corner or crossing lines
-        for _ in range(int(rng.integers(2, 5))):
-            if rng.random() < 0.5:
-                y = rng.uniform(20, CANVAS - 20)
-                draw.line([(rng.uniform(0, 40), y), (rng.uniform(88, CANVAS), y)], 255, max(2, w // 2))
-            else:
-                x = rng.uniform(20, CANVAS - 20)
-                draw.line([(x, rng.uniform(0, 40)), (x, rng.uniform(88, CANVAS))], 255, max(2, w // 2))
+        pen.draw.rectangle([c - s, c - s, c + s, c + s], outline=255, width=max(2, pen.width // 2))
+        (pen.tick if rng.random() < 0.5 else pen.cross)(c, c, s * 0.7)
+    elif kind == "grid":
+        _grid(pen)
     elif kind == "bracket":
         s, d = r, rng.choice([-1, 1]) * rng.uniform(10, 20)
-        draw.line([(c - d, c - s), (c, c - s), (c, c + s), (c - d, c + s)], 255, w)
+        pen.draw.line([(c - d, c - s), (c, c - s), (c, c + s), (c - d, c + s)], 255, pen.width)
     elif kind == "dots":
-        y, gap = c + rng.uniform(-10, 10), rng.uniform(8, 16)
-        for i in range(int(rng.integers(4, 9))):
-            x = 10 + i * gap
-            draw.ellipse([x - w / 2, y - w / 2, x + w / 2, y + w / 2], fill=255)
+        _dots(pen, c)
     else:
         raise ValueError(f"unknown form furniture {kind!r}; known: {', '.join(FURNITURE)}")
     return np.asarray(img, np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class _Pen:
+    """A hand drawing form marks on one canvas: strokes `width` px wide, a little unsteady."""
+
+    draw: ImageDraw.ImageDraw
+    rng: np.random.Generator
+    width: int
+
+    def jitter(self, p: tuple[float, float], s: float = 3.0) -> tuple[float, float]:
+        return (p[0] + self.rng.normal(0, s), p[1] + self.rng.normal(0, s))
+
+    def tick(self, cx: float, cy: float, s: float) -> None:
+        points = [self.jitter((cx - s, cy)), self.jitter((cx - s / 3, cy + s * 0.7)), self.jitter((cx + s, cy - s))]
+        self.draw.line(points, 255, self.width, "curve")
+
+    def cross(self, cx: float, cy: float, s: float) -> None:
+        self.draw.line([self.jitter((cx - s, cy - s)), self.jitter((cx + s, cy + s))], 255, self.width)
+        self.draw.line([self.jitter((cx + s, cy - s)), self.jitter((cx - s, cy + s))], 255, self.width)
+
+
+def _ruled_line(pen: _Pen, c: float, r: float, underline: bool) -> None:
+    """Near horizontal (a vertical stroke is a 1); under a word cut away, a few stray marks above."""
+    rng, w = pen.rng, pen.width
+    y, a = c + rng.uniform(-20, 20), rng.uniform(-0.35, 0.35)
+    pen.draw.line([(c - r, y - a * r), (c + r, y + a * r)], 255, w)
+    if underline:
+        for _ in range(int(rng.integers(1, 4))):
+            x = c + rng.uniform(-r, r)
+            pen.draw.line([(x, y - rng.uniform(8, 14)), (x + rng.uniform(2, 6), y - rng.uniform(3, 6))], 255, w)
+
+
+def _grid(pen: _Pen) -> None:
+    """A table's corner or crossing lines."""
+    rng, w = pen.rng, max(2, pen.width // 2)
+    for _ in range(int(rng.integers(2, 5))):
+        if rng.random() < 0.5:
+            y = rng.uniform(20, CANVAS - 20)
+            pen.draw.line([(rng.uniform(0, 40), y), (rng.uniform(88, CANVAS), y)], 255, w)
+        else:
+            x = rng.uniform(20, CANVAS - 20)
+            pen.draw.line([(x, rng.uniform(0, 40)), (x, rng.uniform(88, CANVAS))], 255, w)
+
+
+def _dots(pen: _Pen, c: float) -> None:
+    """A dotted leader line."""
+    rng, w = pen.rng, pen.width
+    y, gap = c + rng.uniform(-10, 10), rng.uniform(8, 16)
+    for i in range(int(rng.integers(4, 9))):
+        x = 10 + i * gap
+        pen.draw.ellipse([x - w / 2, y - w / 2, x + w / 2, y + w / 2], fill=255)
 
 
 def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:

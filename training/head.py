@@ -27,6 +27,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -67,6 +68,9 @@ class TrunkHead(nn.Module):
     sigmoid(scale * logit + shift).
     """
 
+    scale: torch.Tensor  # buffers: the Platt scale and shift fitted on validation
+    shift: torch.Tensor
+
     def __init__(self, cfg: HeadConfig = HeadConfig()) -> None:
         super().__init__()
         self.reduce = nn.Sequential(
@@ -104,7 +108,7 @@ class TrunkHead(nn.Module):
 
 def _pointwise(block: nn.Sequential, maps: torch.Tensor, training: bool) -> torch.Tensor:
     """block (1x1 conv, BN, ReLU, Flatten) on channels-last maps (N, K, C) -> (N, C' * K) as block gives."""
-    conv, bn = block[0], block[1]
+    conv, bn = cast(nn.Conv2d, block[0]), cast(nn.BatchNorm2d, block[1])
     y = maps @ conv.weight.flatten(1).T  # (N, K, C')
     n, k, c = y.shape
     y = F.relu(F.batch_norm(y.reshape(n * k, c), bn.running_mean, bn.running_var, bn.weight, bn.bias,
@@ -157,7 +161,7 @@ def features(classifier: nn.Sequential, frames: np.ndarray, path: Path, batch: i
         pooled.append(p)
         logits.append(z)
     out = {"fine": torch.cat(fine), "maps": torch.cat(maps), "pooled": torch.cat(pooled), "logits": torch.cat(logits)}
-    np.savez(path, **{k: v.numpy() for k, v in out.items()})
+    np.savez(path, **{k: v.numpy() for k, v in out.items()})  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return out
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from contract.framing import NoInk, frame
 from training import glyphs
@@ -134,7 +135,7 @@ def fit(
     tc = TrainConfig.from_dict(meta["train_config"])
     images, labels = load_split(data_root, train=True)
     splits = train_val_split(images, labels, tc.val_size, tc.split_seed)  # the classifier's own split
-    classifier = model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval()
+    classifier = cast(nn.Sequential, model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval())
     for p in classifier.parameters():
         p.requires_grad_(False)
     t0 = time.time()

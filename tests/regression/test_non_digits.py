@@ -32,8 +32,9 @@ pytestmark = pytest.mark.regression
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PER_KIND = 500  # held-out uploads per kind: the benchmark's own 2,500 (seed 0), about 45 s to render and frame
 MAX_DIGITS_FLAGGED = 0.02  # of MNIST test digits and of UCI digits
-# The served head: 79.6% of these flagged, AUROC 0.9941 (python -m benchmarks.bench_non_digits, BENCHMARKS.md).
-FLAG, AUROC = 0.77, 0.985
+# The served head reads 79.6% of these flagged (AUROC 0.9941) through framing alone, and 76.7% once
+# the scene stage picks a digit-like piece out of busy pictures (docs/detector.md, docs/scenes.md).
+FLAG, AUROC = 0.74, 0.985
 
 
 def _budget() -> Budget:
