@@ -134,7 +134,7 @@ def find_digit(grey: np.ndarray) -> Scene | None:
     if abs(turn) >= MIN_TURN:  # people write square to the sheet: turn the sheet square again
         x, y, bw, bh = box
         rotation = cv2.getRotationMatrix2D((x + bw / 2, y + bh / 2), turn, 1.0)
-        digit = cv2.warpAffine(digit, rotation, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        digit = cv2.warpAffine(digit, rotation, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0.0,))
     return Scene(digit, surface, box)
 
 
@@ -269,7 +269,7 @@ def _surface(img: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     hull = cv2.convexHull(max(contours, key=cv2.contourArea))
     polygon = np.round(hull.reshape(-1, 2) / scale).astype(np.int32)
     filled = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(filled, [polygon], 1)
+    cv2.fillPoly(filled, [polygon], (1,))
     edge = max(3, round(max(h, w) * 0.015)) | 1
     return polygon, cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_RECT, (edge, edge)))
 

@@ -37,7 +37,7 @@ from tests.deploy.conftest import need
 # Building the image from a cold cache takes minutes on a shared machine.
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.server, pytest.mark.timeout(1800)]
 
-MAX_IMAGE_BYTES = 500e6
+MAX_IMAGE_BYTES = 600e6  # 429 MB before OpenCV's headless build came in for the scene stage
 READY_BUDGET_S = float(os.environ.get("MNIST_CONTAINER_READY_S", "10"))
 
 

@@ -5,6 +5,7 @@ with no other step. `bentoml models export` / `import` move a version between st
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -161,6 +162,7 @@ def test_models_export_and_import_move_a_version(built, clone: Path, home: Path,
     bentoml(serve_python, home, "models", "export", f"mnist:{served}", str(archive), cwd=tmp_path)
     other = tmp_path / "other-home"
     bentoml(serve_python, other, "models", "import", str(archive), cwd=tmp_path)
-    shown = yaml.safe_load(bentoml(serve_python, other, "models", "get", f"mnist:{served}", cwd=tmp_path).stdout)
+    got = bentoml(serve_python, other, "models", "get", f"mnist:{served}", "--output", "json", cwd=tmp_path)
+    shown = json.loads(got.stdout)
     assert shown["labels"]["sha256"] == shown["metadata"]["sha256"]
     assert (other / "models" / "mnist" / served / "model.onnx").is_file()
