@@ -1,4 +1,4 @@
-"""Uploads that are not one handwritten digit, for measuring the digit detector (issue 12).
+"""Uploads that are not one handwritten digit, for measuring the digit detector.
 
 Nine kinds. The detector's training saw the first four kinds (its own images, drawn in frame
 space by training/negatives.py; these are other draws, rendered as uploads); the last five it

@@ -33,7 +33,7 @@ RENDERINGS: tuple[str, ...] = (
     "exif_rotated",  # phone JPEG whose pixels are stored rotated, with an EXIF orientation tag
     "small_offcentre",  # photo of a big sheet with a small digit somewhere off-centre
     "large_fill",  # digit cropped tight so that it fills the frame
-    # Harder photos (issue 16), after the others so that their seeded draws stay as they were:
+    # Harder photos, after the others so that their seeded draws stay as they were:
     "thick_marker",  # felt marker: strokes 2-3x MNIST's, the digit about half the photo
     "tight_crop",  # the same marker, cropped so that the digit fills about 90% of the image
     "heavy_blur",  # an out-of-focus photo: blur about a stroke's width, uneven light, noise

@@ -56,7 +56,7 @@ class DetectorConfig:
     lr: float = 2e-3
     negatives_per_kind: int = 15_000
     val_negatives_per_kind: int = 1_000
-    keep: float = 0.992  # share of validation digits the threshold keeps (issue 12's point: 99% of test digits)
+    keep: float = 0.992  # share of validation digits the threshold keeps (the target: 99% of test digits)
     turned: float = 0.0  # share of training negatives drawn mirrored or turned (validation negatives never are)
     seed: int = 0
 
