@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from contract import scene
-from contract.framing import BOX, CENTRE, INK_THRESHOLD, SIDE, NoInk, centre_of_mass, frame
+from contract.framing import BOX, CENTRE, INK_THRESHOLD, SIDE, NoInk, centre_of_mass, frame, ink_mask
 from contract.framing import blocks as _blocks
 from contract.framing import peak as _peak
 from contract.framing import resize as _resize
@@ -58,7 +58,7 @@ def kept_region(img: Image_) -> np.ndarray:
     if found is not None:
         box = found.box
     else:
-        mask = ink > INK_THRESHOLD * _peak(ink)
+        mask = ink_mask(ink, INK_THRESHOLD * _peak(ink))  # what framing crops to: noise pixels left out
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         if rows.size == 0:
             raise NoInk("no ink to frame")
