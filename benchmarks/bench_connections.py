@@ -1,4 +1,4 @@
-"""What service/connections.py's GuardedProtocol costs per request, next to uvicorn's own
+"""What service/server/connections.py's GuardedProtocol costs per request, next to uvicorn's own
 httptools protocol: both driven in-process on uvloop with a stand-in transport and an app
 that answers at once, so the difference is the guards' work alone (timers, counters, age).
 
@@ -19,7 +19,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from service.connections import GuardedProtocol, Limits
+from service.server.connections import GuardedProtocol, Limits
 
 REQUEST = b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: image/png\r\nContent-Length: 4\r\n\r\nPNG!"
 

@@ -6,7 +6,7 @@
 bench_non_digits's uploads (MNIST test, UCI digits, photo-like digits, the nine non-digit kinds),
 plus MNIST test digits reduced to 8x8 the UCI way and printed characters in font families the
 detector never trained on (harness.glyph_uploads): printed digits, letters one by one (those that
-print as a digit apart), symbols. Every upload is framed by service.frames.read_frames as /predict
+print as a digit apart), symbols. Every upload is framed by service.images.frames.read_frames as /predict
 frames it; a refused one (no ink) counts as flagged. Writes results/detector.json, the trade-off
 curve docs/img/digit-threshold.png (share of real digits kept against share of each non-digit
 kind flagged, as the threshold moves) and BENCHMARKS.md's section.
@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         section = (
             "## The detector on every kind of upload\n\n"
             f"`{results['command']}` on `{model.version}` at its threshold {model.threshold:.4g}: every upload "
-            "framed by `service.frames.read_frames`, as `/predict` does; refused uploads (no ink) count as flagged. "
+            "framed by `service.images.frames.read_frames`, as `/predict` does; refused uploads (no ink) count "
+            "as flagged. "
             "Held out: the harness's five held-out kinds plus letters and symbols in font families never trained "
             "on (`harness.glyph_uploads`). Look-alike letters are reported apart.\n\n"
             f"{summary}\n\n{text}\n\n![trade-off](docs/img/digit-threshold.png)\n"

@@ -3,7 +3,7 @@
     python -m benchmarks.bench_non_digits                        # the served model
     python -m benchmarks.bench_non_digits --model runs/detector/model/model.onnx --n 100 --no-write
 
-Every upload is decoded and framed by service.frames.read_frames, as /predict does; the graph
+Every upload is decoded and framed by service.images.frames.read_frames, as /predict does; the graph
 is run with onnxruntime and its digit_score read by the name metadata.json gives it. A frame is
 flagged when digit_score < the threshold in metadata (fitted on validation, not here). Measured:
 
@@ -43,7 +43,7 @@ from harness.mnist import data_dir, load_mnist
 from harness.non_digits import HELD_OUT_KINDS, KINDS, TRAINED_KINDS, iter_non_digits
 from harness.uploads import HARD, PHOTO_LIKE, png_8x8, sample_uploads
 from service.errors import BadInput
-from service.frames import Budget, read_frames
+from service.images.frames import Budget, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- bench_non_digits:start -->", "<!-- bench_non_digits:end -->"
@@ -426,7 +426,7 @@ def section(results: dict[str, Any], kinds_table: str, made_table: str, acc_tabl
     return (
         "## Non-digits: does the model say when an upload is not a digit?\n\n"
         f"`{results['command']}` on `{results['model']}`{fitted}: every upload decoded and framed by "
-        "`service.frames.read_frames`, as `/predict` does, and flagged when the graph's `digit_score` is under "
+        "`service.images.frames.read_frames`, as `/predict` does, and flagged when the graph's `digit_score` is under "
         "metadata's threshold. Non-digits are `harness.non_digits` renderings (seed "
         f"{results['seed']}, {results['n_per_kind']:,} per kind): the detector was trained on other images of the "
         "trained kinds and never saw the held-out ones. Beside it, the classifier's confidence (top probability) "

@@ -9,7 +9,7 @@ at a fixed concurrency:
      the Open Inference Protocol's infer (v2), one image and a batch per request, as
      tritonclient sends them (BYTES PNGs with the binary tensor data extension);
   3. a minimal hand-written Starlette + onnxruntime /predict doing the same decode, MNIST
-     framing and predict per request (service.decode.decode + service.preprocess): the
+     framing and predict per request (service.images.decode.decode + service.images.preprocess): the
      baseline a user would otherwise write.
 Uploads are MNIST test digits as 28x28 PNGs in multipart field `image` (`images` for batches),
 so the numbers measure the serving stack rather than JPEG decoding. Results go to stdout and to
@@ -219,8 +219,8 @@ def baseline_app():  # -> Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from service.decode import decode
-    from service.preprocess import to_mnist
+    from service.images.decode import decode
+    from service.images.preprocess import to_mnist
 
     s = get_settings()
     clf = Classifier(resolve(s.models_dir), "cpu", s.threads_per_worker)

@@ -7,7 +7,7 @@ For each model: the MNIST test set fed directly, harness.uploads renderings of M
 (`--per-kind` each, seed 0: the everyday photo-like kinds, the hard ones and the scenes of
 harness/scenes.py, whose note is the share the detector keeps, is_digit true), scikit-learn's
 UCI digits (other writers, 8x8, upscaled to clean PNGs; never trained, selected or tuned on) and
-MNIST test digits reduced to 8x8 the same way. Frames come from service.frames.read_frames,
+MNIST test digits reduced to 8x8 the same way. Frames come from service.images.frames.read_frames,
 exactly what /predict runs.
 """
 
@@ -23,7 +23,7 @@ from benchmarks.report import write_section
 from contract import read_served, resolve
 from harness.mnist import load_mnist
 from harness.uploads import HARD, PHOTO_LIKE, SCENES, mnist_as_8x8, png_8x8, sample_uploads
-from service.frames import Budget, read_frames
+from service.images.frames import Budget, read_frames
 from service.model import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def main() -> None:
     body = (
         "## Models: accuracy on uploads\n\n"
         f"`python -m benchmarks.bench_uploads` (`--per-kind {args.per_kind}`, seed 0): every upload decoded and "
-        "framed by `service.frames.read_frames`, as `/predict` does. Kinds are `harness.uploads` renderings of "
+        "framed by `service.images.frames.read_frames`, as `/predict` does. Kinds are `harness.uploads` renderings of "
         "MNIST test digits (the scene kinds: photos of a sheet on a table, shadows, ruled paper, form boxes, a "
         "whiteboard; the note is the share kept as digits, `is_digit` true); the UCI digits (scikit-learn's "
         "`load_digits`, 1,797 digits by other writers) are a test only, never used to train, select or tune. "

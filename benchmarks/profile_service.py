@@ -48,13 +48,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def stages(images: np.ndarray) -> None:
     """Microseconds per image of each stage of a 64-image /predict_batch, best of 5."""
-    from service import metrics
-    from service.decode import decode, open_image
-    from service.http_io import multipart_files
+    from service.answers import predictions_json
+    from service.images.decode import decode, open_image
+    from service.images.preprocess import to_mnist_many
     from service.model import Classifier, resolve
-    from service.preprocess import to_mnist_many
-    from service.schemas import predictions_json
+    from service.server import metrics
     from service.settings import get_settings
+    from service.transport.multipart import multipart_files
 
     settings = get_settings()
     pngs = []
@@ -102,12 +102,12 @@ def stages(images: np.ndarray) -> None:
 LAYERS = (
     ("onnxruntime (the model)", ("onnxruntime/",)),
     ("ours: reading the upload (body, multipart, decode, framing)", (
-        "service/http_io.py", "service/frames.py", "service/decode.py", "service/preprocess.py",
+        "service/transport/", "service/images/frames.py", "service/images/decode.py", "service/images/preprocess.py",
         "contract/photo.py", "contract/framing.py",
     )),
-    ("ours: answer and drift metrics", ("service/schemas.py", "service/metrics.py", "service/service.py")),
+    ("ours: answer and drift metrics", ("service/answers.py", "service/server/metrics.py", "service/service.py")),
     ("ours: guards (deadline, connections, security)", (
-        "service/traffic.py", "service/connections.py", "service/security.py",
+        "service/server/traffic.py", "service/server/connections.py", "service/server/security.py",
     )),
     ("BentoML's request layers and batching", ("_bentoml_impl/", "bentoml/_internal/", "simple_di/", "opentelemetry/")),
     ("HTTP server and event loop (uvicorn, Starlette, asyncio)", ("uvicorn/", "starlette/", "asyncio/", "anyio/")),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from starlette.responses import Response
+
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 
 ACCEPTED_IMAGE = (
@@ -80,3 +82,10 @@ def not_a_digit(score: float, threshold: float) -> BadInput:
         ACCEPTED_DIGIT,
         422,
     )
+
+
+def error_response(exc: BadInput) -> Response:
+    """Our refusal as HTTP: {"error": ..., "accepted": ...}, with a Retry-After when we are busy.
+    The one renderer: the output specs, v2's routes and server.traffic all answer with it."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+    return Response(exc.to_json(), status_code=exc.status, media_type="application/json", headers=headers)

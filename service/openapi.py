@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import v2_openapi
+from service.answers import Prediction
 from service.errors import IMAGE_FORMATS
-from service.schemas import PIXEL_IMAGE_SCHEMA, Prediction
-from service.security import open_paths
+from service.server.security import open_paths
 from service.settings import Settings, get_settings
+from service.transport.pixels import PIXEL_IMAGE_SCHEMA
+from service.v2 import openapi as v2_openapi
 
 REF = "#/components/schemas/{}"
 BINARY = {"type": "string", "format": "binary"}
@@ -137,7 +138,7 @@ def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str] |
         if post is not None:
             _describe_image_route(post, path, statuses, bodies[path], answers[path])
     v2_openapi.describe(paths, schemas, v2_openapi.addressable_versions(settings) if versions is None else versions)
-    keys = getattr(settings, "api_keys", None)  # service/security.py: MNIST_API_KEYS
+    keys = getattr(settings, "api_keys", None)  # service/server/security.py: MNIST_API_KEYS
     if keys and keys.get_secret_value():
         _guard(spec, open_paths(settings))
     return spec

@@ -13,8 +13,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from service import v2
-from service.security import UI_CSP
+from service.server.security import UI_CSP
 from service.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -94,6 +93,5 @@ def build_app(ui_dir: Path | None = None) -> Starlette:
             Route("/ui", index, methods=["GET"]),
             Route("/ui/", index, methods=["GET"]),
             Mount("/ui", StaticFiles(directory=ui_dir, check_dir=False), name="ui"),
-            *v2.routes(),  # the Open Inference Protocol's GETs; its infer is an API
         ]
     )

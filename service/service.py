@@ -1,4 +1,10 @@
-"""The BentoML service: glue between HTTP (http_io), images (preprocess) and the model."""
+"""The BentoML service (`bentoml serve` loads service.service:MnistService): the endpoints,
+glue between transport (service.transport), images (service.images), the model (service.model)
+and answers (service.answers); v2 is service.v2, the server's plumbing service.server.
+
+A new image endpoint: an input spec in service.transport.specs (its read_request gives it
+frames, refusals and limits included), an output spec there, and an API method here that
+runs self._run(frames) and answers through service.answers."""
 
 from __future__ import annotations
 
@@ -11,9 +17,14 @@ import bentoml
 import numpy as np
 from PIL import Image
 
-from service import connections, metrics, openapi, pages, security, supervisor, traffic
+from service import openapi, pages
+from service.answers import prediction_answers, predictions_json
 from service.errors import BadInput, not_a_digit
-from service.http_io import (
+from service.model import Classifier, ModelError, NotServable, Outputs, declared_models, resolve, validate
+from service.server import connections, metrics, security, supervisor, traffic
+from service.server.memory import tune_gc, tune_malloc
+from service.settings import get_settings
+from service.transport.specs import (
     Answer,
     Frames,
     ImageInput,
@@ -24,11 +35,8 @@ from service.http_io import (
     PredictionsOutput,
     PreprocessInput,
 )
-from service.memory import tune_gc, tune_malloc
-from service.model import Classifier, ModelError, NotServable, Outputs, declared_models, resolve, validate
-from service.schemas import prediction_answers, predictions_json
-from service.settings import get_settings
-from service.v2 import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
+from service.v2 import routes as v2_routes
+from service.v2.protocol import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
 
 logger = logging.getLogger("service")
 # BentoML's server logging shows its own INFO lines and only WARNING+ from others: ours too.
@@ -57,7 +65,7 @@ MODELS = [] if settings.model_path else declared_models(settings.models_dir, SER
     name="mnist",
     workers=settings.workers,
     threads=1,  # batched predictions run one at a time per worker, on the model's own threads
-    # service.traffic answers at timeout_s with our 504; BentoML's own timeout is a backstop.
+    # service.server.traffic answers at timeout_s with our 504; BentoML's own timeout is a backstop.
     traffic={"timeout": settings.timeout_s + traffic.BACKSTOP_S},
     logging={"access": {"enabled": settings.access_log}},
     # Unsampled OpenTelemetry spans still cost a small request dearly (BENCHMARKS.md): off
@@ -66,7 +74,8 @@ MODELS = [] if settings.model_path else declared_models(settings.models_dir, SER
     labels={"model_version": SERVED.version},  # the bento's label: which model it serves
 )
 @bentoml.asgi_app(openapi.build_app(lambda: MnistService), path="/")  # our /docs.json
-@bentoml.asgi_app(pages.build_app(), path="/")
+@bentoml.asgi_app(pages.build_app(), path="/")  # /model, /ui
+@bentoml.asgi_app(v2_routes.build_app(), path="/")  # the Open Inference Protocol's GETs
 class MnistService:
     """Reads handwritten digits: one ONNX model per worker, loaded and checked once."""
 
@@ -90,7 +99,7 @@ class MnistService:
                 "model %s has no digit detector: MNIST_REJECT_NON_DIGITS has no effect", self.classifier.version
             )
         # The Open Inference Protocol's versions: this one (the default) and the earlier ones
-        # served.json lists, each its own session (service/v2.py).
+        # served.json lists, each its own session (service/v2/protocol.py).
         self.v2 = Versions(self.classifier, settings)
         # One CPU thread per worker (the default): the model runs on the calling thread anyway,
         # so run it on the event loop and save two thread switches per batch (a sixth more
@@ -155,7 +164,7 @@ class MnistService:
                 answers[i] = not_a_digit(float(out.digit_score[i]), threshold)
         return answers
 
-    # Every image endpoint: transport -> decode -> frame in its input spec (http_io, frames),
+    # Every image endpoint: transport -> decode -> frame in its input spec (transport.specs),
     # then model -> answer here; a refusal travels as a BadInput to the output spec.
 
     @bentoml.api(
@@ -194,7 +203,7 @@ class MnistService:
     )
     async def v2_infer(self, items: list[Item | BadInput]) -> list[object]:
         """Open Inference Protocol infer, any version: concurrent requests share one batch
-        per version (service/v2.py says why this is its own batching queue)."""
+        per version (service/v2/protocol.py says why this is its own batching queue)."""
         for item in items:
             if isinstance(item, BadInput):
                 metrics.rejected("v2_infer", item.status)

@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         default=True, description="nosniff and X-Frame-Options on every response, a CSP on /ui"
     )
 
-    # Access control (service/security.py): off unless keys are given.
+    # Access control (service/server/security.py): off unless keys are given.
     api_keys: SecretStr = Field(default=SecretStr(""), description="comma-separated keys; unset = no access control")
     open_health: bool = Field(default=True, description="/livez, /healthz, /readyz, /v2/health/* need no key")
     open_metrics: bool = Field(default=False, description="/metrics needs no key")

@@ -28,7 +28,7 @@ let photoUrl = null;
 let regionUrl = null; // the upload with the region the service read drawn on it
 let digitThreshold = null; // the digit threshold in force (GET /model), null: no detector
 
-// --- API keys: with MNIST_API_KEYS set, every call needs one (service/security.py) ---------
+// --- API keys: with MNIST_API_KEYS set, every call needs one (service/server/security.py) ---------
 
 const KEY_STORE = "mnist-api-key";
 let apiKey = readKey(); // sent as X-API-Key once the user gives one; kept for this tab only

@@ -1,6 +1,6 @@
 """The served model's digit detector trusts real digits and flags what is not one, as when it shipped.
 
-At the threshold in metadata.json, through /predict's own framing (service.frames.read_frames):
+At the threshold in metadata.json, through /predict's own framing (service.images.frames.read_frames):
 at most 2% of the 10,000 MNIST test digits and of scikit-learn's UCI digits (other writers, 8x8)
 flagged; of the held-out non-digit kinds (never in the detector's training), at least FLAG
 flagged and an AUROC of at least AUROC against MNIST test digits. The non-digits are
@@ -26,7 +26,7 @@ from harness.mnist import load_mnist
 from harness.non_digits import HELD_OUT_KINDS, TRAINED_KINDS, iter_non_digits
 from harness.uploads import png_8x8
 from service.errors import BadInput
-from service.frames import Budget, read_frames
+from service.images.frames import Budget, read_frames
 
 pytestmark = pytest.mark.regression
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -1,6 +1,6 @@
 """Mutation fuzz of the decoders, seeded from valid uploads of every format we accept.
 
-Each mutant goes the way an upload goes (service.frames.read_frames: probe, budget, decode,
+Each mutant goes the way an upload goes (service.images.frames.read_frames: probe, budget, decode,
 frame) and must come out as a frame in [0, 1] or a BadInput 4xx, never any other exception.
 FUZZ_EXAMPLES sets how many mutants hypothesis tries (default 1500, about half a minute).
 """
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from harness.mnist import data_dir, load_mnist
 from harness.uploads import RENDERINGS, render
 from service.errors import BadInput
-from service.frames import Budget, read_frames
+from service.images.frames import Budget, read_frames
 
 pytestmark = [
     pytest.mark.reliability,

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from harness.images import png_bytes
-from service import http_io
 from service.settings import Settings
+from service.transport import specs
 
 pytestmark = pytest.mark.service
 
@@ -145,7 +145,7 @@ class TestLimits:
         limits = Settings(
             max_upload_bytes=20_000, max_images_per_request=3, max_image_pixels=1_000_000, max_request_pixels=1_500_000
         )
-        monkeypatch.setattr(http_io, "get_settings", lambda: limits)
+        monkeypatch.setattr(specs, "get_settings", lambda: limits)
         return limits
 
     def test_body_over_the_byte_limit(self, client, small_limits) -> None:
@@ -177,6 +177,6 @@ class TestLimits:
 
 def test_rejections_are_counted(client) -> None:
     client.post("/predict", **_raw(b""))
-    from service.metrics import REJECTED
+    from service.server.metrics import REJECTED
 
     assert REJECTED.labels(endpoint="predict", status="400")._value.get() >= 1

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from harness.images import png_bytes
-from service.frames import INLINE_PIXELS
-from service.preprocess import centre_of_mass
+from service.images.frames import INLINE_PIXELS
+from service.images.preprocess import centre_of_mass
 
 pytestmark = pytest.mark.service
 

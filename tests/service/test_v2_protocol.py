@@ -26,7 +26,7 @@ from tritonclient.utils import InferenceServerException
 from harness.images import png_bytes
 from harness.tiny_model import tiny_digit_score
 from service.model import Classifier, ModelFiles, Outputs
-from service.security import ApiKeys, open_paths
+from service.server.security import ApiKeys, open_paths
 from service.settings import Settings
 
 pytestmark = [pytest.mark.service]

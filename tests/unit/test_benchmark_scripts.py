@@ -62,7 +62,7 @@ def test_service_table_renders_the_targets() -> None:
 
 def test_v2_payload_is_what_tritonclient_sends() -> None:
     """The benchmark's v2 body parses as the service reads tritonclient's."""
-    from service.v2_tensors import input_bytes, read_images, split_body
+    from service.v2.tensors import input_bytes, read_images, split_body
 
     body, header_length = bench_service.v2_bytes_request([b"png one", b"two"])
     request, binary = split_body(body, str(header_length), "a")

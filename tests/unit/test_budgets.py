@@ -1,6 +1,6 @@
 """Budgets hold before work, heavy work leaves the event loop, and late work stops.
 
-In-process checks of service.frames and service.traffic (no server): what runs where, what
+In-process checks of service.images.frames and service.server.traffic (no server): what runs where, what
 is refused before decoding, and what a busy or late request is answered with.
 """
 
@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from harness.images import png_bytes
-from service import decode, frames
 from service.errors import BadInput
-from service.frames import Budget, DecodeThreads, frames_of, read_frames
-from service.traffic import Deadline
+from service.images import decode, frames
+from service.images.frames import Budget, DecodeThreads, frames_of, read_frames
+from service.server.traffic import Deadline
 
 pytestmark = pytest.mark.unit
 
@@ -191,7 +191,7 @@ class _Request:
 
 
 def test_bodies_in_flight_are_bounded_but_one_always_fits() -> None:
-    from service.http_io import BodiesInFlight
+    from service.transport.limits import BodiesInFlight
 
     bodies = BodiesInFlight(budget=50_000_000)
     mib20 = 20 * 1024 * 1024

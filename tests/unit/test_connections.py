@@ -1,4 +1,4 @@
-"""service.connections.GuardedProtocol driven directly: a stand-in transport, a real event
+"""service.server.connections.GuardedProtocol driven directly: a stand-in transport, a real event
 loop, short limits. What the fault tests show through a server, case by case."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from service.connections import GuardedProtocol, Limits
+from service.server.connections import GuardedProtocol, Limits
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""service.decode: bytes -> an upright image, or a 4xx that says why not."""
+"""service.images.decode: bytes -> an upright image, or a 4xx that says why not."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from service.decode import open_image
 from service.errors import BadInput
+from service.images.decode import open_image
 
 pytestmark = pytest.mark.unit
 
@@ -125,7 +125,7 @@ class TestRefused:
 
 def test_mangled_images_are_refused_or_read_never_crash() -> None:
     """Seeded fuzz: flipped, cut and spliced bytes of every format give an image or a BadInput."""
-    from service.frames import Budget, read_frames
+    from service.images.frames import Budget, read_frames
 
     rng = np.random.default_rng(42)
     base = rng.integers(0, 255, (40, 30, 3), np.uint8)
@@ -153,13 +153,13 @@ class TestPlainPngFastPath:
 
     @staticmethod
     def _both(data: bytes) -> tuple[object, object]:
-        from service.decode import decode
+        from service.images.decode import decode
 
         return decode(data, max_pixels=LIMIT, accepted="an image"), _open(data)
 
     def test_every_mnist_test_digit_decodes_to_pillows_pixels(self, mnist_data_dir) -> None:
         from harness.mnist import load_mnist
-        from service.decode import decode
+        from service.images.decode import decode
 
         images, _ = load_mnist(mnist_data_dir, "test")
         for i, digit in enumerate(images):
@@ -171,7 +171,7 @@ class TestPlainPngFastPath:
     @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
     @pytest.mark.parametrize("size", [(28, 28), (61, 37), (280, 280)])
     def test_plain_pngs_give_the_same_mnist_frame_as_pillow(self, mode: str, size: tuple) -> None:
-        from service.preprocess import to_mnist
+        from service.images.preprocess import to_mnist
 
         rng = np.random.default_rng(len(mode) * size[0])
         channels = len(mode)
@@ -215,7 +215,7 @@ class TestPlainPngFastPath:
         assert fast.size == pillow.size and fast.mode == pillow.mode
 
     def test_interlaced_is_not_plain(self) -> None:
-        from service.decode import _plain_png
+        from service.images.decode import _plain_png
 
         data = bytearray(_encode(Image.new("L", (30, 20)), "PNG"))
         assert _plain_png(bytes(data)) == 30 * 20
@@ -223,7 +223,7 @@ class TestPlainPngFastPath:
         assert _plain_png(bytes(data)) is None
 
     def test_damaged_pngs_get_pillows_verdict(self) -> None:
-        from service.decode import decode
+        from service.images.decode import decode
 
         def outcome(read, data: bytes) -> tuple:
             try:
@@ -248,7 +248,7 @@ class TestPlainPngFastPath:
         assert verdicts == {"read", "refused"}
 
     def test_a_bomb_is_refused_before_libspng_sees_it(self) -> None:
-        from service.decode import decode
+        from service.images.decode import decode
 
         bomb = _encode(Image.new("L", (5_000, 5_000)), "PNG")
         with pytest.raises(BadInput) as info:

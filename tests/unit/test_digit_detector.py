@@ -16,11 +16,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from contract import Metadata
 from harness.tiny_model import tiny_digit_score, tiny_onnx, write_model_dir
-from service import metrics
+from service.answers import Prediction, prediction_answers, predictions_json
 from service.errors import not_a_digit
 from service.model import Classifier, ModelError, Outputs, resolve, validate
 from service.openapi import complete
-from service.schemas import Prediction, prediction_answers, predictions_json
+from service.server import metrics
 from service.settings import Settings
 
 pytestmark = pytest.mark.unit

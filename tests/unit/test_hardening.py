@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from service import connections, security, supervisor
+from service.server import connections, security, supervisor
 from service.settings import Settings
 
 with warnings.catch_warnings():
@@ -133,7 +133,7 @@ def test_security_headers_can_be_turned_off() -> None:
 
 
 class FakeLimits:
-    """RLIMIT_NOFILE of a made-up host, as service.connections sees it (the real one is untouched)."""
+    """RLIMIT_NOFILE of a made-up host, as service.server.connections sees it (the real one is untouched)."""
 
     def __init__(self, soft: int, hard: int, raisable: bool = True) -> None:
         self.soft, self.hard, self.raisable = soft, hard, raisable

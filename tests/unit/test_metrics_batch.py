@@ -1,4 +1,4 @@
-"""service.metrics counts a batch exactly as prometheus_client would, value by value."""
+"""service.server.metrics counts a batch exactly as prometheus_client would, value by value."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 
-from service.metrics import CONFIDENCE_BUCKETS, observe_many
+from service.server.metrics import CONFIDENCE_BUCKETS, observe_many
 
 
 def _histogram() -> tuple[Histogram, CollectorRegistry]:

@@ -20,7 +20,7 @@ from harness.non_digits import HELD_OUT_KINDS, KINDS, TRAINED_KINDS, iter_non_di
 from harness.tiny_model import tiny_onnx, write_model_dir
 from harness.uploads import PHOTO_LIKE
 from service.errors import BadInput
-from service.frames import Budget, read_frames
+from service.images.frames import Budget, read_frames
 
 pytestmark = pytest.mark.unit
 N = 12  # per kind: enough to see each drawn kind's three ways of rendering

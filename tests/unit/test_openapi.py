@@ -11,8 +11,8 @@ import pytest
 
 from service.openapi import complete
 from service.settings import Settings
-from service.v2 import INFER_ROUTE
-from service.v2_openapi import openapi_3_0
+from service.v2.openapi import openapi_3_0
+from service.v2.protocol import INFER_ROUTE
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""service.schemas: the /predict_pixels JSON rules and the Prediction shape."""
+"""service.transport.pixels and service.answers: the /predict_pixels JSON rules and the Prediction shape."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from service.answers import Prediction, prediction_answers, predictions_json
 from service.errors import BadInput
-from service.schemas import Prediction, parse_pixels, pixels_to_array, prediction_answers, predictions_json
+from service.transport.pixels import parse_pixels, pixels_to_array
 
 pytestmark = pytest.mark.unit
 
@@ -91,10 +92,10 @@ def test_predictions_follow_the_probabilities() -> None:
 
 
 class TestLoadJson:
-    """http_io.load_json: json.loads, one image at a time, for {"images": [...]} only."""
+    """transport.pixels.load_json: json.loads, one image at a time, for {"images": [...]} only."""
 
     def _load(self, body: bytes, limit: int = 10):
-        from service.schemas import load_json
+        from service.transport.pixels import load_json
 
         return load_json(body, limit, "x")
 

@@ -1,4 +1,4 @@
-"""service.preprocess: photos and drawings -> the 28x28 frame MNIST was made with."""
+"""service.images.preprocess: photos and drawings -> the 28x28 frame MNIST was made with."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from PIL import Image, ImageFilter
 
 from contract import framing, photo
 from harness.mnist import load_mnist
-from service import preprocess as pp
 from service.errors import BadInput
+from service.images import preprocess as pp
 
 pytestmark = pytest.mark.unit
 

@@ -54,6 +54,88 @@ def test_contract_and_harness_stay_torch_free(repo_root: Path) -> None:
     assert files and not {f: bad for f, bad in offenders.items() if bad}
 
 
+# service/ read like a request's path, bottom to top: a module imports its own package and
+# lower layers only (siblings of one layer never import each other), so nothing imports upward
+# and there are no cycles. A new module goes in the package that says its job.
+LAYERS = {
+    "service.settings": 0,  # the one settings class
+    "service.errors": 0,  # the one error shape
+    "service.images": 1,  # bytes -> decoded image -> 28x28 frame
+    "service.model": 1,  # the ONNX model: found, checked, run
+    "service.answers": 1,  # the Prediction shape and its JSON
+    "service.server": 1,  # server plumbing: connections, workers, memory, traffic, security, metrics
+    "service.transport": 2,  # HTTP in and out: body, limits, multipart, pixels JSON, IO specs
+    "service.v2": 3,  # the Open Inference Protocol
+    "service.pages": 4,  # GET /model and /ui
+    "service.openapi": 4,  # /docs.json
+    "service.service": 5,  # the BentoML service: the endpoints
+}
+
+
+def _module_name(repo_root: Path, path: Path) -> str:
+    parts = path.relative_to(repo_root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _service_imports(repo_root: Path, path: Path) -> set[str]:
+    """The service modules a file imports (`from service.v2 import routes` is service.v2.routes)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "service"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != "service":
+                continue
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                is_module = (repo_root / Path(*sub.split("."))).with_suffix(".py").is_file() or (
+                    repo_root / Path(*sub.split(".")) / "__init__.py"
+                ).is_file()
+                found.add(sub if is_module else node.module)
+    return found
+
+
+def _layer(module: str) -> str:
+    keys = [key for key in LAYERS if module == key or module.startswith(key + ".")]
+    assert keys, f"{module} is in no layer of LAYERS: add its package there"
+    return max(keys, key=len)
+
+
+def _service_graph(repo_root: Path) -> dict[str, set[str]]:
+    files = sorted((repo_root / "service").rglob("*.py"))
+    return {_module_name(repo_root, f): _service_imports(repo_root, f) for f in files}
+
+
+def test_service_imports_run_down_its_layers(repo_root: Path) -> None:
+    graph = _service_graph(repo_root)
+    assert len(graph) > 20
+    upward = {
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module != "service"
+        for target in targets
+        if _layer(target) != _layer(module) and LAYERS[_layer(target)] >= LAYERS[_layer(module)]
+    }
+    assert not upward
+
+
+def test_service_has_no_import_cycles(repo_root: Path) -> None:
+    graph = _service_graph(repo_root)
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(module) :], module]))
+        if module in done:
+            return
+        for target in graph.get(module, ()):
+            visit(target, [*path, module])
+        done.add(module)
+
+    for module in graph:
+        visit(module, [])
+
+
 @pytest.mark.parametrize(
     ("room", "never"),
     [

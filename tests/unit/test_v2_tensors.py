@@ -12,8 +12,8 @@ import tritonclient.http as triton
 from tritonclient.utils import serialize_byte_tensor
 
 from service.errors import BadInput
-from service.v2_schemas import RequestInput
-from service.v2_tensors import (
+from service.v2.schemas import RequestInput
+from service.v2.tensors import (
     Wanted,
     encode_response,
     input_bytes,

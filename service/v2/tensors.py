@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from service.errors import BadInput
-from service.v2_schemas import InferRequest, RequestInput
+from service.v2.schemas import InferRequest, RequestInput
 
 HEADER = "inference-header-content-length"
 FP32, BYTES, INT64, BOOL = "FP32", "BYTES", "INT64", "BOOL"

@@ -16,8 +16,8 @@ from contract.framing import BOX, CENTRE, SIDE, NoInk
 from contract.framing import centre_of_mass as centre_of_mass
 from contract.framing import place as place  # tests and callers reach it here too
 from contract.photo import BORDER
-from service.decode import Decoded
 from service.errors import BadInput
+from service.images.decode import Decoded
 
 NO_INK = "no ink found: the image is blank or has too little contrast to show a digit"
 ACCEPTED_INK = "an image of one handwritten digit, darker or lighter than its background"

@@ -1,7 +1,7 @@
 """Uploads -> the (N, 28, 28) frames the model reads: decode and frame, under a request's budgets.
 
-Every image endpoint reads its images here, between transport (http_io: bytes and byte
-limits) and the model. The budgets hold before work: every header is read first, and a
+Every image endpoint reads its images here, between transport (service.transport: bytes
+and byte limits) and the model. The budgets hold before work: every header is read first, and a
 request whose images would decode to more than its pixel budget is refused (413) before any
 pixel is decoded. Work that costs little (a few 28x28 PNGs) runs where it is, on the event
 loop; anything more runs in one of a worker's few decode threads, so that it cannot stall
@@ -20,9 +20,9 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from service.decode import Decoded, Header, load, probe
 from service.errors import BadInput, overloaded, timed_out
-from service.preprocess import region, to_mnist, to_mnist_many
+from service.images.decode import Decoded, Header, load, probe
+from service.images.preprocess import region, to_mnist, to_mnist_many
 
 # What one request may cost on the event loop: about a millisecond of decoding and framing
 # (80 28x28 digits, or one 256x256 image). Measured in decoded pixels from the headers, never

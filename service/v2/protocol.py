@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe v2 REST, the API Triton implements) on this service.
 
-GET routes (server and model metadata, health, readiness) live in a small Starlette router
-that pages.build_app mounts beside BentoML's routes. Infer is a batchable BentoML API,
+GET routes (server and model metadata, health, readiness) live in a small Starlette app
+(service.v2.routes) mounted beside BentoML's routes. Infer is a batchable BentoML API,
 MnistService.v2_infer, whose route is a Starlette path pattern: BentoML hands each API's
 route to Starlette and gives each batchable API one CorkDispatcher, and an IODescriptor's
 from_http_request sees the request's path parameters. So every v2 infer request, for any
@@ -26,17 +26,17 @@ from typing import Any
 import bentoml
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from contract import read_metadata, read_served
-from service.errors import BadInput
-from service.frames import INLINE_BYTES, frames_of
-from service.http_io import bodies_in_flight, budget, decode_threads, error_response, read_body
+from service.errors import BadInput, error_response
+from service.images.frames import frames_of
 from service.model import Classifier, ModelError, Outputs, resolve
 from service.settings import Settings, get_settings
-from service.v2_schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata, TensorMetadata
-from service.v2_tensors import (
+from service.transport.body import HeldBody, parse_off_loop
+from service.transport.limits import budget, decode_threads
+from service.v2.schemas import InferRequest, InferResponse, ModelMetadata, TensorMetadata
+from service.v2.tensors import (
     ACCEPTED,
     BOOL,
     BYTES,
@@ -195,7 +195,7 @@ class Item:
     pixels: np.ndarray  # (28, 28) float32 in [0, 1]
 
 
-def _versions() -> Versions | None:
+def current_versions() -> Versions | None:
     """This worker's versions, None until the service instance exists."""
     try:
         svc = bentoml.get_current_service()
@@ -245,14 +245,8 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
     if encoding != "identity":
         raise BadInput(f"Content-Encoding {encoding} is not supported", text, 415)
     limit, header_length = settings.max_images_per_request, request.headers.get(HEADER)
-    with bodies_in_flight().hold(request, settings.max_upload_bytes, text):
-        body = await read_body(request, settings.max_upload_bytes, text)
-        if len(body) <= INLINE_BYTES:
-            infer, tensor = read_tensors(body, header_length, model, limit, text)
-        else:
-            infer, tensor = await decode_threads().run(
-                read_tensors, body, header_length, model, limit, text, accepted=text
-            )
+    async with HeldBody(request, settings, text) as body:
+        infer, tensor = await parse_off_loop(read_tensors, body, header_length, model, limit, text, accepted=text)
         del body
         # BYTES: /predict_batch's path (pixel budgets, decode threads, deadline, framing)
         pixels = tensor if isinstance(tensor, np.ndarray) else await frames_of(tensor, limits, text, decode_threads())
@@ -277,7 +271,7 @@ class InferInput(bentoml.IODescriptor):
     async def from_http_request(cls, request: Request, serde: Any) -> InferInput:
         """-> items=[Item per image], or items=[BadInput] for a refused request."""
         settings = get_settings()
-        versions = _versions()
+        versions = current_versions()
         try:
             if versions is None:
                 raise BadInput("the model is not loaded yet", "retry shortly", 503)
@@ -315,61 +309,3 @@ class InferOutput(bentoml.IODescriptor):
         body, headers = encode_response(header, tensors, call.wanted)
         kind = "application/octet-stream" if headers else "application/json"
         return Response(body, headers=headers, media_type=kind)
-
-
-async def server_metadata(_: Request) -> Response:
-    """GET /v2."""
-    meta = ServerMetadata(name=MODEL_NAME, version=bentoml.__version__, extensions=["binary_tensor_data"])
-    return JSONResponse(meta.model_dump())
-
-
-async def live(_: Request) -> Response:
-    """GET /v2/health/live: the process answers."""
-    return JSONResponse({"live": True})
-
-
-async def ready(_: Request) -> Response:
-    """GET /v2/health/ready: every version loaded (they load before the worker serves)."""
-    if _versions() is None:
-        return JSONResponse({"ready": False}, 503)
-    return JSONResponse({"ready": True})
-
-
-def _model(request: Request) -> Classifier:
-    versions = _versions()
-    if versions is None:
-        raise BadInput("the model is not loaded yet", "retry shortly", 503)
-    return versions.find(request.path_params["name"], request.path_params.get("version"))
-
-
-async def model_metadata(request: Request) -> Response:
-    """GET /v2/models/{name}[/versions/{version}]."""
-    try:
-        model = _model(request)
-    except BadInput as exc:
-        return error_response(exc)
-    versions: Versions = _versions()  # type: ignore[assignment]
-    named = [model.version] if "version" in request.path_params else versions.names()
-    return JSONResponse(versions.metadata(model, named).model_dump())
-
-
-async def model_ready(request: Request) -> Response:
-    """GET /v2/models/{name}[/versions/{version}]/ready: 200 when loaded, else 4xx."""
-    try:
-        _model(request)
-    except BadInput as exc:
-        return error_response(exc)
-    return JSONResponse({"name": request.path_params["name"], "ready": True})
-
-
-def routes() -> list[Route]:
-    """The v2 GET routes, for pages.build_app; POST .../infer is MnistService.v2_infer."""
-    return [
-        Route("/v2", server_metadata, methods=["GET"]),
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
-        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
-    ]

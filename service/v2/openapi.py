@@ -1,4 +1,4 @@
-"""/docs.json's Open Inference Protocol routes (service/v2.py serves them).
+"""/docs.json's Open Inference Protocol routes (service/v2/protocol.py serves them).
 
 BentoML documents only the infer API, under its Starlette route `/v2/models/{model:path}/infer`,
 which is not an OpenAPI path: `{model:path}` names no declared parameter and matches slashes.
@@ -16,8 +16,8 @@ from typing import Any
 
 from contract import ModelFiles, read_metadata, read_served, resolve
 from service.settings import Settings
-from service.v2 import INFER_ROUTE, MODEL_NAME
-from service.v2_schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata
+from service.v2.protocol import INFER_ROUTE, MODEL_NAME
+from service.v2.schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata
 
 REF = "#/components/schemas/{}"
 JSON_ERROR = {"application/json": {"schema": {"$ref": REF.format("Error")}}}

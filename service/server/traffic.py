@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.errors import overloaded, timed_out
-from service.http_io import error_response
+from service.errors import error_response, overloaded, timed_out
 
 BACKSTOP_S = 5.0  # BentoML's own timeout comes this much after ours
 RETRY = "the same request again, after the Retry-After delay"

@@ -1,5 +1,5 @@
-"""The JSON shapes of the API: what a prediction looks like, and what /predict_pixels accepts
-and how its body is read."""
+"""/predict_pixels' body: what it accepts (28x28 arrays as JSON) and how it is read (a
+streaming parse, image by image, that stops at the request's image limit)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
-from pydantic_core import to_json
 
 from service.errors import BadInput
-from service.frames import INLINE_BYTES
+from service.images.frames import INLINE_BYTES
 
 
 def _image_of(item: dict[str, Any], what: str) -> dict[str, Any]:
@@ -38,81 +37,6 @@ PIXEL_IMAGE_SCHEMA = {
     ],
     "description": "28 rows of 28 numbers, white digit on black",
 }
-
-
-class Prediction(BaseModel):
-    """One answer: the digit, how sure the model is, all 10 probabilities, which model, and
-    whether the image looks like one handwritten digit at all (null: the model has no detector)."""
-
-    digit: int = Field(ge=0, le=9, description="the predicted digit")
-    confidence: float = Field(ge=0.0, le=1.0, description="probability of that digit")
-    probabilities: list[float] = Field(description="probability of each digit 0-9, in order")
-    model_version: str = Field(description="the served model, e.g. mnist-cnn-3f2a9c1d")
-    is_digit: bool | None = Field(
-        description="does the image look like one handwritten digit (digit_score at or above the "
-        "threshold in force, GET /model)? false for letters, numbers of several digits, scribbles, "
-        "photos of other things; null when the served model has no digit detector"
-    )
-    digit_score: float | None = Field(
-        ge=0.0,
-        le=1.0,
-        description="the detector's score in [0, 1]: how much the image looks like one handwritten "
-        "digit; null when the served model has no digit detector",
-    )
-
-
-def prediction_answers(
-    probs: np.ndarray,
-    labels: list[int],
-    version: str,
-    scores: np.ndarray | None = None,
-    flags: np.ndarray | None = None,
-) -> list[bytes]:
-    """(N, 10) probabilities (and (N,) digit scores) -> N JSON Predictions, one per /predict
-    request of a batch (no Prediction model built and dumped per request: that cost about 5 us
-    per request)."""
-    return [to_json(row) for row in prediction_rows(probs, labels, version, scores, flags)]
-
-
-def predictions_json(
-    probs: np.ndarray,
-    labels: list[int],
-    version: str,
-    scores: np.ndarray | None = None,
-    flags: np.ndarray | None = None,
-) -> bytes:
-    """(N, 10) probabilities (and (N,) digit scores) -> the JSON of list[Prediction], without
-    building N models (pydantic-core serialises plain dicts 3x faster: it shows at thousands of
-    images/s)."""
-    return to_json(prediction_rows(probs, labels, version, scores, flags))
-
-
-def prediction_rows(
-    probs: np.ndarray,
-    labels: list[int],
-    version: str,
-    scores: np.ndarray | None = None,
-    flags: np.ndarray | None = None,
-) -> list[dict[str, Any]]:
-    """(N, 10) probabilities, (N,) digit scores and (N,) is-digit flags (service.model.Outputs)
-    -> N dicts with Prediction's fields; is_digit and digit_score are None without scores."""
-    best = probs.argmax(axis=1).tolist()  # (N,)
-    rows = probs.astype(float).round(6).tolist()
-    if scores is None or flags is None:
-        verdicts: list[tuple[bool | None, float | None]] = [(None, None)] * len(rows)
-    else:
-        verdicts = list(zip(flags.tolist(), scores.astype(float).round(6).tolist(), strict=True))
-    return [
-        {
-            "digit": labels[k],
-            "confidence": row[k],
-            "probabilities": row,
-            "model_version": version,
-            "is_digit": is_digit,
-            "digit_score": score,
-        }
-        for k, row, (is_digit, score) in zip(best, rows, verdicts, strict=True)
-    ]
 
 
 def pixels_to_array(value: Any, *, look_for_bools: bool = True) -> np.ndarray:
@@ -147,7 +71,7 @@ def pixels_to_array(value: Any, *, look_for_bools: bool = True) -> np.ndarray:
 class PixelsRequest(BaseModel):
     """Programmatic clients that already hold pixels: {"images": [28x28 arrays]}."""
 
-    # Only "images": a body's other keys are refused, unparsed (http_io.load_json).
+    # Only "images": a body's other keys are refused, unparsed (load_json).
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     images: Annotated[

@@ -6,7 +6,7 @@ CORS preflights and the paths left open (health checks by default) must carry on
 error. Keys are compared as SHA-256 digests with `hmac.compare_digest`, against every key,
 so that the time taken says nothing about how much of a key was right. nosniff and
 X-Frame-Options come with every response from uvicorn's default headers
-(service/connections.py); the page-specific CSP comes with /ui (service/pages.py).
+(service/server/connections.py); the page-specific CSP comes with /ui (service/pages.py).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class ResponseOutput(BaseModel):
 
 
 class InferResponse(BaseModel):
-    """The infer response (service/v2_tensors.encode_response writes it; /docs.json shows it)."""
+    """The infer response (service/v2/tensors.encode_response writes it; /docs.json shows it)."""
 
     model_name: str
     model_version: str
