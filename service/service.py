@@ -21,7 +21,7 @@ from service import openapi, pages
 from service.answers import prediction_answers, predictions_json
 from service.errors import BadInput, not_a_digit
 from service.model import Classifier, ModelError, NotServable, Outputs, declared_models, resolve, validate
-from service.server import connections, metrics, security, supervisor, traffic
+from service.server import connections, internals, metrics, security, supervisor, traffic
 from service.server.memory import tune_gc, tune_malloc
 from service.settings import get_settings
 from service.transport.specs import (
@@ -42,10 +42,13 @@ logger = logging.getLogger("service")
 # BentoML's server logging shows its own INFO lines and only WARNING+ from others: ours too.
 logger.setLevel(logging.INFO)
 settings = get_settings()
-# Worker deaths logged and one metrics folder per instance (in `bentoml serve`'s process);
-# header deadline, size limit, connection cap and age, security headers (in each worker).
-supervisor.install()
-connections.install(settings)
+# The library versions whose internals service/server/internals.py relies on: refused outside
+# their range, a warning when untested. Then, in `bentoml serve`'s processes only: worker deaths
+# logged and one metrics folder per instance (the arbiter); header deadline, size limit,
+# connection cap and age, security headers (each worker).
+internals.check_versions()
+if internals.serving_process():
+    internals.install(connections.protocol(settings), connections.headers(settings), supervisor.watcher_class)
 # Checked when `bentoml serve` (or build) imports this module, before any worker starts: a
 # missing, corrupt or mis-described model stops start-up here with one clear error instead of
 # workers failing and being restarted forever. From a checkout the files are models/<version>/;
@@ -105,12 +108,8 @@ class MnistService:
         # so run it on the event loop and save two thread switches per batch (a sixth more
         # /predict requests/s when measured). More threads, or a GPU to wait for: a thread.
         self.inline = self.threads == 1 and self.classifier.provider == "CPUExecutionProvider"
-        # BentoML looks each API method up twice per request, and every lookup rebuilds its
-        # bound wrapper (inspect.signature, functools.wraps): 6% of a /predict worker's time in
-        # a py-spy profile. The wrapper holds nothing per request, so bind each method once;
-        # an instance attribute wins over the class's (non-data) descriptor.
-        for name in MnistService.apis:  # type: ignore[attr-defined]  # added by @bentoml.service
-            setattr(self, name, getattr(self, name))
+        # Each API method bound once, not twice per request (service/server/internals.py).
+        internals.bind_api_methods(self, MnistService.apis)  # type: ignore[attr-defined]  # added by @bentoml.service
         tune_malloc()
         if settings.gc_freeze:
             tune_gc()

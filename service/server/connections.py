@@ -7,9 +7,9 @@ however long), and no cap on open connections (idle ones use up the open-file li
 then /readyz cannot be accepted). A kept-alive connection also stays on its worker for good,
 so a worker that replaces a killed one gets no traffic from clients already connected.
 
-`install()` hands uvicorn `GuardedProtocol` and the security headers through uvicorn's own
-`http` and `headers` options: `uvicorn.Config` is replaced, in this process only, by a
-subclass that fills them in unless given. The protocol adds, per connection:
+`protocol(settings)` and `headers(settings)` are what service.server.internals hands uvicorn
+through its own `http` and `headers` options (uvicorn.Config's defaults, in `bentoml serve`'s
+workers only). The protocol adds, per connection:
 
 - a head deadline: request line and headers within `header_timeout_s` of the connection
   opening or of the request's first byte (uvicorn's keep-alive timeout covers the idle time
@@ -32,9 +32,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
+from service.server.internals import HttpToolsProtocol
 from service.settings import Settings
 
 logger = logging.getLogger("service")
@@ -227,23 +225,11 @@ def limits_from(settings: Settings) -> Limits:
     return Limits(settings.header_timeout_s, settings.max_header_bytes, cap, settings.connection_max_age_s)
 
 
-def install(settings: Settings) -> None:
-    """Make this process's uvicorn start with `GuardedProtocol` and the security headers,
-    unless the caller passes its own `http` or `headers` (BentoML 1.4's worker passes
-    neither). Once per process."""
-    if getattr(uvicorn.Config, "guarded", False):
-        return
-    protocol = type("GuardedProtocol", (GuardedProtocol,), {"limits": limits_from(settings)})
-    headers = SECURITY_HEADERS if settings.security_headers else []
+def protocol(settings: Settings) -> type[GuardedProtocol]:
+    """GuardedProtocol with the limits `settings` ask for: uvicorn's `http` in each worker."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits_from(settings)})
 
-    class GuardedConfig(uvicorn.Config):
-        """uvicorn.Config with our protocol and headers as defaults."""
 
-        guarded = True
-
-        def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("http", protocol)
-            kwargs.setdefault("headers", headers)
-            super().__init__(app, *args, **kwargs)
-
-    uvicorn.Config = GuardedConfig  # type: ignore[misc]
+def headers(settings: Settings) -> list[tuple[str, str]]:
+    """The headers every response carries: uvicorn's `headers` in each worker."""
+    return SECURITY_HEADERS if settings.security_headers else []

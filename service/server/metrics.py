@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Histogram
 
+from service.server.internals import histogram_parts
+
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
 
 # BentoML serves prometheus_client's registry (multi-process aware) at /metrics.
@@ -68,12 +70,13 @@ def observe_many(histogram: Histogram, values: np.ndarray) -> None:
     in the first bucket whose upper bound is >= it; buckets are stored per bucket and summed at
     collection), tested against it in tests/unit/test_metrics_batch.py.
     """
-    bounds = np.asarray(histogram._upper_bounds)  # ends with +Inf
+    upper_bounds, total, buckets = histogram_parts(histogram)
+    bounds = np.asarray(upper_bounds)  # ends with +Inf
     where = np.searchsorted(bounds, values, side="left")
     hits = np.bincount(where[where < len(bounds)], minlength=len(bounds))  # NaN: no bucket, as observe
-    histogram._sum.inc(float(np.sum(values, dtype=np.float64)))
+    total.inc(float(np.sum(values, dtype=np.float64)))
     for i in np.flatnonzero(hits).tolist():
-        histogram._buckets[i].inc(int(hits[i]))
+        buckets[i].inc(int(hits[i]))
 
 
 def rejected(endpoint: str, status: int) -> None:

@@ -7,10 +7,11 @@ instance on a host the same `$BENTOML_HOME/prometheus_multiproc_dir`, which it e
 start-up: a second instance (a canary, a test run, a benchmark) wiped the first one's counters
 and then had both instances' workers counted in its /metrics.
 
-`install()` replaces `circus.watcher.Watcher`, in this process only, by a subclass that adds
-two circus hooks (before_reap, after_reap), reaps a dead worker on SIGCHLD instead of at
-BentoML's 10 s check, respawns workers in containers too, and points the watcher's
-PROMETHEUS_MULTIPROC_DIR at a fresh folder of this instance, removed when it exits.
+`watcher_class(Watcher)` is the subclass of circus's Watcher that service.server.internals
+puts in its place (in `bentoml serve`'s process only). It adds two circus hooks (before_reap,
+after_reap), reaps a dead worker on SIGCHLD instead of at BentoML's 10 s check, respawns
+workers in containers too, and points the watcher's PROMETHEUS_MULTIPROC_DIR at a fresh
+folder of this instance, removed when it exits.
 `bentoml serve` imports the service (and so this) before it builds the watcher.
 """
 
@@ -96,20 +97,12 @@ def _reap_on_sigchld(arbiter: Any) -> None:
     signal.signal(signal.SIGCHLD, on_sigchld)
 
 
-def install() -> None:
-    """Make the watchers this process builds report worker exits and keep this instance's
-    metrics apart. Once per process; a no-op where circus is missing."""
-    try:
-        import circus.watcher
-    except ImportError:  # a serve-only environment always has it (bentoml needs it)
-        return
-    if getattr(circus.watcher.Watcher, "supervised", False):
-        return
+def watcher_class(shipped: type) -> type:
+    """circus's Watcher (`shipped`) made to report worker exits, keep this instance's metrics
+    apart and replace dead workers."""
 
-    class SupervisedWatcher(circus.watcher.Watcher):  # type: ignore[misc]
+    class SupervisedWatcher(shipped):  # type: ignore[misc]
         """circus's Watcher with our reap hooks and this instance's metrics folder."""
-
-        supervised = True
 
         def __init__(
             self, *args: Any, hooks: dict[str, Any] | None = None, env: dict[str, str] | None = None, **kwargs: Any
@@ -127,4 +120,4 @@ def install() -> None:
             super().initialize(evpub_socket, sockets, arbiter)
             _reap_on_sigchld(arbiter)
 
-    circus.watcher.Watcher = SupervisedWatcher
+    return SupervisedWatcher

@@ -20,7 +20,6 @@ from typing import Annotated, Any, ClassVar
 
 import bentoml
 import numpy as np
-from _bentoml_sdk.io_models import IORootModel
 from bentoml.validators import ContentType
 from pydantic import Field
 from starlette.requests import Request
@@ -29,6 +28,7 @@ from starlette.responses import Response
 from service.answers import Prediction
 from service.errors import ACCEPTED_PIXELS, BadInput, error_response
 from service.images.frames import frames_of, region_of
+from service.server.internals import IORootModel, ReadsRequest, WritesResponse
 from service.settings import get_settings
 from service.transport.body import HeldBody, parse_off_loop
 from service.transport.limits import budget, decode_threads
@@ -58,13 +58,13 @@ async def read_request(request: Request, *, many: bool, show_region: bool = Fals
 ImageFile = Annotated[Path, ContentType("image/*")]
 
 
-class ImageInput(bentoml.IODescriptor):
+class ImageInput(ReadsRequest, bentoml.IODescriptor):
     """One image: multipart field `image`, or the raw body with an image/* Content-Type."""
 
     image: ImageFile = Field(description="the image: PNG, JPEG, BMP, GIF, WebP or TIFF")
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> ImageInput:
+    async def read(cls, request: Request) -> ImageInput:
         """-> image=[(28, 28) float32 frame] or image=[BadInput] (a list: /predict batches)."""
         frames = await read_request(request, many=False)
         item = frames if isinstance(frames, BadInput) else frames[0]
@@ -79,7 +79,7 @@ class PreprocessInput(ImageInput):
     """/preprocess's image, and `?show=region` for the upload with the region it kept drawn."""
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> ImageInput:
+    async def read(cls, request: Request) -> ImageInput:
         """-> image=[(28, 28) float32 frame], [(h, w, 3) uint8 region view] or [BadInput]."""
         show = request.query_params.get("show", "frame")
         if show not in SHOW:
@@ -91,23 +91,23 @@ class PreprocessInput(ImageInput):
         return spec
 
 
-class ImagesInput(bentoml.IODescriptor):
+class ImagesInput(ReadsRequest, bentoml.IODescriptor):
     """Many images: the multipart field `images`, repeated."""
 
     images: list[ImageFile] = Field(description="the images, answered in the same order")
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> ImagesInput:
+    async def read(cls, request: Request) -> ImagesInput:
         """-> images=(N, 28, 28) float32 frames, or images=BadInput."""
         spec: ImagesInput = cls.model_construct(images=await read_request(request, many=True))
         return spec
 
 
-class PixelsInput(PixelsRequest, bentoml.IODescriptor):
+class PixelsInput(ReadsRequest, PixelsRequest, bentoml.IODescriptor):
     """JSON {"images": [28x28 arrays]}, validated by pydantic; errors become BadInput."""
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> PixelsInput:
+    async def read(cls, request: Request) -> PixelsInput:
         """-> images=(N, 28, 28) float32 frames, or images=BadInput. Bodies of more than a
         few images are parsed in a decode thread: 17 MiB of JSON takes seconds."""
         settings = get_settings()
@@ -121,31 +121,31 @@ class PixelsInput(PixelsRequest, bentoml.IODescriptor):
         return cls.model_construct(images=value)
 
 
-class PredictionOutput(Prediction, bentoml.IODescriptor):
+class PredictionOutput(WritesResponse, Prediction, bentoml.IODescriptor):
     """/predict's answer: one Prediction (as JSON bytes from prediction_answers), or the
     request's refusal."""
 
     @classmethod
-    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+    def respond(cls, obj: Any) -> Response:
         (item,) = obj  # the batch is split back per request: a list of one
         return answer_response(item, "application/json")
 
 
-class PredictionsOutput(IORootModel[list[Prediction]]):
+class PredictionsOutput(WritesResponse, IORootModel[list[Prediction]]):
     """A list of Predictions (JSON bytes from predictions_json), or the request's refusal."""
 
     @classmethod
-    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+    def respond(cls, obj: Any) -> Response:
         return answer_response(obj, "application/json")
 
 
-class PngOutput(IORootModel[bytes]):
+class PngOutput(WritesResponse, IORootModel[bytes]):
     """/preprocess's answer: the 28x28 frame as a PNG, or the request's refusal."""
 
     media_type: ClassVar[str | None] = "image/png"
 
     @classmethod
-    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+    def respond(cls, obj: Any) -> Response:
         return answer_response(obj, "image/png")
 
 

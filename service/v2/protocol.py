@@ -4,7 +4,7 @@ GET routes (server and model metadata, health, readiness) live in a small Starle
 (service.v2.routes) mounted beside BentoML's routes. Infer is a batchable BentoML API,
 MnistService.v2_infer, whose route is a Starlette path pattern: BentoML hands each API's
 route to Starlette and gives each batchable API one CorkDispatcher, and an IODescriptor's
-from_http_request sees the request's path parameters. So every v2 infer request, for any
+input spec sees the request's path parameters. So every v2 infer request, for any
 version, with or without /versions/{version}, joins one adaptive-batching queue with the same
 max_batch_size and max_latency_ms as /predict, and each batch runs once per version on the
 worker's sessions. BentoML keeps one dispatcher per API (ServiceAppFactory.dispatchers, with
@@ -32,6 +32,7 @@ from contract import read_metadata, read_served
 from service.errors import BadInput, error_response
 from service.images.frames import frames_of
 from service.model import Classifier, ModelError, Outputs, resolve
+from service.server.internals import ReadsRequest, WritesResponse
 from service.settings import Settings, get_settings
 from service.transport.body import HeldBody, parse_off_loop
 from service.transport.limits import budget, decode_threads
@@ -257,7 +258,7 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
     return [Item(call, frame) for frame in pixels]
 
 
-class InferInput(bentoml.IODescriptor):
+class InferInput(ReadsRequest, bentoml.IODescriptor):
     """An Open Inference Protocol infer request (JSON, or the binary tensor data extension)."""
 
     items: list[Any]
@@ -268,7 +269,7 @@ class InferInput(bentoml.IODescriptor):
         return InferRequest.model_json_schema(*args, **kwargs)
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> InferInput:
+    async def read(cls, request: Request) -> InferInput:
         """-> items=[Item per image], or items=[BadInput] for a refused request."""
         settings = get_settings()
         versions = current_versions()
@@ -282,7 +283,7 @@ class InferInput(bentoml.IODescriptor):
         return spec
 
 
-class InferOutput(bentoml.IODescriptor):
+class InferOutput(WritesResponse, bentoml.IODescriptor):
     """The infer response: this request's rows of the batch, as the request asked."""
 
     @classmethod
@@ -291,7 +292,7 @@ class InferOutput(bentoml.IODescriptor):
         return InferResponse.model_json_schema(*args, **kwargs)
 
     @classmethod
-    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
+    def respond(cls, obj: Any) -> Response:
         if isinstance(obj[0], BadInput):
             return error_response(obj[0])
         call: Call = obj[0][0]

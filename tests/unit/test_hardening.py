@@ -1,17 +1,16 @@
-"""The hardening pieces without a server: API keys and the uvicorn and circus hand-offs. Each
-hand-off is installed for one test and undone after it; that a real server uses them is
-checked by a real server (tests/service/test_service_hardening.py answers 431 and 408 and
-carries the headers; tests/reliability/test_faults_workers.py logs and replaces a killed worker)."""
+"""The hardening pieces without a server: API keys, the connection budget, the words for a
+worker's exit. The uvicorn and circus hand-offs are tests/unit/test_internals.py's; that a real
+server uses them is checked by a real server (tests/service/test_service_hardening.py answers
+431 and 408 and carries the headers; tests/reliability/test_faults_workers.py logs and replaces
+a killed worker)."""
 
 from __future__ import annotations
 
 import hmac
 import resource
 import warnings
-from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -102,36 +101,6 @@ def test_no_keys_no_middleware() -> None:
     assert len(fake.middlewares) == 1
 
 
-@pytest.fixture
-def pristine_uvicorn(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """uvicorn as shipped for one test (importing service.service installs our Config); whatever
-    was there before is put back after it."""
-    import uvicorn.config
-
-    before = uvicorn.Config
-    monkeypatch.setattr(uvicorn, "Config", uvicorn.config.Config)
-    yield
-    monkeypatch.undo()
-    assert uvicorn.Config is before
-
-
-@pytest.mark.usefixtures("pristine_uvicorn")
-def test_uvicorn_gets_our_protocol_and_headers() -> None:
-    connections.install(Settings(max_header_bytes=1000, header_timeout_s=2.5))
-    config = uvicorn.Config(app=lambda *_: None)
-    assert issubclass(config.http, connections.GuardedProtocol)
-    assert config.http.limits.max_header_bytes == 1000 and config.http.limits.header_timeout_s == 2.5
-    assert ("x-content-type-options", "nosniff") in config.headers
-    own = uvicorn.Config(app=lambda *_: None, http="h11", headers=[])
-    assert own.http == "h11" and own.headers == []
-
-
-@pytest.mark.usefixtures("pristine_uvicorn")
-def test_security_headers_can_be_turned_off() -> None:
-    connections.install(Settings(security_headers=False))
-    assert uvicorn.Config(app=lambda *_: None).headers == []
-
-
 class FakeLimits:
     """RLIMIT_NOFILE of a made-up host, as service.server.connections sees it (the real one is untouched)."""
 
@@ -171,21 +140,3 @@ def test_connection_budget_fits_the_open_file_limit(
 def test_exit_codes_are_worded() -> None:
     assert supervisor.describe_exit(-9) == "SIGKILL"
     assert supervisor.describe_exit(3) == "exit code 3"
-
-
-def test_circus_watchers_get_our_hooks_and_metrics_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A watcher built after install() reports exits, keeps this instance's metrics apart and
-    replaces dead workers even where BentoML asks it not to (in containers). circus's own
-    Watcher is put back after the test."""
-    import circus.watcher
-
-    shipped = circus.watcher.Watcher
-    while getattr(shipped, "supervised", False):  # importing service.service installs ours
-        shipped = shipped.__mro__[1]
-    monkeypatch.setattr(circus.watcher, "Watcher", shipped)
-    supervisor.install()
-    assert circus.watcher.Watcher is not shipped and issubclass(circus.watcher.Watcher, shipped)
-    watcher = circus.watcher.Watcher("service", "true", env={"PROMETHEUS_MULTIPROC_DIR": "/shared"}, respawn=False)
-    assert watcher.env["PROMETHEUS_MULTIPROC_DIR"] == supervisor.instance_metrics_dir() != "/shared"
-    assert {"before_reap", "after_reap"} <= set(watcher.hooks)
-    assert watcher.respawn  # containers too
