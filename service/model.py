@@ -104,10 +104,12 @@ def _intact(models_dir: Path, version: str) -> bool:
     return True
 
 
-def declared_models(models_dir: Path, served: str) -> list[StoreModel]:
+def declared_models(models_dir: Path, served: str, named: list[str] | None = None) -> list[StoreModel]:
     """The store models a bento of this service packs: the served version, then the earlier
-    versions served.json names that models_dir holds intact or the store has (v2 serves them by name)."""
-    earlier = [v for v in read_served(models_dir).versions() if v != served]
+    versions served.json names (`named`, else read here) that models_dir holds intact or the store
+    has (v2 serves them by name)."""
+    named = read_served(models_dir).versions() if named is None else named
+    earlier = [v for v in named if v != served]
     kept = [
         v for v in earlier if (_intact(models_dir, v) if (models_dir / v).is_dir() else store.stored(v) is not None)
     ]
@@ -234,18 +236,22 @@ class Classifier:
         threads: int = 1,
         spinning: bool = False,
         digit_threshold: float | None = None,
+        meta: Metadata | None = None,
     ) -> None:
-        self.metadata = load_metadata(files)
-        self.version: str = self.metadata["version"]
-        self.labels = [int(label) for label in self.metadata["labels"]]
-        self.input_name: str = self.metadata["input"]["name"]
-        self.output_name: str = self.metadata["outputs"]["probabilities"]["name"]
+        # meta: metadata.json as the service already read and checked it at start-up (else read here).
+        self.meta = read_metadata(files) if meta is None else meta
+        # GET /model answers with the file as written; nothing else reads this dict.
+        self.metadata: dict[str, Any] = json.loads(files.metadata.read_text())
+        self.version: str = self.meta.version
+        self.labels = [int(label) for label in self.meta.labels]
+        self.input_name: str = self.meta.input.name
+        self.output_name: str = self.meta.outputs.probabilities.name
         # The digit detector, when the model has one: its output's name and the threshold in force.
-        detector: dict[str, Any] | None = self.metadata.get("digit_detector")
-        self.score_name: str | None = self.metadata["outputs"]["digit_score"]["name"] if detector else None
+        detector, score = self.meta.digit_detector, self.meta.outputs.digit_score
+        self.score_name: str | None = score.name if detector and score else None
         self.digit_threshold: float | None = None
         if detector:
-            self.digit_threshold = float(detector["threshold"] if digit_threshold is None else digit_threshold)
+            self.digit_threshold = float(detector.threshold if digit_threshold is None else digit_threshold)
         elif digit_threshold is not None:
             logger.warning("model %s has no digit detector: MNIST_DIGIT_THRESHOLD is ignored", self.version)
         self._run_names = [self.output_name, *([self.score_name] if self.score_name else [])]

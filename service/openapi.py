@@ -121,10 +121,10 @@ RAW_IMAGE_TYPES = (
 )
 
 
-def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str] | None = None) -> dict[str, Any]:
+def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str]) -> dict[str, Any]:
     """BentoML's spec (as a dict) with every route described as it behaves: the image endpoints'
     bodies and refusals, the GET pages, the Open Inference Protocol's routes (`versions`: the
-    addressable model versions, default: those served.json names that are on disk) and, with
+    addressable model versions: v2_openapi.addressable_versions) and, with
     MNIST_API_KEYS set, the key every guarded route asks for."""
     spec = copy.deepcopy(spec)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
@@ -137,7 +137,7 @@ def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str] |
         post = paths.get(path, {}).get("post")
         if post is not None:
             _describe_image_route(post, path, statuses, bodies[path], answers[path])
-    v2_openapi.describe(paths, schemas, v2_openapi.addressable_versions(settings) if versions is None else versions)
+    v2_openapi.describe(paths, schemas, versions)
     keys = getattr(settings, "api_keys", None)  # service/server/security.py: MNIST_API_KEYS
     if keys and keys.get_secret_value():
         _guard(spec, open_paths(settings))
@@ -264,12 +264,13 @@ def _error(status: int, path: str = "") -> dict[str, Any]:
     return response
 
 
-def build_app(service: Callable[[], Any]) -> Starlette:
-    """GET /docs.json for `service()` (the BentoML service, looked up when first asked)."""
+def build_app(service: Callable[[], Any], versions: Sequence[str]) -> Starlette:
+    """GET /docs.json for `service()` (the BentoML service, looked up when first asked) and the
+    model versions v2 paths may name (v2_openapi.addressable_versions)."""
 
     @functools.cache
     def spec() -> dict[str, Any]:
-        return complete(service().openapi_spec.asdict(), get_settings())
+        return complete(service().openapi_spec.asdict(), get_settings(), versions)
 
     async def docs(_: Request) -> Response:
         """The completed OpenAPI document."""

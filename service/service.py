@@ -17,6 +17,7 @@ import bentoml
 import numpy as np
 from PIL import Image
 
+from contract import read_served
 from service import openapi, pages
 from service.answers import prediction_answers, predictions_json
 from service.errors import BadInput, not_a_digit
@@ -35,7 +36,9 @@ from service.transport.specs import (
     PredictionsOutput,
     PreprocessInput,
 )
+from service.v2 import protocol as v2_protocol
 from service.v2 import routes as v2_routes
+from service.v2.openapi import addressable_versions
 from service.v2.protocol import INFER_ROUTE, InferInput, InferOutput, Item, Versions, infer_paths
 
 logger = logging.getLogger("service")
@@ -55,12 +58,13 @@ if internals.serving_process():
 # from a bento, BentoML's model store (service.model.resolve).
 try:
     MODEL_FILES = resolve(settings.models_dir, settings.model_version, settings.model_path)
-    SERVED = validate(MODEL_FILES)
+    SERVED = validate(MODEL_FILES)  # metadata.json, read and checked once: passed down from here
+    NAMED = read_served(settings.models_dir).versions()  # served.json's versions, read once
 except ModelError as exc:
     raise NotServable(str(exc)) from None
 # The store models `bentoml build` packs: the served version and the earlier ones v2 serves by
 # name (none when MNIST_MODEL_PATH names a file outside models/ and the store).
-MODELS = [] if settings.model_path else declared_models(settings.models_dir, SERVED.version)
+MODELS = [] if settings.model_path else declared_models(settings.models_dir, SERVED.version, NAMED)
 
 
 @security.guarded(settings)  # MNIST_API_KEYS: a 401 without a key; nothing when unset
@@ -76,9 +80,11 @@ MODELS = [] if settings.model_path else declared_models(settings.models_dir, SER
     tracing={} if settings.tracing else {"excluded_urls": ["/"]},
     labels={"model_version": SERVED.version},  # the bento's label: which model it serves
 )
-@bentoml.asgi_app(openapi.build_app(lambda: MnistService), path="/")  # our /docs.json
+@bentoml.asgi_app(  # our /docs.json
+    openapi.build_app(lambda: MnistService, addressable_versions(settings.models_dir, SERVED.version, NAMED)), path="/"
+)
 @bentoml.asgi_app(pages.build_app(), path="/")  # /model, /ui
-@bentoml.asgi_app(v2_routes.build_app(), path="/")  # the Open Inference Protocol's GETs
+@bentoml.asgi_app(v2_routes.build_app(v2_protocol.LOADED), path="/")  # the Open Inference Protocol's GETs
 class MnistService:
     """Reads handwritten digits: one ONNX model per worker, loaded and checked once."""
 
@@ -93,6 +99,7 @@ class MnistService:
             self.threads,
             spinning=settings.spinning,
             digit_threshold=settings.digit_threshold,
+            meta=SERVED,
         )
         self.classifier.warm_up()
         # MNIST_REJECT_NON_DIGITS: /predict refuses what the digit detector flags (needs one).
@@ -103,7 +110,8 @@ class MnistService:
             )
         # The Open Inference Protocol's versions: this one (the default) and the earlier ones
         # served.json lists, each its own session (service/v2/protocol.py).
-        self.v2 = Versions(self.classifier, settings)
+        self.v2 = Versions(self.classifier, settings, NAMED)
+        v2_protocol.LOADED.versions = self.v2  # v2's input spec and GET routes read it
         # One CPU thread per worker (the default): the model runs on the calling thread anyway,
         # so run it on the event loop and save two thread switches per batch (a sixth more
         # /predict requests/s when measured). More threads, or a GPU to wait for: a thread.
@@ -253,7 +261,7 @@ class MnistService:
 # @bentoml.service adds `apis` and `add_asgi_middleware` to the class; mypy cannot see them.
 _api_paths = frozenset(api.route for api in MnistService.apis.values())  # type: ignore[attr-defined]
 MnistService.add_asgi_middleware(  # type: ignore[attr-defined]
-    traffic.Deadline, timeout_s=settings.timeout_s, paths=_api_paths | infer_paths(settings)
+    traffic.Deadline, timeout_s=settings.timeout_s, paths=_api_paths | infer_paths(SERVED.version, NAMED)
 )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import astuple
+from pathlib import Path
 from typing import Any
 
-from contract import ModelFiles, read_metadata, read_served, resolve
-from service.settings import Settings
+from contract import ModelFiles
 from service.v2.protocol import INFER_ROUTE, MODEL_NAME
 from service.v2.schemas import InferRequest, InferResponse, ModelMetadata, ServerMetadata
 
@@ -35,15 +35,11 @@ WHY = {
 INFER_STATUSES = (400, 404, 413, 415, 422, 503, 504)
 
 
-def addressable_versions(settings: Settings) -> list[str]:
-    """The versions a v2 path may name: the served one first, then served.json's history that is on disk."""
-    files = resolve(settings.models_dir, settings.model_version, settings.model_path)
-    on_disk = [
-        version
-        for version in read_served(settings.models_dir).versions()
-        if all(f.is_file() for f in astuple(ModelFiles.of(settings.models_dir / version)))
-    ]
-    return list(dict.fromkeys([read_metadata(files, check_sha256=False).version, *on_disk]))
+def addressable_versions(models_dir: Path, served: str, named: Sequence[str]) -> list[str]:
+    """The versions a v2 path may name: the served one first, then those of served.json's
+    (`named`, as the service read it at start-up) that are on disk."""
+    on_disk = [version for version in named if all(f.is_file() for f in astuple(ModelFiles.of(models_dir / version)))]
+    return list(dict.fromkeys([served, *on_disk]))
 
 
 def describe(paths: dict[str, Any], schemas: dict[str, Any], versions: Sequence[str]) -> None:

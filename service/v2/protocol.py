@@ -28,7 +28,6 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from contract import read_metadata, read_served
 from service.errors import BadInput, error_response
 from service.images.frames import frames_of
 from service.model import Classifier, ModelError, Outputs, resolve
@@ -64,13 +63,11 @@ PLATFORM = "onnxruntime_onnx"
 INFER_ROUTE = "/v2/models/{model:path}/infer"
 
 
-def infer_paths(settings: Settings) -> frozenset[str]:
-    """The concrete infer paths of the served and earlier versions, for middleware that
-    matches exact paths (traffic.Deadline's 504 and 503 in our JSON)."""
-    files = resolve(settings.models_dir, settings.model_version, settings.model_path)
-    versions = [read_metadata(files, check_sha256=False).version, *read_served(settings.models_dir).versions()]
+def infer_paths(served: str, named: list[str]) -> frozenset[str]:
+    """The concrete infer paths of the served version and those served.json names, for
+    middleware that matches exact paths (traffic.Deadline's 504 and 503 in our JSON)."""
     base = f"/v2/models/{MODEL_NAME}"
-    return frozenset([f"{base}/infer", *(f"{base}/versions/{v}/infer" for v in versions)])
+    return frozenset([f"{base}/infer", *(f"{base}/versions/{v}/infer" for v in [served, *named])])
 
 
 def accepted(settings: Settings) -> str:
@@ -82,10 +79,11 @@ class Versions:
     earlier ones served.json lists, each an onnxruntime session loaded at start. They run
     one batch at a time on the worker's thread budget, so workers x threads still holds."""
 
-    def __init__(self, default: Classifier, settings: Settings) -> None:
+    def __init__(self, default: Classifier, settings: Settings, named: list[str]) -> None:
+        """named: served.json's versions, as the service read it at start-up."""
         self.default = default.version
         self.models: dict[str, Classifier] = {default.version: default}
-        for version in read_served(settings.models_dir).versions():
+        for version in named:
             if version in self.models:
                 continue
             try:
@@ -117,9 +115,9 @@ class Versions:
     def metadata(self, model: Classifier, versions: list[str]) -> ModelMetadata:
         """Model metadata from the version's metadata.json: graph input and outputs, plus the
         BYTES image input and the label (and, with a detector, is_digit) outputs this service adds."""
-        meta = model.metadata
-        batch = [-1 if isinstance(d, str) else int(d) for d in meta["input"]["shape"]]
-        probs = meta["outputs"]["probabilities"]
+        meta = model.meta
+        batch = [-1 if isinstance(d, str) else int(d) for d in meta.input.shape]
+        probs = meta.outputs.probabilities
         detector = (
             [
                 TensorMetadata(name=model.score_name, datatype=FP32, shape=[-1]),
@@ -133,14 +131,14 @@ class Versions:
             versions=versions,
             platform=PLATFORM,
             inputs=[
-                TensorMetadata(name=meta["input"]["name"], datatype=FP32, shape=batch),
+                TensorMetadata(name=meta.input.name, datatype=FP32, shape=batch),
                 TensorMetadata(name=IMAGE_INPUT, datatype=BYTES, shape=[-1]),
             ],
             outputs=[
                 TensorMetadata(
-                    name=probs["name"],
+                    name=probs.name,
                     datatype=FP32,
-                    shape=[-1 if isinstance(d, str) else int(d) for d in probs["shape"]],
+                    shape=[-1 if isinstance(d, str) else int(d) for d in probs.shape],
                 ),
                 TensorMetadata(name=LABEL_OUTPUT, datatype=INT64, shape=[-1]),
                 *detector,
@@ -196,13 +194,14 @@ class Item:
     pixels: np.ndarray  # (28, 28) float32 in [0, 1]
 
 
-def current_versions() -> Versions | None:
-    """This worker's versions, None until the service instance exists."""
-    try:
-        svc = bentoml.get_current_service()
-    except bentoml.exceptions.BentoMLException:  # "service isn't instantiated yet"
-        return None
-    return getattr(svc, "v2", None)
+class Loaded:
+    """This worker's versions, once the service instance has loaded them (None until then):
+    the handle v2's input spec and GET routes read, filled in by MnistService.__init__."""
+
+    versions: Versions | None = None
+
+
+LOADED = Loaded()  # this worker's (one service instance per worker process)
 
 
 def _model_path(model: str) -> tuple[str, str | None]:
@@ -220,7 +219,7 @@ def read_tensors(
     infer, binary = split_body(body, header_length, text)
     (tensor,) = infer.inputs
     raw = input_bytes(tensor, binary, text)
-    pixel_input = model.metadata["input"]["name"]
+    pixel_input = model.input_name
     if tensor.name == pixel_input:
         return infer, read_pixels(tensor, raw, limit, text)
     if tensor.name == IMAGE_INPUT:
@@ -251,7 +250,7 @@ async def parse_infer(request: Request, versions: Versions, settings: Settings) 
         del body
         # BYTES: /predict_batch's path (pixel budgets, decode threads, deadline, framing)
         pixels = tensor if isinstance(tensor, np.ndarray) else await frames_of(tensor, limits, text, decode_threads())
-    output_name = model.metadata["outputs"]["probabilities"]["name"]
+    output_name = model.output_name
     known = [output_name, LABEL_OUTPUT, *([model.score_name, IS_DIGIT_OUTPUT] if model.score_name else [])]
     wanted = wanted_outputs(infer, known, text)
     call = Call(model.version, model.labels, output_name, infer.id, wanted, model.score_name)
@@ -272,7 +271,7 @@ class InferInput(ReadsRequest, bentoml.IODescriptor):
     async def read(cls, request: Request) -> InferInput:
         """-> items=[Item per image], or items=[BadInput] for a refused request."""
         settings = get_settings()
-        versions = current_versions()
+        versions = LOADED.versions
         try:
             if versions is None:
                 raise BadInput("the model is not loaded yet", "retry shortly", 503)

@@ -203,7 +203,7 @@ class TestAnswers:
 
     def test_api_docs_say_nullable_as_openapi_3_0_does(self) -> None:
         """BentoML's document is OpenAPI 3.0: no null type, `nullable: true` instead."""
-        spec = complete({"paths": {"/predict": {"post": {}}}}, Settings())
+        spec = complete({"paths": {"/predict": {"post": {}}}}, Settings(), ["mnist-cnn-00000000"])
         props = spec["components"]["schemas"]["Prediction"]["properties"]
         assert props["is_digit"] == {"type": "boolean", "nullable": True, "description": ANY, "title": "Is Digit"}
         assert (props["digit_score"]["type"], props["digit_score"]["nullable"]) == ("number", True)
