@@ -127,32 +127,36 @@ def _flatten_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def already_mnist(pixels: np.ndarray) -> np.ndarray | None:
     """A 28x28 digit already framed like MNIST, used as is: resampling would only blur it.
 
-    service.preprocess.mnist_frames decides the same for a batch; numpy's per-call overhead would
-    make that batch version cost 2x for one image (tests check that both decide alike on every
-    MNIST test digit).
+    service.images.preprocess.mnist_frames decides the same for a batch, by the same FRAME_*
+    constants; numpy's per-call overhead would make that batch version cost 2x for one image
+    (tests check that both decide alike on every MNIST test digit).
     """
     grey = pixels[..., 0] if pixels.shape[-1] == 1 else pixels.mean(-1)
     border = grey[BORDER]
-    if np.count_nonzero(border <= 0.1) * 2 > border.size:  # mostly black surround: MNIST
+    if np.count_nonzero(border <= FRAME_DARK) * 2 > border.size:  # mostly black surround: MNIST
         pass
-    elif np.count_nonzero(border >= 0.9) * 2 > border.size:  # dark on light: same frame
+    elif np.count_nonzero(border >= FRAME_LIGHT) * 2 > border.size:  # dark on light: same frame
         grey = 1.0 - grey
     else:
         return None  # no clean surround: not an MNIST frame
-    mask = grey > 0.1
+    mask = grey > FRAME_DARK
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if rows.size == 0:
         raise NoInk("no ink in the 28x28 frame")
-    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > BOX + 2:
+    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > FRAME_SPAN:
         return None
     cy, cx = centre_of_mass(grey)
-    if abs(cy - CENTRE) > 1.0 or abs(cx - CENTRE) > 1.0:
+    if abs(cy - CENTRE) > FRAME_CENTRED or abs(cx - CENTRE) > FRAME_CENTRED:
         return None
     return np.ascontiguousarray(grey, dtype=np.float32)
 
 
 BORDER = np.ones((SIDE, SIDE), bool)  # a 28x28 frame's outermost pixels
 BORDER[1:-1, 1:-1] = False
+# An MNIST frame already: its border mostly dark (<= FRAME_DARK) or mostly light (>= FRAME_LIGHT),
+# its ink (> FRAME_DARK) at most FRAME_SPAN px across, its centre of mass within FRAME_CENTRED px
+# of the frame's centre. already_mnist and the service's batch version both decide by these.
+FRAME_DARK, FRAME_LIGHT, FRAME_SPAN, FRAME_CENTRED = 0.1, 0.9, BOX + 2, 1.0
 
 
 def _small(img: Image_) -> Image_:

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from contract import photo
-from contract.framing import BOX, CENTRE, SIDE, NoInk
+from contract.framing import CENTRE, SIDE, NoInk
 from contract.framing import centre_of_mass as centre_of_mass
 from contract.framing import place as place  # tests and callers reach it here too
-from contract.photo import BORDER
+from contract.photo import BORDER, FRAME_CENTRED, FRAME_DARK, FRAME_LIGHT, FRAME_SPAN
 from service.errors import BadInput
 from service.images.decode import Decoded
 
@@ -94,19 +94,21 @@ READY, REFRAME, BLANK = 0, 1, 2  # mnist_frames' verdicts
 
 
 def mnist_frames(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which of n 28x28 greys are MNIST frames already, all at once (a batch of uploads).
+    """Which of n 28x28 greys are MNIST frames already, all at once (a batch of uploads):
+    contract.photo.already_mnist's decision, by its FRAME_* constants, over a batch (numpy's
+    per-call overhead makes one call per image cost about five times as much).
 
     grey: (n, 28, 28) float32 in [0, 1]. Returns (frames, status): frames (n, 28, 28) float32,
     white on black, valid where status is READY; REFRAME: not MNIST-framed (no clean surround,
     digit too big or off-centre), to be framed by to_mnist; BLANK: a clean surround, no ink.
     """
     border = grey[:, BORDER]  # (n, 108)
-    dark = (border <= 0.1).sum(1) * 2 > border.shape[1]  # mostly black surround: MNIST
-    light = ~dark & ((border >= 0.9).sum(1) * 2 > border.shape[1])  # dark ink on light paper
+    dark = (border <= FRAME_DARK).sum(1) * 2 > border.shape[1]  # mostly black surround: MNIST
+    light = ~dark & ((border >= FRAME_LIGHT).sum(1) * 2 > border.shape[1])  # dark ink on light paper
     frames = grey.astype(np.float32)  # a copy
     if light.any():
         frames[light] = 1.0 - frames[light]
-    mask = frames > 0.1
+    mask = frames > FRAME_DARK
     rows, cols = np.any(mask, axis=2), np.any(mask, axis=1)  # (n, 28) each
     inked = rows.any(1)
     extent = np.maximum(_span(rows), _span(cols))
@@ -116,7 +118,7 @@ def mnist_frames(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cx = (by_col @ _INDEX).astype(np.float64) / total
     offset = np.maximum(np.abs(cy - CENTRE), np.abs(cx - CENTRE))
     framed = dark | light
-    ready = framed & inked & (extent <= BOX + 2) & (offset <= 1.0)
+    ready = framed & inked & (extent <= FRAME_SPAN) & (offset <= FRAME_CENTRED)
     status = np.where(ready, READY, np.where(framed & ~inked, BLANK, REFRAME))
     return frames, status
 
