@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +129,8 @@ class ReadsRequest:
         raise NotImplementedError
 
     @classmethod
-    async def from_http_request(cls, request: Request, serde: Any) -> Any:
-        return await cls.read(request)
+    def from_http_request(cls, request: Request, serde: Any) -> Awaitable[Any]:
+        return cls.read(request)  # BentoML awaits it: no coroutine of our own in between
 
 
 class WritesResponse:
