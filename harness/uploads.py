@@ -107,8 +107,8 @@ def _lighting(hw: tuple[int, int], rng: np.random.Generator, strength: float) ->
 def _on_paper(
     ink: np.ndarray,
     rng: np.random.Generator,
-    ink_rgb: Sequence[int] = (25, 25, 30),
-    paper_rgb: Sequence[int] | None = None,
+    ink_rgb: Sequence[float] = (25, 25, 30),
+    paper_rgb: Sequence[float] | None = None,
     light: float = 0.0,
     noise: float = 0.0,
 ) -> np.ndarray:

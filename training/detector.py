@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -198,7 +199,7 @@ def _frozen_classifier(classifier_onnx: Path, data_root: Path) -> tuple[dict, Mn
     tc = TrainConfig.from_dict(meta["train_config"])
     images, labels = load_split(data_root, train=True)
     splits = train_val_split(images, labels, tc.val_size, tc.split_seed)  # the classifier's own split
-    classifier = model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval()
+    classifier = cast(nn.Sequential, model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval())
     body, _ = split_classifier(classifier)
     for p in classifier.parameters():
         p.requires_grad_(False)
