@@ -60,11 +60,13 @@ data: install
 test: install install-serve data lint dry-run
 	$(VENV)/bin/python -m pytest
 
-## ruff check, ruff format --check, mypy (strict over contract/, service/, training/ and harness/), and the lock
+## ruff check, ruff format --check, mypy (strict over contract/, service/, training/ and harness/), yamllint
+## (every YAML file: deploy/'s manifests among them; .yamllint.yaml), and the lock
 lint: install lock-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/yamllint --strict .
 
 ## The inner loop, about a minute: lint, types and the unit tests (tests/unit: no server, no training;
 ## MNIST from `make data`) less the few marked slow. `make test` is the whole suite.

@@ -247,20 +247,37 @@ def write_metadata(folder: Path, metadata: dict[str, Any]) -> Metadata:
 
 
 # Kustomizations whose `mnist` image is tagged with the served version (`make container` tags the
-# image so). Rewritten on every promotion and rollback, so the manifests never lag served.json.
+# image so; the production overlay inherits the base's). Rewritten on every promotion and rollback,
+# so the manifests never lag served.json.
 IMAGE_TAG_FILES = ("deploy/k8s/base/kustomization.yaml", "deploy/k8s/overlays/kserve/kustomization.yaml")
-_IMAGE_TAG = re.compile(r"(^\s*- name: mnist\n(?:\s+newName: [^\n]*\n)?\s+newTag: )(\S+)", re.M)
+_IMAGES = re.compile(r"^images:\n(?:[ #-][^\n]*\n|\n)*", re.M)  # the `images:` list, to the next top-level key
+_ENTRY = re.compile(r"^(?P<i>[ ]*)- [^\n]*\n(?:(?P=i)[ ]{2}[^\n]*\n)*", re.M)  # one item, whatever its key order
+_MNIST = re.compile(r"^[ ]*(?:- )?name: mnist[ ]*(?:#[^\n]*)?$", re.M)
+_NEW_TAG = re.compile(r"^([ ]*(?:- )?newTag: )\S+", re.M)
+_DIGEST = re.compile(r"^(?P<i>[ ]*)(?P<dash>- )?digest: [^\n]*\n", re.M)
+
+
+def _retag_entry(entry: str, version: str) -> str:
+    """An `images:` item: if it is the `mnist` image, its newTag set to `version` and its digest
+    dropped (a digest names the image of the version before; docs/deploy.md pins the new one)."""
+    if not _MNIST.search(entry):
+        return entry
+    entry = _NEW_TAG.sub(lambda m: m.group(1) + version, entry)
+    if digest := _DIGEST.search(entry):
+        rest = entry[digest.end() :]
+        if digest["dash"]:  # the digest opened the item (kustomize writes keys sorted): the next key opens it
+            rest = digest["i"] + "- " + rest[len(digest["i"]) + 2 :]
+        entry = entry[: digest.start()] + rest
+    return entry
 
 
 def sync_image_tags(root: Path, version: str) -> list[Path]:
-    """Point the deployment's image tags under `root` at `version`; the files that changed."""
+    """Point the `mnist` image of every kustomization under `root`/deploy/k8s at `version` (the
+    IMAGE_TAG_FILES, and an overlay that pinned a tag or digest of its own); the files that changed."""
     changed = []
-    for rel in IMAGE_TAG_FILES:
-        path = root / rel
-        if not path.is_file():
-            continue
+    for path in sorted((root / "deploy" / "k8s").glob("**/kustomization.yaml")):
         text = path.read_text()
-        new = _IMAGE_TAG.sub(lambda m: m.group(1) + version, text)
+        new = _IMAGES.sub(lambda s: _ENTRY.sub(lambda e: _retag_entry(e.group(0), version), s.group(0)), text)
         if new != text:
             path.write_text(new)
             changed.append(path)

@@ -7,7 +7,7 @@ tests can share one set of realistic inputs without importing torch.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,8 +107,8 @@ def _lighting(hw: tuple[int, int], rng: np.random.Generator, strength: float) ->
 def _on_paper(
     ink: np.ndarray,
     rng: np.random.Generator,
-    ink_rgb: Sequence[int] = (25, 25, 30),
-    paper_rgb: Sequence[int] | None = None,
+    ink_rgb: Sequence[float] = (25, 25, 30),
+    paper_rgb: Sequence[float] | None = None,
     light: float = 0.0,
     noise: float = 0.0,
 ) -> np.ndarray:
@@ -172,107 +172,167 @@ def _photo_of(square: np.ndarray, size: int, rng: np.random.Generator, blur: flo
     return _encode(img, "JPEG", quality=int(rng.integers(75, 93)))
 
 
+# --- one function per kind: digit (28, 28) uint8 + the shared rng -> (file bytes, content type) ---
+# Each draws from `rng` in a fixed order, so a seed renders the same bytes: the seeded sets that
+# tests and benchmarks measure stay the same sets. Reordering a draw changes every later upload.
+
+Renderer = Callable[[np.ndarray, np.random.Generator], tuple[bytes, str]]
+
+
+def _pen(rng: np.random.Generator) -> tuple[int, int, int]:
+    return _PEN_COLOURS[int(rng.integers(len(_PEN_COLOURS)))]
+
+
+def _png28(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    return _encode(Image.fromarray(digit28, mode="L"), "PNG"), "image/png"
+
+
+def _photo_jpeg(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    img = Image.fromarray(_photo(digit28, rng))
+    return _encode(img, "JPEG", quality=int(rng.integers(80, 93))), "image/jpeg"
+
+
+def _pen_rgb(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = int(rng.integers(150, 401))
+    ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
+    rgb = _on_paper(ink, rng, _pen(rng), (255, 255, 255))
+    return _encode(Image.fromarray(rgb), "PNG"), "image/png"
+
+
+def _canvas_rgba(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = int(rng.choice([200, 280, 300, 400]))
+    ink = _centred(digit28, size, rng.uniform(0.75, 0.95), rng, jitter=0.3)
+    rgba = np.zeros((size, size, 4), np.uint8)  # transparent pixels are (0, 0, 0, 0)
+    rgba[..., 3] = np.round(ink * 255).astype(np.uint8)  # black strokes, alpha = coverage
+    return _encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), "image/png"
+
+
+def _jpeg_lowq(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = int(rng.integers(120, 321))
+    ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
+    img = Image.fromarray(_on_paper(ink, rng, light=0.1, noise=3.0))
+    return _encode(img, "JPEG", quality=int(rng.integers(25, 46))), "image/jpeg"
+
+
+def _gif_palette(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = int(rng.integers(100, 301))
+    ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
+    rgb = Image.fromarray(_on_paper(ink, rng, _pen(rng), (250, 250, 245)))
+    colours = int(rng.choice([4, 8, 16]))
+    img = rgb.quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    return _encode(img, "GIF"), "image/gif"
+
+
+def _bmp(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = int(rng.integers(100, 301))
+    ink = _centred(digit28, size, rng.uniform(0.75, 0.95), rng, jitter=0.3)
+    rgb = _on_paper(ink, rng, (0, 0, 0), (255, 255, 255))
+    return _encode(Image.fromarray(rgb), "BMP"), "image/bmp"
+
+
+def _webp(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    img = Image.fromarray(_photo(digit28, rng))
+    return _encode(img, "WEBP", quality=int(rng.integers(60, 91))), "image/webp"
+
+
+def _tiff(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    size = int(rng.integers(200, 601))
+    ink = _centred(digit28, size, rng.uniform(0.6, 0.85), rng, jitter=0.5)
+    grey = _on_paper(ink, rng, (20, 20, 20), (240, 240, 240), noise=2.0)[..., 0]
+    img = Image.fromarray(grey, mode="L")
+    return _encode(img, "TIFF", compression="tiff_lzw"), "image/tiff"
+
+
+_TURN_BACK = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+def _exif_rotated(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    upright = Image.fromarray(_photo(digit28, rng))
+    # Stored pixels are the upright picture turned; the tag says how to turn it back.
+    orientation = int(rng.choice([3, 6, 8]))
+    stored = upright.transpose(_TURN_BACK[orientation])
+    exif = Image.Exif()
+    exif[_ORIENTATION_TAG] = orientation
+    return _encode(stored, "JPEG", quality=90, exif=exif.tobytes()), "image/jpeg"
+
+
+def _small_offcentre(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    h, w = int(rng.integers(400, 641)), int(rng.integers(400, 641))
+    frame = int(rng.integers(70, 111))
+    corner = (int(rng.integers(10, h - frame - 10)), int(rng.integers(10, w - frame - 10)))
+    ink = _ink(digit28, (h, w), frame, corner)
+    img = Image.fromarray(_on_paper(ink, rng, light=0.15, noise=3.0))
+    return _encode(img, "JPEG", quality=int(rng.integers(80, 93))), "image/jpeg"
+
+
+def _large_fill(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    square = _tight_square(digit28, 1.08)  # a thin margin so no stroke is cut
+    size = int(rng.integers(200, 501))
+    big = Image.fromarray(square, mode="L").resize((size, size), Image.Resampling.BICUBIC)
+    ink = np.clip((np.asarray(big, np.float32) / 255.0 - 0.1) / 0.6, 0.0, 1.0)
+    img = Image.fromarray(_on_paper(ink, rng, light=0.15, noise=3.0))
+    return _encode(img, "JPEG", quality=90), "image/jpeg"
+
+
+def _thick_marker(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """The digit's box fills about half the photo."""
+    square = _tight_square(_marker(digit28, rng), rng.uniform(1.8, 2.2))
+    return _photo_of(square, int(rng.integers(200, 601)), rng), "image/jpeg"
+
+
+def _tight_crop(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """The digit's box fills about 90% of the image."""
+    square = _tight_square(_marker(digit28, rng), rng.uniform(1.05, 1.15))
+    return _photo_of(square, int(rng.integers(150, 501)), rng), "image/jpeg"
+
+
+def _heavy_blur(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """Out of focus: Gaussian sigma 6-9% of the digit box (about a stroke width)."""
+    size = int(rng.integers(200, 601))
+    square = _tight_square(digit28, rng.uniform(1.3, 1.7))
+    box = size / square.shape[0] * 20  # the digit's box in px in the photo
+    return _photo_of(square, size, rng, blur=box * rng.uniform(0.06, 0.09)), "image/jpeg"
+
+
+def _pencil_noisy(digit28: np.ndarray, rng: np.random.Generator) -> tuple[bytes, str]:
+    """A phone's high ISO: noise the camera did not smooth away."""
+    size = int(rng.integers(200, 501))
+    ink = _centred(digit28, size, rng.uniform(0.5, 0.8), rng, jitter=0.5, angle_max=5.0) * 0.8
+    base = rng.uniform(175, 215)
+    grey = int(rng.integers(70, 100))
+    rgb = _on_paper(ink, rng, (grey, grey, grey + 6), (base, base - 4, base - 12), light=rng.uniform(0.3, 0.45))
+    noisy = rgb.astype(np.float32) + rng.normal(0.0, rng.uniform(8.0, 14.0), rgb.shape)
+    img = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    return _encode(img, "JPEG", quality=int(rng.integers(70, 91))), "image/jpeg"
+
+
+_RENDERERS: dict[str, Renderer] = {
+    "png28": _png28,
+    "photo": _photo_jpeg,
+    "pen_rgb": _pen_rgb,
+    "canvas_rgba": _canvas_rgba,
+    "jpeg_lowq": _jpeg_lowq,
+    "gif_palette": _gif_palette,
+    "bmp": _bmp,
+    "webp": _webp,
+    "tiff": _tiff,
+    "exif_rotated": _exif_rotated,
+    "small_offcentre": _small_offcentre,
+    "large_fill": _large_fill,
+    "thick_marker": _thick_marker,
+    "tight_crop": _tight_crop,
+    "heavy_blur": _heavy_blur,
+    "pencil_noisy": _pencil_noisy,
+}
+assert tuple(_RENDERERS) == RENDERINGS, "every rendering kind has its renderer, in RENDERINGS' order"
+
+
 def render(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[bytes, str]:
     """Turn one MNIST digit into the file bytes and content type of a realistic upload."""
     if digit28.shape != (28, 28) or digit28.dtype != np.uint8:
         raise ValueError(f"expected a (28, 28) uint8 digit, got {digit28.shape} {digit28.dtype}")
-    if kind == "png28":
-        return _encode(Image.fromarray(digit28, mode="L"), "PNG"), "image/png"
-    if kind == "photo":
-        img = Image.fromarray(_photo(digit28, rng))
-        return _encode(img, "JPEG", quality=int(rng.integers(80, 93))), "image/jpeg"
-    if kind == "pen_rgb":
-        size = int(rng.integers(150, 401))
-        ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
-        pen = _PEN_COLOURS[int(rng.integers(len(_PEN_COLOURS)))]
-        rgb = _on_paper(ink, rng, pen, (255, 255, 255))
-        return _encode(Image.fromarray(rgb), "PNG"), "image/png"
-    if kind == "canvas_rgba":
-        size = int(rng.choice([200, 280, 300, 400]))
-        ink = _centred(digit28, size, rng.uniform(0.75, 0.95), rng, jitter=0.3)
-        rgba = np.zeros((size, size, 4), np.uint8)  # transparent pixels are (0, 0, 0, 0)
-        rgba[..., 3] = np.round(ink * 255).astype(np.uint8)  # black strokes, alpha = coverage
-        return _encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), "image/png"
-    if kind == "jpeg_lowq":
-        size = int(rng.integers(120, 321))
-        ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
-        img = Image.fromarray(_on_paper(ink, rng, light=0.1, noise=3.0))
-        return _encode(img, "JPEG", quality=int(rng.integers(25, 46))), "image/jpeg"
-    if kind == "gif_palette":
-        size = int(rng.integers(100, 301))
-        ink = _centred(digit28, size, rng.uniform(0.7, 0.9), rng, jitter=0.4)
-        pen = _PEN_COLOURS[int(rng.integers(len(_PEN_COLOURS)))]
-        rgb = Image.fromarray(_on_paper(ink, rng, pen, (250, 250, 245)))
-        colours = int(rng.choice([4, 8, 16]))
-        img = rgb.quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
-        return _encode(img, "GIF"), "image/gif"
-    if kind == "bmp":
-        size = int(rng.integers(100, 301))
-        ink = _centred(digit28, size, rng.uniform(0.75, 0.95), rng, jitter=0.3)
-        rgb = _on_paper(ink, rng, (0, 0, 0), (255, 255, 255))
-        return _encode(Image.fromarray(rgb), "BMP"), "image/bmp"
-    if kind == "webp":
-        img = Image.fromarray(_photo(digit28, rng))
-        return _encode(img, "WEBP", quality=int(rng.integers(60, 91))), "image/webp"
-    if kind == "tiff":
-        size = int(rng.integers(200, 601))
-        ink = _centred(digit28, size, rng.uniform(0.6, 0.85), rng, jitter=0.5)
-        grey = _on_paper(ink, rng, (20, 20, 20), (240, 240, 240), noise=2.0)[..., 0]
-        img = Image.fromarray(grey, mode="L")
-        return _encode(img, "TIFF", compression="tiff_lzw"), "image/tiff"
-    if kind == "exif_rotated":
-        upright = Image.fromarray(_photo(digit28, rng))
-        # Stored pixels are the upright picture turned; the tag says how to turn it back.
-        orientation = int(rng.choice([3, 6, 8]))
-        stored = upright.transpose(
-            {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
-        )
-        exif = Image.Exif()
-        exif[_ORIENTATION_TAG] = orientation
-        return _encode(stored, "JPEG", quality=90, exif=exif.tobytes()), "image/jpeg"
-    if kind == "small_offcentre":
-        h, w = int(rng.integers(400, 641)), int(rng.integers(400, 641))
-        frame = int(rng.integers(70, 111))
-        corner = (int(rng.integers(10, h - frame - 10)), int(rng.integers(10, w - frame - 10)))
-        ink = _ink(digit28, (h, w), frame, corner)
-        img = Image.fromarray(_on_paper(ink, rng, light=0.15, noise=3.0))
-        return _encode(img, "JPEG", quality=int(rng.integers(80, 93))), "image/jpeg"
-    if kind == "large_fill":
-        ys, xs = np.nonzero(digit28 > 30)
-        if ys.size == 0:
-            raise ValueError("large_fill needs a digit with ink in it")
-        crop = digit28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        side = round(max(crop.shape) * 1.08)  # a thin margin so no stroke is cut
-        square = np.zeros((side, side), np.uint8)
-        oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-        square[oy : oy + crop.shape[0], ox : ox + crop.shape[1]] = crop
-        size = int(rng.integers(200, 501))
-        big = Image.fromarray(square, mode="L").resize((size, size), Image.Resampling.BICUBIC)
-        ink = np.clip((np.asarray(big, np.float32) / 255.0 - 0.1) / 0.6, 0.0, 1.0)
-        img = Image.fromarray(_on_paper(ink, rng, light=0.15, noise=3.0))
-        return _encode(img, "JPEG", quality=90), "image/jpeg"
-    if kind == "thick_marker":  # the digit's box fills about half the photo
-        marker = _marker(digit28, rng)
-        square = _tight_square(marker, rng.uniform(1.8, 2.2))
-        return _photo_of(square, int(rng.integers(200, 601)), rng), "image/jpeg"
-    if kind == "tight_crop":  # the digit's box fills about 90% of the image
-        marker = _marker(digit28, rng)
-        square = _tight_square(marker, rng.uniform(1.05, 1.15))
-        return _photo_of(square, int(rng.integers(150, 501)), rng), "image/jpeg"
-    if kind == "heavy_blur":  # out of focus: Gaussian sigma 6-9% of the digit box (about a stroke width)
-        size = int(rng.integers(200, 601))
-        square = _tight_square(digit28, rng.uniform(1.3, 1.7))
-        box = size / square.shape[0] * 20  # the digit's box in px in the photo
-        return _photo_of(square, size, rng, blur=box * rng.uniform(0.06, 0.09)), "image/jpeg"
-    if kind == "pencil_noisy":  # a phone's high ISO: noise the camera did not smooth away
-        size = int(rng.integers(200, 501))
-        ink = _centred(digit28, size, rng.uniform(0.5, 0.8), rng, jitter=0.5, angle_max=5.0) * 0.8
-        base = rng.uniform(175, 215)
-        grey = int(rng.integers(70, 100))
-        rgb = _on_paper(ink, rng, (grey, grey, grey + 6), (base, base - 4, base - 12), light=rng.uniform(0.3, 0.45))
-        noisy = rgb.astype(np.float32) + rng.normal(0.0, rng.uniform(8.0, 14.0), rgb.shape)
-        img = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
-        return _encode(img, "JPEG", quality=int(rng.integers(70, 91))), "image/jpeg"
+    if kind in _RENDERERS:
+        return _RENDERERS[kind](digit28, rng)
     if kind in SCENES:
         return render_scene(digit28, kind, rng), "image/jpeg"
     raise ValueError(f"unknown rendering {kind!r}; known: {', '.join((*RENDERINGS, *SCENES))}")

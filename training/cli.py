@@ -11,7 +11,7 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from contract import read_served
 from training.checkpoint import CheckpointError
@@ -101,8 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_args(sub.add_parser("train", help="train a model"))
     _add_export_parser(sub)
-    _add_detector_parser(sub)
-    _add_head_parser(sub)
+    _add_beside_classifier_parser(
+        sub,
+        "train-detector",
+        "train the non-digit detector beside an exported classifier (kept frozen)",
+        Path("runs/detector"),
+        DetectorConfig(),
+        DETECTOR_FLAGS,
+    )
+    _add_beside_classifier_parser(
+        sub,
+        "train-head",
+        "train the digit head on an exported classifier's frozen trunk (the cheap detector)",
+        Path("runs/head"),
+        HeadConfig(),
+        HEAD_FLAGS,
+    )
     _add_evaluate_parsers(sub)
 
     p = sub.add_parser("promote", help="copy an export into models/ and serve it")
@@ -145,51 +159,50 @@ def _add_export_parser(sub: Subparsers) -> None:
     _add_data_args(p)
 
 
-def _add_detector_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "train-detector", help="train the non-digit detector beside an exported classifier (kept frozen)"
-    )
+@dataclass(frozen=True)
+class ConfigFlag:
+    """A flag that sets one field of a frozen config; its type and default are the field's."""
+
+    field: str
+    help: str  # formatted with the field's default: "... (default: {default})"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+DETECTOR_FLAGS = (
+    ConfigFlag("epochs", "passes over the training digits (default: {default})"),
+    ConfigFlag("turned", "share of training negatives drawn mirrored or turned (default: {default})"),
+    ConfigFlag("negatives_per_kind", "training negatives of each kind (default: {default:,})"),
+    ConfigFlag("keep", "share of validation digits the threshold keeps (default: {default})"),
+    ConfigFlag("seed", "negatives and initial weights (default: {default})"),
+)
+HEAD_FLAGS = (
+    ConfigFlag("epochs", "(default: {default})"),
+    ConfigFlag("keep", "share of every validation digit kind the threshold keeps (default: {default})"),
+    ConfigFlag("fine", "channels the head keeps of the trunk's 14x14 map, 0 for none (default: {default})"),
+    ConfigFlag("seed", "(default: {default})"),
+)
+Config = TypeVar("Config", DetectorConfig, HeadConfig)
+
+
+def _add_beside_classifier_parser(
+    sub: Subparsers, name: str, help_text: str, run_dir: Path, defaults: object, flags: tuple[ConfigFlag, ...]
+) -> None:
+    """A command that trains beside an exported classifier (kept frozen), its config set by `flags`."""
+    p = sub.add_parser(name, help=help_text)
     p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/detector"), help="output folder (default: runs/detector)")
-    d = DetectorConfig
-    for flag, kind, default, help_text in (
-        ("--epochs", int, d.epochs, f"passes over the training digits (default: {d.epochs})"),
-        ("--turned", float, d.turned, f"share of training negatives drawn mirrored or turned (default: {d.turned})"),
-        (
-            "--negatives-per-kind",
-            int,
-            d.negatives_per_kind,
-            f"training negatives of each kind (default: {d.negatives_per_kind:,})",
-        ),
-        ("--keep", float, d.keep, f"share of validation digits the threshold keeps (default: {d.keep})"),
-        ("--seed", int, d.seed, f"negatives and initial weights (default: {d.seed})"),
-    ):
-        p.add_argument(flag, type=kind, default=default, help=help_text)
+    p.add_argument("--run-dir", type=Path, default=run_dir, help=f"output folder (default: {run_dir})")
+    for f in flags:
+        default = getattr(defaults, f.field)
+        p.add_argument(f.flag, type=type(default), default=default, help=f.help.format(default=default))
     _add_data_args(p)
 
 
-def _add_head_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "train-head", help="train the digit head on an exported classifier's frozen trunk (the cheap detector)"
-    )
-    p.add_argument("classifier", type=Path, help="the exported mnist-cnn model.onnx it will be served with")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/head"), help="output folder (default: runs/head)")
-    h = HeadConfig
-    p.add_argument("--epochs", type=int, default=h.epochs, help=f"(default: {h.epochs})")
-    p.add_argument(
-        "--keep",
-        type=float,
-        default=h.keep,
-        help=f"share of every validation digit kind the threshold keeps (default: {h.keep})",
-    )
-    p.add_argument(
-        "--fine",
-        type=int,
-        default=h.fine,
-        help=f"channels the head keeps of the trunk's 14x14 map, 0 for none (default: {h.fine})",
-    )
-    p.add_argument("--seed", type=int, default=h.seed, help=f"(default: {h.seed})")
-    _add_data_args(p)
+def _config(args: argparse.Namespace, cls: type[Config], flags: tuple[ConfigFlag, ...]) -> Config:
+    """The config the command's flags describe (the others at their defaults)."""
+    return cls(**{f.field: getattr(args, f.field) for f in flags})
 
 
 def _add_evaluate_parsers(sub: Subparsers) -> None:
@@ -424,23 +437,13 @@ def run_command(args: argparse.Namespace) -> None:
         case "export":
             cmd_export(args.checkpoint, args.out, _data(args), args.opset, not args.no_temperature, args.detector)
         case "train-detector":
-            cfg = DetectorConfig(
-                epochs=args.epochs,
-                negatives_per_kind=args.negatives_per_kind,
-                keep=args.keep,
-                turned=args.turned,
-                seed=args.seed,
+            cmd_train_detector(
+                args.classifier, args.run_dir, _data(args), _config(args, DetectorConfig, DETECTOR_FLAGS)
             )
-            cmd_train_detector(args.classifier, args.run_dir, _data(args), cfg)
         case "train-head":
             from training.head_data import fit
 
-            fit(
-                args.classifier,
-                _data(args).root,
-                args.run_dir,
-                HeadConfig(epochs=args.epochs, keep=args.keep, fine=args.fine, seed=args.seed),
-            )
+            fit(args.classifier, _data(args).root, args.run_dir, _config(args, HeadConfig, HEAD_FLAGS))
         case "evaluate":
             cmd_evaluate(args.model, args.out, _data(args), args.threads)
         case "compare":

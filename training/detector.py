@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch import nn
 from contract import sha256_file
 from training.augment import AugmentConfig, upload_like
 from training.config import TrainConfig
-from training.data import load_split, to_float, train_val_split
+from training.data import MnistSplits, load_split, to_float, train_val_split
 from training.models import Normalize, _conv_bn
 from training.negatives import KINDS, bank
 
@@ -179,81 +180,131 @@ def turn(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Ten
     return out
 
 
-def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: DetectorConfig) -> Path:
-    """Train beside the exported classifier (kept frozen); writes out_dir/detector.pt and returns it."""
+@dataclass(frozen=True)
+class _Frames:
+    """What the detector trains and is chosen on: uint8 (N, 28, 28) frames, digits and negatives."""
+
+    digits: torch.Tensor  # the classifier's training digits
+    negatives: torch.Tensor
+    val_digits: torch.Tensor  # the classifier's validation digits
+    val_negatives: torch.Tensor
+    val_kinds: np.ndarray  # (N,) index into KINDS of each validation negative
+
+
+def _frozen_classifier(classifier_onnx: Path, data_root: Path) -> tuple[dict, MnistSplits, nn.Module]:
+    """The classifier's metadata, its own train/validation split, and its body (frozen, eval mode)."""
     from training.warmstart import model_from_onnx
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
     meta = json.loads((classifier_onnx.parent / "metadata.json").read_text())
     tc = TrainConfig.from_dict(meta["train_config"])
     images, labels = load_split(data_root, train=True)
     splits = train_val_split(images, labels, tc.val_size, tc.split_seed)  # the classifier's own split
-    classifier = model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval()
+    classifier = cast(nn.Sequential, model_from_onnx(classifier_onnx, to_float(splits.train_x[:4096])).eval())
     body, _ = split_classifier(classifier)
     for p in classifier.parameters():
         p.requires_grad_(False)
+    return meta, splits, body
 
+
+def _frames(splits: MnistSplits, cfg: DetectorConfig, cache: Path) -> _Frames:
+    """The digits of the classifier's split beside negatives drawn from the same side of it."""
     t0 = time.time()
     print(f"negatives: {', '.join(KINDS)} ...", flush=True)
-    neg, _ = bank(cfg.negatives_per_kind, cfg.seed, splits.train_x.numpy(), cache=out_dir)
-    val_neg, val_kind = bank(cfg.val_negatives_per_kind, cfg.seed + 1, splits.val_x.numpy(), cache=out_dir)
+    neg, _ = bank(cfg.negatives_per_kind, cfg.seed, splits.train_x.numpy(), cache=cache)
+    val_neg, val_kinds = bank(cfg.val_negatives_per_kind, cfg.seed + 1, splits.val_x.numpy(), cache=cache)
     print(f"{len(neg):,} training and {len(val_neg):,} validation negatives ({time.time() - t0:.0f} s)", flush=True)
-    neg_t, val_neg_t = torch.from_numpy(neg), torch.from_numpy(val_neg)
+    return _Frames(splits.train_x, torch.from_numpy(neg), splits.val_x, torch.from_numpy(val_neg), val_kinds)
+
+
+def _batch(
+    frames: _Frames, order: torch.Tensor, step: int, cfg: DetectorConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step `step`'s digits (in `order`) and as many random negatives, all augmented alike: (2B, 1, 28, 28), (2B,)."""
+    pos = frames.digits[order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
+    neg = frames.negatives[torch.randint(len(frames.negatives), (cfg.batch_size,), generator=gen)]
+    if cfg.turned:
+        neg = turn(neg, cfg.turned, gen)
+    x = blocky(upload_like(to_float(torch.cat([pos, neg])), gen, AUGMENT), gen)
+    return x, torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))])
+
+
+def _train_epoch(
+    detector: DigitDetector,
+    body: nn.Module,
+    frames: _Frames,
+    optimise: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler],
+    cfg: DetectorConfig,
+    gen: torch.Generator,
+    epoch: int,
+    steps: int,
+) -> float:
+    """One pass of `steps` steps over the training digits (a fresh order each epoch); the mean loss."""
+    opt, sched = optimise
+    detector.train()
+    total = 0.0
+    order = torch.randperm(len(frames.digits), generator=gen)
+    for step in range(steps):
+        x, y = _batch(frames, order, step, cfg, gen)
+        with torch.no_grad():
+            features = body(x)  # (2B, F); body is in eval mode: its BN statistics stay as exported
+        loss = F.binary_cross_entropy_with_logits(detector(x, features), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += float(loss.detach())
+        if (step + 1) % 100 == 0:
+            print(f"  epoch {epoch} step {step + 1}/{steps} loss {total / (step + 1):.4f}", flush=True)
+    return total / steps
+
+
+def _epoch_line(epoch: int, cfg: DetectorConfig, loss: float, report: dict, seconds: float) -> str:
+    by_kind = ", ".join(f"{k} {100 * v:.1f}%" for k, v in report["flagged_by_kind"].items())
+    return (
+        f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f}, val AUROC {report['auroc']:.4f}, "
+        f"{100 * report['flagged']:.1f}% of negatives flagged keeping {100 * report['digits_kept']:.1f}% "
+        f"of digits ({by_kind}), {seconds:.0f} s"
+    )
+
+
+def train_detector(classifier_onnx: Path, data_root: Path, out_dir: Path, cfg: DetectorConfig) -> Path:
+    """Train beside the exported classifier (kept frozen); writes out_dir/detector.pt and returns it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    meta, splits, body = _frozen_classifier(classifier_onnx, data_root)
+    frames = _frames(splits, cfg, cache=out_dir)
 
     detector = DigitDetector(cfg)
     opt = torch.optim.AdamW(detector.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    steps = cfg.steps or len(splits.train_x) // cfg.batch_size
+    steps = cfg.steps or len(frames.digits) // cfg.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
     best: dict | None = None
     for epoch in range(1, cfg.epochs + 1):
-        detector.train()
-        start, total = time.time(), 0.0
-        pos_order = torch.randperm(len(splits.train_x), generator=gen)
-        for step in range(steps):
-            pos = splits.train_x[pos_order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
-            neg_b = neg_t[torch.randint(len(neg_t), (cfg.batch_size,), generator=gen)]
-            if cfg.turned:
-                neg_b = turn(neg_b, cfg.turned, gen)
-            x = blocky(upload_like(to_float(torch.cat([pos, neg_b])), gen, AUGMENT), gen)  # (2B, 1, 28, 28): both alike
-            y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg_b))])
-            with torch.no_grad():
-                features = body(x)  # (2B, F); body is in eval mode: its BN statistics stay as exported
-            loss = F.binary_cross_entropy_with_logits(detector(x, features), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-            if (step + 1) % 100 == 0:
-                print(f"  epoch {epoch} step {step + 1}/{steps} loss {total / (step + 1):.4f}", flush=True)
+        start = time.time()
+        loss = _train_epoch(detector, body, frames, (opt, sched), cfg, gen, epoch, steps)
         seconds = time.time() - start
-        report = evaluate(scores(detector, body, splits.val_x), scores(detector, body, val_neg_t), val_kind, cfg.keep)
-        history.append({"epoch": epoch, "loss": total / steps, "epoch_seconds": round(seconds, 1), **report})
-        by_kind = ", ".join(f"{k} {100 * v:.1f}%" for k, v in report["flagged_by_kind"].items())
-        print(
-            f"epoch {epoch}/{cfg.epochs}: loss {total / steps:.4f}, val AUROC {report['auroc']:.4f}, "
-            f"{100 * report['flagged']:.1f}% of negatives flagged keeping {100 * report['digits_kept']:.1f}% "
-            f"of digits ({by_kind}), {seconds:.0f} s",
-            flush=True,
+        digit_scores, negative_scores = (
+            scores(detector, body, frames.val_digits),
+            scores(detector, body, frames.val_negatives),
         )
+        report = evaluate(digit_scores, negative_scores, frames.val_kinds, cfg.keep)
+        history.append({"epoch": epoch, "loss": loss, "epoch_seconds": round(seconds, 1), **report})
+        print(_epoch_line(epoch, cfg, loss, report, seconds), flush=True)
         if best is None or (report["flagged"], report["auroc"]) > (best["flagged"], best["auroc"]):
             best = {**report, "epoch": epoch}
-            torch.save(
-                {
-                    "detector": detector.state_dict(),
-                    "detector_config": cfg.to_dict(),
-                    "classifier_onnx": str(classifier_onnx),
-                    "classifier_sha256": sha256_file(classifier_onnx),
-                    "classifier_version": meta["version"],
-                    "validation": best,
-                    "history": history,
-                    "trained_kinds": list(KINDS),
-                },
-                out_dir / "detector.pt",
-            )
+            checkpoint = {
+                "detector": detector.state_dict(),
+                "detector_config": cfg.to_dict(),
+                "classifier_onnx": str(classifier_onnx),
+                "classifier_sha256": sha256_file(classifier_onnx),
+                "classifier_version": meta["version"],
+                "validation": best,
+                "history": history,
+                "trained_kinds": list(KINDS),
+            }
+            torch.save(checkpoint, out_dir / "detector.pt")
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
     assert best is not None
     print(f"wrote {out_dir / 'detector.pt'} (epoch {best['epoch']}, val AUROC {best['auroc']:.4f})")

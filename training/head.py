@@ -237,6 +237,74 @@ def reliability(score: np.ndarray, is_digit: np.ndarray, weights: np.ndarray, bi
     return {"bins": rows, "ece": float(ece)}
 
 
+def _fit(
+    head: TrunkHead,
+    train: dict[str, torch.Tensor],
+    train_y: np.ndarray,
+    val: dict[str, torch.Tensor],
+    val_y: np.ndarray,
+    val_groups: np.ndarray,
+    cfg: HeadConfig,
+) -> tuple[dict, list[dict]]:
+    """Train for cfg.epochs and leave `head` at the epoch that flags the most validation negatives
+    (AUROC breaks ties); that epoch's report and every epoch's."""
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * cfg.steps)
+    y = torch.from_numpy(train_y.astype(np.float32))
+    # Each side weighs the same in the loss, whatever their counts.
+    pos_w = torch.tensor(float((train_y == 0).sum()) / max(float((train_y == 1).sum()), 1.0))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best: dict | None = None
+    history: list[dict] = []
+    for epoch in range(1, cfg.epochs + 1):
+        head.train()
+        start, total = time.time(), 0.0
+        for _ in range(cfg.steps):
+            idx = torch.randint(len(train_y), (cfg.batch_size,), generator=gen)
+            out = head.cached({k: v[idx] for k, v in train.items()})
+            loss = F.binary_cross_entropy_with_logits(out, y[idx], pos_weight=pos_w)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        z = head_logits(head, val)
+        rep = report(z, val_y, val_groups, choose_threshold(z, val_y, val_groups, cfg.keep))
+        history.append(
+            {"epoch": epoch, "loss": total / cfg.steps, "epoch_seconds": round(time.time() - start, 1), **rep}
+        )
+        print(
+            f"epoch {epoch}/{cfg.epochs}: loss {total / cfg.steps:.4f}, val AUROC {rep['auroc']:.4f}, "
+            f"{100 * rep['flagged']:.2f}% of negatives flagged keeping {100 * cfg.keep:g}% of each digit kind, "
+            f"{time.time() - start:.0f} s",
+            flush=True,
+        )
+        if best is None or (rep["flagged"], rep["auroc"]) > (best["flagged"], best["auroc"]):
+            best = {**rep, "epoch": epoch}
+            state = {k: v.clone() for k, v in head.state_dict().items()}
+    assert best is not None
+    head.load_state_dict(state)
+    return best, history
+
+
+def _calibrate(
+    head: TrunkHead, val: dict[str, torch.Tensor], val_y: np.ndarray, val_groups: np.ndarray, keep: float
+) -> tuple[float, dict, dict]:
+    """Fold a Platt fit on validation into `head`; the threshold on the calibrated score, its
+    report and the calibration's record."""
+    z = head_logits(head, val)
+    w = balanced_weights(val_y, val_groups)
+    scale, shift = platt(z, val_y, w)
+    head.scale.fill_(scale)
+    head.shift.fill_(shift)
+    score = 1 / (1 + np.exp(-(scale * z + shift)))
+    threshold = choose_threshold(score, val_y, val_groups, keep)
+    calibration = {"method": "Platt (weighted logistic fit on validation)", "scale": scale, "shift": shift,
+                   "weighting": "every validation kind the same within its side; digits and non-digits equal",
+                   **reliability(score, val_y, w)}  # fmt: skip
+    return threshold, report(score, val_y, val_groups, threshold), calibration
+
+
 def train_head(
     train: dict[str, torch.Tensor],
     train_y: np.ndarray,
@@ -251,54 +319,8 @@ def train_head(
     torch.manual_seed(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     head = TrunkHead(cfg)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(train_y)
-    steps = cfg.steps
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps)
-    y = torch.from_numpy(train_y.astype(np.float32))
-    # Each side weighs the same in the loss, whatever their counts.
-    pos_w = torch.tensor(float((train_y == 0).sum()) / max(float((train_y == 1).sum()), 1.0))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    best: dict | None = None
-    history: list[dict] = []
-    for epoch in range(1, cfg.epochs + 1):
-        head.train()
-        start, total = time.time(), 0.0
-        for _ in range(steps):
-            idx = torch.randint(n, (cfg.batch_size,), generator=gen)
-            out = head.cached({k: v[idx] for k, v in train.items()})
-            loss = F.binary_cross_entropy_with_logits(out, y[idx], pos_weight=pos_w)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-        z = head_logits(head, val)
-        t = choose_threshold(z, val_y, val_groups, cfg.keep)
-        rep = report(z, val_y, val_groups, t)
-        history.append({"epoch": epoch, "loss": total / steps, "epoch_seconds": round(time.time() - start, 1), **rep})
-        print(
-            f"epoch {epoch}/{cfg.epochs}: loss {total / steps:.4f}, val AUROC {rep['auroc']:.4f}, "
-            f"{100 * rep['flagged']:.2f}% of negatives flagged keeping {100 * cfg.keep:g}% of each digit kind, "
-            f"{time.time() - start:.0f} s",
-            flush=True,
-        )
-        if best is None or (rep["flagged"], rep["auroc"]) > (best["flagged"], best["auroc"]):
-            best = {**rep, "epoch": epoch}
-            state = {k: v.clone() for k, v in head.state_dict().items()}
-    assert best is not None
-    head.load_state_dict(state)
-    z = head_logits(head, val)
-    w = balanced_weights(val_y, val_groups)
-    scale, shift = platt(z, val_y, w)
-    head.scale.fill_(scale)
-    head.shift.fill_(shift)
-    score = 1 / (1 + np.exp(-(scale * z + shift)))
-    threshold = choose_threshold(score, val_y, val_groups, cfg.keep)
-    final = report(score, val_y, val_groups, threshold)
-    calibration = {"method": "Platt (weighted logistic fit on validation)", "scale": scale, "shift": shift,
-                   "weighting": "every validation kind the same within its side; digits and non-digits equal",
-                   **reliability(score, val_y, w)}  # fmt: skip
+    best, history = _fit(head, train, train_y, val, val_y, val_groups, cfg)
+    threshold, final, calibration = _calibrate(head, val, val_y, val_groups, cfg.keep)
     print(f"best epoch {best['epoch']}: calibrated threshold {threshold:.4f}, ECE {calibration['ece']:.4f}")
     path = out_dir / "head.pt"
     torch.save(

@@ -8,6 +8,8 @@ through promtool (test_alert_rules.py) and the InferenceService's pod through th
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from contract import IMAGE_TAG_FILES, sync_image_tags
 from deploy.container import image_tag, served_version
 from tests.deploy.conftest import need
 
@@ -130,6 +133,28 @@ def test_image_tag_is_the_served_model_version(overlay: str) -> None:
     image = pod["containers"][0]["image"]
     assert image.endswith(":" + served_version()), image
     assert image.rsplit("/", 1)[-1] == image_tag(served_version())
+
+
+def test_a_promotion_moves_a_pinned_overlay_and_drops_its_stale_digest(tmp_path: Path) -> None:
+    """Production pinned to a digest as `kustomize edit set image` writes it (keys sorted): the next
+    promotion retags it with the base and drops the digest, which names the previous image."""
+    for folder in ("k8s", "monitoring"):  # production's monitoring component sits beside k8s/
+        shutil.copytree(REPO / "deploy" / folder, tmp_path / "deploy" / folder)
+    prod = tmp_path / "deploy" / "k8s" / "overlays" / "production" / "kustomization.yaml"
+    pinned = f"- digest: sha256:{'0' * 64}\n  name: mnist\n  newName: registry.example.com/mnist\n  newTag: old\n"
+    prod.write_text(re.sub(r"^images:\n(?:[ ]+[^\n]*\n)+", "images:\n" + pinned, prod.read_text(), flags=re.M))
+    kubectl = need("kubectl")
+
+    def image(overlay: Path) -> str:
+        out = subprocess.run([kubectl, "kustomize", str(overlay)], check=True, capture_output=True, text=True).stdout
+        deployment = next(doc for doc in yaml.safe_load_all(out) if doc and doc["kind"] == "Deployment")
+        return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert image(prod.parent) == f"registry.example.com/mnist:old@sha256:{'0' * 64}"
+    changed = sync_image_tags(tmp_path, "mnist-cnn-12345678")
+    assert prod in changed and {tmp_path / rel for rel in IMAGE_TAG_FILES} <= set(changed)
+    assert image(prod.parent) == "registry.example.com/mnist:mnist-cnn-12345678"
+    assert image(prod.parent.parent.parent / "base") == "mnist:mnist-cnn-12345678"
 
 
 def _without_port(probe: dict[str, Any]) -> dict[str, Any]:
