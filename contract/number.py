@@ -111,6 +111,9 @@ def read_number(img: photo.Image_, classify: Classify, threshold: float, max_dig
     picked = _best_paths(choices, probs, scores)
     if len(picked) > max_digits:
         raise TooManyDigits(f"the image holds {len(picked)} digits, more than the {max_digits} one number may have")
+    if len(picked) == 1:  # one digit after all: framed as /predict frames the upload
+        one = photo.digit_ink(rgb)
+        return _answer([frame(one)], [_box_of(one)], classify, threshold, scale)
     return _result(
         [probs[i] for i in picked], [scores[i] for i in picked], [boxes[i] for i in picked], threshold, scale
     )
@@ -124,8 +127,8 @@ def _writing(rgb: np.ndarray) -> np.ndarray:
     sheet = not dark and scene.bright_surface(rgb.mean(-1))
     if not sheet and (not dark or scene.looks_plain(ink)):
         return ink
-    channels = [rgb[..., c] for c in range(rgb.shape[-1])]
-    found = scene.find_writing(np.minimum.reduce(channels) if dark else 1.0 - np.maximum.reduce(channels))
+    channels = [rgb[..., c] for c in range(rgb.shape[-1])]  # dark ink (a sheet's), as photo has it
+    found = scene.find_writing(np.minimum.reduce(channels))
     return ink if found is None else found.ink
 
 
@@ -242,7 +245,8 @@ def _walls(stats: np.ndarray) -> np.ndarray:
     if not thin.any() or thin.all():
         return np.zeros(len(stats), bool)
     others = float(np.median(stats[~thin, 3]))
-    return thin & (stats[:, 3] >= WALL_TALL * others)
+    walls = thin & (stats[:, 3] >= WALL_TALL * others)
+    return walls if walls.sum() >= 2 else np.zeros(len(stats), bool)  # one alone is a written 1
 
 
 def _boxes(stats: np.ndarray, walls: np.ndarray) -> np.ndarray | None:

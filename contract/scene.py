@@ -335,6 +335,7 @@ def _choose(
 
 ROW_GAP = 1.5  # of the chosen digit's height: the next digit of a number is at most this far along its row
 ROW_OVERLAP = 0.5  # of a piece's height: a piece this much inside the row's band is in the row
+ROW_TALL = 1.6  # of the chosen digit's height: no piece of the row is taller or wider
 
 
 def find_writing(grey: np.ndarray) -> Scene | None:
@@ -386,6 +387,7 @@ def _row(
     group = mine.copy()
     gx, gy, gw, gh = box
     tall = float(gh)
+    ok &= (bh <= ROW_TALL * tall) & (bw <= ROW_TALL * tall)  # a sheet's edge, a table's grain: not a digit
     while True:
         band = np.minimum(y1, gy + gh) - np.maximum(y0, gy)  # overlap with the row's band
         dx = np.maximum(0, np.maximum(x0 - (gx + gw), gx - x1))

@@ -11,8 +11,9 @@ choosing, test digits for reporting. numpy + Pillow only, like the rest of the h
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -111,7 +112,7 @@ def strip(digits: Sequence[np.ndarray], kind: str, rng: np.random.Generator) -> 
         else:
             low, high = (3, 12) if kind != "slanted" else (5, 12)
             at = out.shape[1] + int(rng.integers(low, high + 1))
-        out = _join(out, p, at)
+        out = _join(out, p, max(at, out.shape[1] - p.shape[1] + 1, 1))  # still the rightmost digit
     if kind == "slanted":
         out = _shear(out, float(np.tan(np.radians(rng.uniform(12, 25)))) * (1 if rng.random() < 0.5 else -1))
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -215,8 +216,33 @@ def sample_numbers(
 
 def save_samples(out: str, uploads: Sequence[NumberUpload]) -> None:
     """Write uploads as files named kind-index-label.jpg into folder `out`: to look at them."""
-    from pathlib import Path
-
     Path(out).mkdir(parents=True, exist_ok=True)
     for k, u in enumerate(uploads):
         Image.open(io.BytesIO(u.data)).save(Path(out) / f"{u.kind}-{k}-{u.label}.jpg")
+
+
+def served_reader(models_dir: str | Path) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], float]:
+    """The served model (models_dir/served.json) in-process on onnxruntime, one thread, as
+    contract.number's classifier: frames (N, 28, 28) -> (probabilities (N, 10), digit_score
+    (N,)), and its detector's threshold (a model without one: every score 1, threshold 0.5)."""
+    import onnxruntime as ort
+
+    from contract import read_metadata, resolve
+
+    files = resolve(Path(models_dir))
+    meta = read_metadata(files)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(files.onnx), options, providers=["CPUExecutionProvider"])
+    score = meta.outputs.digit_score
+    names = [meta.outputs.probabilities.name, *([score.name] if score else [])]
+
+    def classify(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = np.ascontiguousarray(frames, np.float32).reshape(-1, 1, 28, 28)  # (N, 1, 28, 28)
+        out = session.run(names, {meta.input.name: batch})
+        probs = np.asarray(out[0])  # (N, 10)
+        return probs, np.asarray(out[1]).reshape(-1) if score else np.ones(len(probs), np.float32)
+
+    threshold = meta.digit_detector.threshold if meta.digit_detector else 0.5
+    return classify, threshold
