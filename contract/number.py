@@ -42,10 +42,12 @@ OVERLAP = 0.4  # of the narrower piece's width: pieces overlapping this much in 
 NEAR = 0.25  # of the line's height: a small piece this close to a digit is part of it
 JOIN_SMALL = 0.6  # of the line's height: a piece shorter than this may join a neighbour
 SLANTS = np.linspace(-0.6, 0.6, 13)  # shears tried: tan of -31 to 31 degrees
-SLANT_GAIN = 1.05  # a shear must make the profile this much peakier than upright
+SLANT_GAIN = 1.5  # a shear must make the profile this much peakier than upright (touching digits fool it)
 WIDE = 0.9  # of the line's height: a group wider than this may be several digits
-MIN_PART, MAX_PART = 0.12, 1.1  # of the line's height: a cut segment's width must lie within
+MIN_PART, MAX_PART = 0.2, 1.1  # of the line's height: a cut segment's width must lie within
 CUTS = 7  # at most this many cut positions per group (the lowest points of its profile)
+PATH_REACH = 0.15  # of the line's height: how far a cut's path may wander from the straight cut
+PATH_STRAY = 0.1  # ink's worth of cost for wandering the whole reach
 ONE_WIDTH = 1.3  # of the line's height: a segment wider than this is hardly one digit
 WIDTH_COST = 4.0  # -log p added per line height a segment is wider than ONE_WIDTH
 SPLIT_COST = 1.0  # added per digit: a split must be clearly surer than reading one
@@ -186,6 +188,7 @@ class _Group:
     origin: tuple[int, int]  # (x, y) of the crop in the working image
     line: float  # the line's height, px
     splittable: bool  # False for a box of a row: one digit, whatever its width
+    slant: float = 0.0  # the shear of `sx`: x per px up
 
 
 def _segment(ink: np.ndarray, max_digits: int) -> list[_Group]:
@@ -345,7 +348,7 @@ def _group(ink: np.ndarray, labels: np.ndarray, ids: list[int], t: float, line: 
     crop = ink[y0:y1, x0:x1] * near
     yy, xx = np.mgrid[0 : y1 - y0, 0 : x1 - x0].astype(np.float32)
     sx = xx - t * (yy - (y1 - y0) / 2)
-    return _Group(crop.astype(np.float32), near, sx, (int(x0), int(y0)), line, splittable)
+    return _Group(crop.astype(np.float32), near, sx, (int(x0), int(y0)), line, splittable, t)
 
 
 # --- choosing the cuts: every segment framed, one batch, the surest path ---
@@ -366,6 +369,9 @@ def _candidates(groups: list[_Group]) -> tuple[list[np.ndarray], list[tuple[int,
     choices = []
     for g in groups:
         cuts = _cut_positions(g)
+        h, w = g.ink.shape
+        bounds = [np.full(h, -1), *(_path(g, c) for c in cuts[1:-1]), np.full(h, w + 1)]  # (h,) x per row
+        columns = np.arange(w)[None, :]
         spans = []
         for a in range(len(cuts) - 1):
             for b in range(a + 1, len(cuts)):
@@ -373,7 +379,7 @@ def _candidates(groups: list[_Group]) -> tuple[list[np.ndarray], list[tuple[int,
                 whole = a == 0 and b == len(cuts) - 1
                 if not whole and not MIN_PART <= width <= MAX_PART:
                     continue
-                piece = g.ink * ((g.sx >= cuts[a]) & (g.sx < cuts[b]))
+                piece = g.ink * ((columns >= bounds[a][:, None]) & (columns < bounds[b][:, None]))
                 try:
                     frames.append(frame(piece))
                 except NoInk:
@@ -405,6 +411,41 @@ def _cut_positions(g: _Group) -> list[float]:
         if len(picked) >= CUTS:
             break
     return [lo, *sorted(float(start + p) for p in picked), hi]
+
+
+def _path(g: _Group, cut: float) -> np.ndarray:
+    """The cut through sheared column `cut` that crosses the least ink: a path from the top row
+    to the bottom, one column at most per row, within PATH_REACH of a line of the straight
+    cut along the slant (where two digits touch, it finds the thin joint). (h,) x per row."""
+    h, w = g.ink.shape
+    reach = max(2, round(PATH_REACH * g.line))
+    offsets = np.arange(-reach, reach + 1)  # (k,)
+    k = len(offsets)
+    centres = np.round(cut + g.slant * (np.arange(h) - h / 2)).astype(np.int64)  # (h,)
+    xs = centres[:, None] + offsets[None, :]  # (h, k)
+    here = np.where((xs >= 0) & (xs < w), g.ink[np.arange(h)[:, None], np.clip(xs, 0, w - 1)], 0.0)  # (h, k)
+    here += PATH_STRAY * np.abs(offsets)[None, :] / reach  # a little cost to stray from the straight cut
+    total = here[0].copy()
+    back = np.zeros((h, k), np.int64)
+    index = np.arange(k)
+    for y in range(1, h):
+        shift = int(centres[y] - centres[y - 1])
+        best = np.full(k, np.inf)
+        for move in (-1, 0, 1):  # from x' = x - move: the earlier row's state index + shift + move... kept in range
+            before = index + shift - move
+            ok = (before >= 0) & (before < k)
+            cand = np.full(k, np.inf)
+            cand[ok] = total[before[ok]]
+            better = cand < best
+            best[better] = cand[better]
+            back[y, better] = before[better]
+        total = best + here[y]
+    path = np.zeros(h, np.int64)
+    j = int(np.argmin(total))
+    for y in range(h - 1, -1, -1):
+        path[y] = xs[y, j]
+        j = int(back[y, j])
+    return path
 
 
 def _best_paths(choices: list[_Choice], probs: np.ndarray, scores: np.ndarray) -> list[int]:
