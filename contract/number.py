@@ -101,7 +101,7 @@ def read_number(img: photo.Image_, classify: Classify, threshold: float, max_dig
         ready = photo.already_mnist(rgb)
         if ready is not None:
             return _answer([ready], [(0, 0, 28, 28)], classify, threshold, scale)
-    ink = _writing(rgb)  # (h, w): the scene stage's ink, every digit of the row kept
+    ink, turn = _writing(rgb)  # (h, w): the scene stage's ink, every digit of the row kept
     groups = _segment(ink, max_digits)
     if len(groups) <= 1 and not any(_wide(g) for g in groups):  # one part: framed as /predict frames it
         one = photo.digit_ink(rgb)
@@ -116,22 +116,36 @@ def read_number(img: photo.Image_, classify: Classify, threshold: float, max_dig
     if len(picked) == 1:  # one digit after all: framed as /predict frames the upload
         one = photo.digit_ink(rgb)
         return _answer([frame(one)], [_box_of(one)], classify, threshold, scale)
-    return _result(
-        [probs[i] for i in picked], [scores[i] for i in picked], [boxes[i] for i in picked], threshold, scale
-    )
+    chosen = [_unturn(boxes[i], turn, ink.shape) for i in picked]
+    return _result([probs[i] for i in picked], [scores[i] for i in picked], chosen, threshold, scale)
 
 
-def _writing(rgb: np.ndarray) -> np.ndarray:
-    """(h, w, C) float pixels -> (h, w) ink of the writing: photo.digit_ink's ink map and scene
-    stage, the stage keeping the whole row of digits (scene.find_writing), not one."""
+def _writing(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """(h, w, C) float pixels -> (h, w) ink of the writing, and the degrees it was turned by (a
+    turned sheet turned square): photo.digit_ink's ink map and scene stage, the stage keeping
+    the whole row of digits (scene.find_writing), not one."""
     dark = photo.is_dark_ink(rgb)
     ink = photo.ink_map(rgb, dark)
     sheet = not dark and scene.bright_surface(rgb.mean(-1))
     if not sheet and (not dark or scene.looks_plain(ink)):
-        return ink
+        return ink, 0.0
     channels = [rgb[..., c] for c in range(rgb.shape[-1])]  # dark ink (a sheet's), as photo has it
     found = scene.find_writing(np.minimum.reduce(channels))
-    return ink if found is None else found.ink
+    return (ink, 0.0) if found is None else (found.ink, found.turn)
+
+
+def _unturn(box: tuple[int, int, int, int], turn: float, hw: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """A box found in the ink turned by `turn` degrees about the picture's centre, as the box
+    around the same corners in the picture as it came."""
+    if not turn:
+        return box
+    h, w = hw[:2]
+    back = cv2.invertAffineTransform(cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), turn, 1.0))  # (2, 3)
+    x, y, bw, bh = box
+    corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64)  # (4, 3)
+    xs, ys = (corners @ back.T).T  # (4,) each
+    x0, y0 = max(0, int(np.floor(xs.min()))), max(0, int(np.floor(ys.min())))
+    return x0, y0, min(w, int(np.ceil(xs.max()))) - x0, min(h, int(np.ceil(ys.max()))) - y0
 
 
 def _wide(g: _Group) -> bool:

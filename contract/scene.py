@@ -338,10 +338,11 @@ ROW_OVERLAP = 0.5  # of a piece's height: a piece this much inside the row's ban
 ROW_TALL = 1.6  # of the chosen digit's height: no piece of the row is taller or wider
 
 
-def find_writing(grey: np.ndarray) -> Scene | None:
+def find_writing(grey: np.ndarray) -> Writing | None:
     """find_digit for a number (contract/number.py): the same light, surface and printed lines,
     the same choice of the digit, and then every piece along that digit's row, not only the
-    digit and its close neighbours. The sheet is not turned square (the boxes stay the upload's)."""
+    digit and its close neighbours. A turned sheet is turned square first, so that its rows are
+    the picture's rows (Writing.turn says by how much)."""
     img = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
     h, w = img.shape
     surface, inside = _surface(img)
@@ -352,6 +353,14 @@ def find_writing(grey: np.ndarray) -> Scene | None:
     ink = _ink(img, max(11, round(stroke * STROKE_ROOM)) | 1)
     level = max(INK_FLOOR, INK_LEVEL * _top(ink))
     mask = _without_lines(_open2(ink > level))
+    turn = _turn(surface, h, w) if surface is not None else 0.0
+    if inside is not None and abs(turn) >= MIN_TURN:  # people write square to the sheet: make its rows rows
+        rotation = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), turn, 1.0)
+        ink = cv2.warpAffine(ink, rotation, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0.0,))
+        mask = cv2.warpAffine(mask, rotation, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0,))
+        inside = cv2.warpAffine(inside, rotation, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0,))
+    else:
+        turn = 0.0
     chosen = _choose(mask, ink, inside) if inside is not None else None
     if chosen is None:
         surface, inside = None, None
@@ -360,7 +369,15 @@ def find_writing(grey: np.ndarray) -> Scene | None:
         return None
     keep, box = _row(mask, ink, chosen[0], chosen[1], inside)
     keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
-    return Scene(ink * keep, surface, box)
+    return Writing(ink * keep, surface, box, turn)
+
+
+@dataclass(frozen=True)
+class Writing(Scene):
+    """find_writing's finding: `ink` and `box` are turned by `turn` degrees about the picture's
+    centre (cv2.getRotationMatrix2D's sense) when the sheet was turned; `surface` is not."""
+
+    turn: float = 0.0
 
 
 def _row(
