@@ -36,6 +36,7 @@ from contract.framing import INK_THRESHOLD, NoInk, frame, ink_mask, peak
 Classify = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # (N, 28, 28) -> (N, 10), (N,)
 
 MAX_DIGITS = 12  # parts per upload: past it, TooManyDigits (a 4xx), before any inference
+MASK_LEVEL = INK_THRESHOLD  # of the ink's peak: what counts as a piece's ink (framing crops at INK_THRESHOLD)
 SPECK = 0.03  # of the biggest piece's area: smaller pieces are noise
 SMALL = 0.45  # of the line's height: a group shorter than this is punctuation or small print
 OVERLAP = 0.4  # of the narrower piece's width: pieces overlapping this much in x are one digit
@@ -46,6 +47,7 @@ SLANT_GAIN = 1.5  # a shear must make the profile this much peakier than upright
 WIDE = 0.9  # of the line's height: a group wider than this may be several digits
 MIN_PART, MAX_PART = 0.2, 1.1  # of the line's height: a cut segment's width must lie within
 CUTS = 7  # at most this many cut positions per group (the lowest points of its profile)
+SHARE = 0.2  # of the line's height: a cut segment is also tried widened this much each side
 PATH_REACH = 0.15  # of the line's height: how far a cut's path may wander from the straight cut
 PATH_STRAY = 0.1  # ink's worth of cost for wandering the whole reach
 ONE_WIDTH = 1.3  # of the line's height: a segment wider than this is hardly one digit
@@ -207,7 +209,7 @@ class _Group:
 
 def _segment(ink: np.ndarray, max_digits: int) -> list[_Group]:
     """The ink's groups, left to right; TooManyDigits when there are far too many to read."""
-    mask = ink_mask(ink, INK_THRESHOLD * peak(ink)).astype(np.uint8)
+    mask = ink_mask(ink, MASK_LEVEL * peak(ink)).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 2:
         return [] if n <= 1 else [_group(ink, labels, [1], 0.0, float(stats[1, 3]), True)]
@@ -393,14 +395,21 @@ def _candidates(groups: list[_Group]) -> tuple[list[np.ndarray], list[tuple[int,
                 whole = a == 0 and b == len(cuts) - 1
                 if not whole and not MIN_PART <= width <= MAX_PART:
                     continue
-                piece = g.ink * ((columns >= bounds[a][:, None]) & (columns < bounds[b][:, None]))
-                try:
-                    frames.append(frame(piece))
-                except NoInk:
-                    continue
-                box = _box_of(piece)
-                boxes.append((box[0] + g.origin[0], box[1] + g.origin[1], box[2], box[3]))
-                spans.append((a, b, len(frames) - 1, width))
+                # the cut, and (between touching digits) the cut widened into the neighbours by
+                # SHARE of a line: crossing strokes belong to both digits
+                for grow in (0, 0) if whole else (0, round(SHARE * g.line)):
+                    left = bounds[a] - (grow if a > 0 else 0)
+                    right = bounds[b] + (grow if b < len(cuts) - 1 else 0)
+                    piece = g.ink * ((columns >= left[:, None]) & (columns < right[:, None]))
+                    try:
+                        frames.append(frame(piece))
+                    except NoInk:
+                        continue
+                    box = _box_of(piece)
+                    boxes.append((box[0] + g.origin[0], box[1] + g.origin[1], box[2], box[3]))
+                    spans.append((a, b, len(frames) - 1, width))
+                    if not grow and (whole or SHARE <= 0):
+                        break
         choices.append(_Choice(spans, len(cuts)))
     return frames, boxes, choices
 
