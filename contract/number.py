@@ -10,10 +10,11 @@ contract/scene.py when the photo shows more than the writing), then:
 3. printed box walls (thin, straight, upright, taller than the writing) are taken out, and when
    they make a row of boxes, each box's pieces are one digit;
 4. pieces that overlap in (sheared) x are one digit; a small piece joins its nearest neighbour;
-5. a group wider than a digit may be digits that touch or cross: cuts at the low points of its
-   column-ink profile are tried, every segment between two cuts is framed and classified (one
-   batch), and the path of segments the classifier is surest of wins (dynamic programming over
-   -log p, with a cost for a segment too wide or too narrow to be a digit);
+5. a group wider than a digit may be digits that touch or cross: cuts along the least-ink paths
+   near the low points of its column-ink profile are tried, every segment between two cuts is
+   framed (as cut, and widened into its neighbours) and classified (one batch), and the path
+   of segments the classifier and its digit detector are surest of wins (dynamic programming
+   over -log p - log digit_score, with a cost per digit and for a segment too wide for one);
 6. each digit is framed by contract.framing exactly as /predict frames one digit; an upload
    with one part is framed exactly as /predict frames it, so it reads the same.
 
@@ -84,14 +85,6 @@ class Number:
     digits: tuple[Digit, ...]
 
 
-@dataclass
-class _Part:
-    """A candidate digit at working size: its ink (cropped) and its box (x, y, w, h)."""
-
-    ink: np.ndarray
-    box: tuple[int, int, int, int]
-
-
 def read_number(img: photo.Image_, classify: Classify, threshold: float, max_digits: int = MAX_DIGITS) -> Number:
     """The number in an upload (a PIL image, or decode's uint8 array as photo.to_frame takes).
 
@@ -108,6 +101,10 @@ def read_number(img: photo.Image_, classify: Classify, threshold: float, max_dig
     if len(groups) <= 1 and not any(_wide(g) for g in groups):  # one part: framed as /predict frames it
         one = photo.digit_ink(rgb)
         return _answer([frame(one)], [_box_of(one)], classify, threshold, scale)
+    if len(groups) > max_digits:  # each group is a digit at least: refused before any framing
+        raise TooManyDigits(
+            f"the image holds {len(groups)} digits or more, more than the {max_digits} one number may have"
+        )
     frames, boxes, choices = _candidates(groups)
     if len(frames) == 0:
         raise NoInk("no ink to frame")
