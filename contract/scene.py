@@ -331,3 +331,91 @@ def _choose(
     for label in np.flatnonzero(group) + 1:  # a few pieces: one comparison each beats a lookup
         keep |= (labels == label).astype(np.uint8)
     return keep, (int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0))
+
+
+ROW_GAP = 1.5  # of the chosen digit's height: the next digit of a number is at most this far along its row
+ROW_OVERLAP = 0.5  # of a piece's height: a piece this much inside the row's band is in the row
+ROW_TALL = 1.6  # of the chosen digit's height: no piece of the row is taller or wider
+
+
+def find_writing(grey: np.ndarray) -> Writing | None:
+    """find_digit for a number (contract/number.py): the same light, surface and printed lines,
+    the same choice of the digit, and then every piece along that digit's row, not only the
+    digit and its close neighbours. A turned sheet is turned square first, so that its rows are
+    the picture's rows (Writing.turn says by how much)."""
+    img = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
+    h, w = img.shape
+    surface, inside = _surface(img)
+    first = _ink(img, max(15, round(max(h, w) * CLOSING_SHARE)) | 1)
+    darkest = (first > STRONG * _top(first)).astype(np.uint8)
+    depth = cv2.distanceTransform(darkest, cv2.DIST_L2, 3)[darkest > 0]
+    stroke = 2.0 * float(np.percentile(depth, 95)) if depth.size else 0.0
+    ink = _ink(img, max(11, round(stroke * STROKE_ROOM)) | 1)
+    level = max(INK_FLOOR, INK_LEVEL * _top(ink))
+    mask = _without_lines(_open2(ink > level))
+    turn = _turn(surface, h, w) if surface is not None else 0.0
+    if inside is not None and abs(turn) >= MIN_TURN:  # people write square to the sheet: make its rows rows
+        rotation = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), turn, 1.0)
+        ink = cv2.warpAffine(ink, rotation, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0.0,))
+        mask = cv2.warpAffine(mask, rotation, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0,))
+        inside = cv2.warpAffine(inside, rotation, (w, h), flags=cv2.INTER_NEAREST, borderValue=(0,))
+    else:
+        turn = 0.0
+    chosen = _choose(mask, ink, inside) if inside is not None else None
+    if chosen is None:
+        surface, inside = None, None
+        chosen = _choose(mask, ink, None)
+    if chosen is None:
+        return None
+    keep, box = _row(mask, ink, chosen[0], chosen[1], inside)
+    keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
+    return Writing(ink * keep, surface, box, turn)
+
+
+@dataclass(frozen=True)
+class Writing(Scene):
+    """find_writing's finding: `ink` and `box` are turned by `turn` degrees about the picture's
+    centre (cv2.getRotationMatrix2D's sense) when the sheet was turned; `surface` is not."""
+
+    turn: float = 0.0
+
+
+def _row(
+    mask: np.ndarray, ink: np.ndarray, keep: np.ndarray, box: tuple[int, int, int, int], inside: np.ndarray | None
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The chosen digit's pieces and every piece chained to them along its row: as dark, not
+    cut by the picture's edge, inside the surface, in the row's band, at most ROW_GAP digit
+    heights from the last one."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    x0, y0, bw, bh, area = (stats[1:, i].astype(np.float64) for i in range(5))
+    x1, y1 = x0 + bw, y0 + bh
+    strength = np.bincount(labels.ravel(), weights=ink.ravel().astype(np.float64), minlength=n)[1:] / np.maximum(
+        area, 1
+    )
+    mine = np.bincount(labels.ravel(), weights=keep.ravel().astype(np.float64), minlength=n)[1:] > 0
+    cut = (x0 == 0) | (y0 == 0) | (x1 == w) | (y1 == h)
+    ok = ~cut & (area >= SPECK * area[mine].max()) & (strength >= KIN * strength[mine].max())
+    if inside is not None:
+        share = np.bincount(labels.ravel(), weights=inside.ravel().astype(np.float64), minlength=n)[1:] / np.maximum(
+            area, 1
+        )
+        ok &= share >= 0.95
+    group = mine.copy()
+    gx, gy, gw, gh = box
+    tall = float(gh)
+    ok &= (bh <= ROW_TALL * tall) & (bw <= ROW_TALL * tall)  # a sheet's edge, a table's grain: not a digit
+    while True:
+        band = np.minimum(y1, gy + gh) - np.maximum(y0, gy)  # overlap with the row's band
+        dx = np.maximum(0, np.maximum(x0 - (gx + gw), gx - x1))
+        near = ok & ~group & (band >= ROW_OVERLAP * bh) & (dx <= ROW_GAP * tall)
+        if not near.any():
+            break
+        group |= near
+        gx0, gy0 = min(gx, x0[group].min()), min(gy, y0[group].min())
+        gx1, gy1 = max(gx + gw, x1[group].max()), max(gy + gh, y1[group].max())
+        gx, gy, gw, gh = int(gx0), int(gy0), int(gx1 - gx0), int(gy1 - gy0)
+    out = np.zeros((h, w), np.uint8)
+    for label in np.flatnonzero(group) + 1:
+        out |= (labels == label).astype(np.uint8)
+    return out, (int(gx), int(gy), int(gw), int(gh))

@@ -36,15 +36,17 @@ _LABELS = ("No.", "Qty:", "Age", "Box", "Nr.", "Seat", "Item:", "Class", "Q.", "
 def _digit_ink(digit28: np.ndarray, hw: tuple[int, int], height: int, centre: tuple[int, int], angle: float,
                width: int = 0) -> np.ndarray:  # fmt: skip
     """Ink coverage (H, W) float32 in [0, 1]: the digit `height` px tall (its 20-px box), centred
-    at `centre` (row, col), turned by `angle` degrees, strokes thickened by a `width` max filter."""
+    at `centre` (row, col), turned by `angle` degrees, strokes thickened by a `width` max filter.
+    `digit28` may be wider than 28 (a string of digits 28 rows high): it keeps its aspect."""
     frame = max(28, round(height * 28 / 20))
-    big = Image.fromarray(digit28, mode="L").resize((frame, frame), Image.Resampling.BICUBIC)
+    across = max(frame, round(frame * digit28.shape[1] / digit28.shape[0]))
+    big = Image.fromarray(digit28, mode="L").resize((across, frame), Image.Resampling.BICUBIC)
     if width > 1:
         big = big.filter(ImageFilter.MaxFilter(width | 1)).filter(ImageFilter.GaussianBlur(width / 5))
     if angle:
-        big = big.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=0)
+        big = big.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=0, expand=across > frame)
     layer = Image.new("L", (hw[1], hw[0]), 0)
-    layer.paste(big, (centre[1] - frame // 2, centre[0] - frame // 2))
+    layer.paste(big, (centre[1] - big.width // 2, centre[0] - big.height // 2))
     return np.clip((np.asarray(layer, np.float32) / 255.0 - 0.1) / 0.6, 0.0, 1.0)
 
 
@@ -214,6 +216,20 @@ def _photo_size(rng: np.random.Generator) -> tuple[int, int]:
     return (long, short) if rng.random() < 0.5 else (short, long)
 
 
+def _fit(height: int, across: int, aspect: float) -> int:
+    """The digit box's height, lowered so that a string `aspect` times as wide as it is high
+    (its 28-row frame) spans at most 85% of `across` px; a lone digit's is left as it is."""
+    return min(height, int(0.85 * across * 20 / 28 / aspect)) if aspect > 1 else height
+
+
+def _within(col: int, across: int, height: int, aspect: float) -> int:
+    """A string's centre column, moved in so that all of it is in the `across` px."""
+    if aspect <= 1:
+        return col
+    half = round(height * 28 / 20 * aspect) // 2 + 1
+    return int(np.clip(col, half, max(half, across - half)))
+
+
 def _pen(rng: np.random.Generator) -> tuple[int, ...]:
     return _PENS[int(rng.integers(len(_PENS)))]
 
@@ -233,11 +249,14 @@ def render_scene(digit28: np.ndarray, kind: str, rng: np.random.Generator) -> by
     if kind not in SCENES:
         raise ValueError(f"unknown scene {kind!r}; known: {', '.join(SCENES)}")
     hw = _photo_size(rng)
+    aspect = digit28.shape[1] / digit28.shape[0]  # 1 for a digit; a string of digits is wider
+    if aspect > 1.5 and hw[0] > hw[1]:
+        hw = (hw[1], hw[0])  # a number is photographed in landscape
     if kind in ("scene_table", "scene_keystone"):
         return _sheet_in_view(digit28, kind, hw, rng)
     side = min(hw)
-    height = int(side * rng.uniform(0.2, 0.45))
-    centre = (int(hw[0] * rng.uniform(0.4, 0.6)), int(hw[1] * rng.uniform(0.4, 0.6)))
+    height = _fit(int(side * rng.uniform(0.2, 0.45)), hw[1], aspect)
+    centre = (int(hw[0] * rng.uniform(0.4, 0.6)), _within(int(hw[1] * rng.uniform(0.4, 0.6)), hw[1], height, aspect))
     tilt = float(rng.uniform(-6, 6))
     spot = _Spot(height, centre, tilt, _paper(hw, rng))
     return _ON_THE_PAGE[kind](digit28, kind, hw, spot, rng)
@@ -248,8 +267,10 @@ def _sheet_in_view(digit28: np.ndarray, kind: str, hw: tuple[int, int], rng: np.
     side = min(hw)
     sh = int(side * rng.uniform(0.7, 1.3))
     sheet_hw = (sh, int(sh * rng.uniform(0.7, 0.8)))
-    height = int(min(sheet_hw) * rng.uniform(0.18, 0.4))  # the digit's box on the sheet
+    aspect = digit28.shape[1] / digit28.shape[0]
+    height = _fit(int(min(sheet_hw) * rng.uniform(0.18, 0.4)), sheet_hw[1], aspect)  # the digit's box on the sheet
     spot = (int(sheet_hw[0] * rng.uniform(0.3, 0.7)), int(sheet_hw[1] * rng.uniform(0.3, 0.7)))
+    spot = (spot[0], _within(spot[1], sheet_hw[1], height, aspect))
     sheet = _paper(sheet_hw, rng)
     tilt = float(rng.uniform(-12, 12))
     sheet = _paint(sheet, _digit_ink(digit28, sheet_hw, height, spot, tilt * 0.3), _pen(rng))
@@ -396,7 +417,7 @@ def _labelled(digit28: np.ndarray, kind: str, hw: tuple[int, int], spot: _Spot, 
     if rng.random() < 0.7:  # to the left, on the digit's line
         at = (
             int(centre[0] + height * rng.uniform(-0.1, 0.3) - size[3] / 2),
-            int(centre[1] - height * 0.4 - gap - size[2]),
+            int(centre[1] - height * 0.4 * digit28.shape[1] / digit28.shape[0] - gap - size[2]),  # a string is wider
         )
     else:  # above it
         at = (int(centre[0] - height / 2 - gap - size[3]), int(centre[1] - size[2] / 2))
