@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from contract.framing import INK_THRESHOLD, ink_mask, peak
+from contract.framing import crop_mask, peak
 
 cv2.setNumThreads(1)  # one upload, one core: the service frames uploads in several threads already
 
@@ -68,27 +68,34 @@ class Scene:
     box: tuple[int, int, int, int]  # the digit's (x, y, w, h)
 
 
-def looks_plain(ink: np.ndarray) -> bool:
-    """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it.
+def looks_plain(ink: np.ndarray, mask: np.ndarray | None = None, top_ink: float | None = None) -> bool:
+    """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it;
+    mask and top_ink: framing.crop_mask(ink) and framing.peak(ink) when the caller has them
+    (it hands the same to framing, so that the check costs little more than its labelling).
 
     Every piece of ink (however small: framing crops to all of them) near the biggest piece,
     none touching an edge of the picture (but a lone digit cropped at one edge), at most a few
     that matter, none inside another's box (a box's walls): then the scene stage has nothing
     to add and is skipped.
     """
-    mask = ink_mask(ink, INK_THRESHOLD * peak(ink)).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if top_ink is None:
+        top_ink = peak(ink)
+    if mask is None:
+        mask = crop_mask(ink, top_ink)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     if n <= 1:
         return True
     stats = stats[1:]  # (n - 1, 5): x, y, w, h, area; label 0 is the paper
     h, w = mask.shape
     x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
-    sides = (x0 == 0).astype(int) + (y0 == 0) + (x1 == w) + (y1 == h)  # edges each piece touches
-    b = int(np.argmax(stats[:, 4]))  # every piece near the biggest, as the stage would join them
-    # a lone solid piece cropped at one edge is a digit cropped tight; a shadow is not solid ink
-    lone = len(stats) == 1 and float(np.median(ink[mask > 0])) >= SOLID * peak(ink)
-    if sides.sum() > (1 if lone else 0):
+    sides = int(((x0 == 0).astype(int) + (y0 == 0) + (x1 == w) + (y1 == h)).sum())  # edges the pieces touch
+    if sides > 1:
         return False
+    if sides == 1:  # a lone solid piece cropped at one edge is a digit cropped tight; a shadow is not solid ink
+        lone = len(stats) == 1 and float(np.median(ink[mask])) >= SOLID * top_ink
+        if not lone:
+            return False
+    b = int(np.argmax(stats[:, 4]))  # every piece near the biggest, as the stage would join them
     gap_x, gap_y = np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1)
     tall = stats[b, 3]
     beside = (stats[:, 3] >= NEIGHBOUR * tall) & (gap_x <= tall) & (gap_y <= 0)  # digits of a number
