@@ -84,8 +84,9 @@ def _scene_of(rgb: np.ndarray) -> tuple[np.ndarray, scene.Scene | None, tuple[np
         return ink, None, None
     top = _peak(ink)
     mask = crop_mask(ink, top)
-    if scene.looks_plain(ink, mask, top):
-        return ink, None, (mask, top)
+    plain = scene.plain_mask(ink, mask, top)  # the mask less far specks of noise
+    if plain is not None:
+        return ink, None, (plain, top)
     return ink, find_scene(rgb, True), (mask, top)
 
 
