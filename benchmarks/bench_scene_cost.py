@@ -25,6 +25,7 @@ from PIL import Image
 
 from benchmarks.report import write_section
 from contract import photo, scene
+from contract.framing import crop_mask, peak
 from harness.mnist import load_mnist
 from harness.uploads import SCENES, render
 
@@ -47,11 +48,13 @@ def _stage_ms(rgb: np.ndarray) -> float:
     the stage, and the stage itself when it runs."""
     dark = photo.is_dark_ink(rgb)
     ink = photo.ink_map(rgb, dark)
+    top = peak(ink)
+    mask = crop_mask(ink, top)  # framing's own crop mask and peak: the plain check reuses them
 
     def stage() -> None:
         sheet = not dark and scene.bright_surface(rgb.mean(-1))
-        if not scene.looks_plain(ink) or sheet:
-            photo.find_scene(rgb, dark or sheet)
+        if sheet or (dark and not scene.looks_plain(ink, mask, top)):
+            photo.find_scene(rgb, True)
 
     return _ms(stage)
 

@@ -116,10 +116,20 @@ def thin(crop: np.ndarray) -> np.ndarray:
     return eroded[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def frame(ink: np.ndarray) -> np.ndarray:
-    """(H, W) ink >= 0 (0 = paper) -> (28, 28) float32 in [0, 1], white on black; NoInk if none."""
-    top_ink = peak(ink)
-    mask = ink_mask(ink, INK_THRESHOLD * top_ink)
+def crop_mask(ink: np.ndarray, top_ink: float | None = None) -> np.ndarray:
+    """(H, W) bool: the ink that frame crops to (its box and its levels come from it).
+    top_ink: peak(ink) when the caller has it already."""
+    return ink_mask(ink, INK_THRESHOLD * (peak(ink) if top_ink is None else top_ink))
+
+
+def frame(ink: np.ndarray, mask: np.ndarray | None = None, top_ink: float | None = None) -> np.ndarray:
+    """(H, W) ink >= 0 (0 = paper) -> (28, 28) float32 in [0, 1], white on black; NoInk if none.
+    mask, top_ink: crop_mask(ink) and peak(ink) when the caller has them already (the scene
+    stage's plain check makes both): the same frame, without computing them twice."""
+    if top_ink is None:
+        top_ink = peak(ink)
+    if mask is None:
+        mask = ink_mask(ink, INK_THRESHOLD * top_ink)
     if top_ink <= 0.0 or not mask.any():
         raise NoInk("no ink to frame")
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from contract import scene
-from contract.framing import BOX, CENTRE, INK_THRESHOLD, SIDE, NoInk, centre_of_mass, frame, ink_mask
+from contract.framing import BOX, CENTRE, SIDE, NoInk, centre_of_mass, crop_mask, frame
 from contract.framing import blocks as _blocks
 from contract.framing import peak as _peak
 from contract.framing import resize as _resize
@@ -38,14 +38,17 @@ def to_frame(img: Image_) -> np.ndarray:
         ready = already_mnist(rgb)
         if ready is not None:
             return ready
-    return frame(digit_ink(rgb))
+    ink, found, crop = _scene_of(rgb)
+    if found is not None:
+        return frame(found.ink)
+    return frame(ink) if crop is None else frame(ink, *crop)
 
 
 def digit_ink(rgb: np.ndarray) -> np.ndarray:
     """(h, w, C) float pixels -> (h, w) ink of the digit alone: the ink map itself when it is
     already one plain cluster (the usual upload: nothing more to pay), else the scene stage's
     choice (contract/scene.py), else the ink map as it is."""
-    ink, found = _scene_of(rgb)
+    ink, found, _ = _scene_of(rgb)
     return ink if found is None else found.ink
 
 
@@ -54,11 +57,11 @@ def kept_region(img: Image_) -> np.ndarray:
     the writing surface in green when the scene stage found one, the digit's box in red.
     NoInk as to_frame."""
     rgb = _as_float(_small(img))  # (h, w, C) float32 in [0, 1]
-    ink, found = _scene_of(rgb)
+    ink, found, crop = _scene_of(rgb)
     if found is not None:
         box = found.box
     else:
-        mask = ink_mask(ink, INK_THRESHOLD * _peak(ink))  # what framing crops to: noise pixels left out
+        mask = crop_mask(ink) if crop is None else crop[0]  # what framing crops to: noise pixels left out
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         if rows.size == 0:
             raise NoInk("no ink to frame")
@@ -67,15 +70,24 @@ def kept_region(img: Image_) -> np.ndarray:
     return scene.draw(view, None if found is None else found.surface, box)
 
 
-def _scene_of(rgb: np.ndarray) -> tuple[np.ndarray, scene.Scene | None]:
-    """The ink map, and the scene stage's finding when the ink map is not a plain digit."""
+def _scene_of(rgb: np.ndarray) -> tuple[np.ndarray, scene.Scene | None, tuple[np.ndarray, float] | None]:
+    """The ink map, the scene stage's finding when the ink map is not a plain digit, and the
+    ink map's crop mask and peak (framing.crop_mask, framing.peak) when the plain check made
+    them: framing reuses them."""
     dark = is_dark_ink(rgb)
     ink = ink_map(rgb, dark)
     # light "ink" on a bright sheet is the sheet itself, seen on a darker table
     sheet = not dark and scene.bright_surface(rgb.mean(-1))
-    if not sheet and (not dark or scene.looks_plain(ink)):  # light ink on a dark ground is no scene
-        return ink, None
-    return ink, find_scene(rgb, True)
+    if sheet:
+        return ink, find_scene(rgb, True), None
+    if not dark:  # light ink on a dark ground is no scene
+        return ink, None, None
+    top = _peak(ink)
+    mask = crop_mask(ink, top)
+    plain = scene.plain_mask(ink, mask, top)  # the mask less far specks of noise
+    if plain is not None:
+        return ink, None, (plain, top)
+    return ink, find_scene(rgb, True), (mask, top)
 
 
 def find_scene(rgb: np.ndarray, dark: bool) -> scene.Scene | None:

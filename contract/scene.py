@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from contract.framing import INK_THRESHOLD, ink_mask, peak
+from contract.framing import crop_mask, peak
 
 cv2.setNumThreads(1)  # one upload, one core: the service frames uploads in several threads already
 
@@ -40,6 +40,9 @@ CLOSING_SHARE = (
 )  # the lighting's closing kernel, of the long side: wider than a stroke, narrower than a finger's shadow
 STROKE_ROOM = 3.0  # the lighting's kernel is this many of the digit's strokes wide
 STRONG = 0.7  # of the ink's robust peak: the darkest ink, where a pen's stroke is measured
+SHADOW_ROOM = 1.5  # the narrow kernel that keeps a finger's shadow lighting is this many strokes wide
+PEN = 0.75  # of the wide kernel's robust peak: ink this dark is a pen's, whatever the narrow kernel says
+MIN_STROKE_PIXELS = 50  # of a mask on the writing surface: enough to measure its strokes there
 INK_LEVEL = 0.55  # of the ink's robust peak: what counts as a stroke's pixel
 INK_FLOOR = 0.12  # and never below this much darker than the paper
 LINE_SHARE = 0.12  # a printed line runs at least this much of the long side
@@ -48,6 +51,7 @@ LINE_THICK = 2.5  # px: printed lines are at most this thick at the working size
 SEED_CENTRE = 0.35  # nearness weight: a Gaussian of this many half-diagonals
 JOIN_GAP = 0.12  # of the digit's size: pieces this close belong to it
 SPECK = 0.03  # of the best piece's area: smaller pieces are dropped
+NOISE = 0.005  # of the biggest piece's area: a far piece this small is noise, not a scene (the plain check)
 NEIGHBOUR = 0.6  # of the digit's height: a piece this tall beside it, in its row, is another digit
 RIVAL = 0.25  # of the best piece's area: a piece this big could have been the digit
 MAX_RIVALS = 8  # more of them than this: a texture or a busy photo
@@ -68,40 +72,71 @@ class Scene:
     box: tuple[int, int, int, int]  # the digit's (x, y, w, h)
 
 
-def looks_plain(ink: np.ndarray) -> bool:
-    """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it.
+def looks_plain(ink: np.ndarray, mask: np.ndarray | None = None, top_ink: float | None = None) -> bool:
+    """Is what framing would crop already just the digit? (H, W) ink as photo.ink_map makes it;
+    mask and top_ink: framing.crop_mask(ink) and framing.peak(ink) when the caller has them.
+    plain_mask says which mask to frame with."""
+    return plain_mask(ink, mask, top_ink) is not None
 
-    Every piece of ink (however small: framing crops to all of them) near the biggest piece,
-    none touching an edge of the picture (but a lone digit cropped at one edge), at most a few
-    that matter, none inside another's box (a box's walls): then the scene stage has nothing
-    to add and is skipped.
+
+def plain_mask(ink: np.ndarray, mask: np.ndarray | None = None, top_ink: float | None = None) -> np.ndarray | None:
+    """The (H, W) bool mask framing should crop to when the ink is already just the digit, or
+    None when the scene stage has work to do. (H, W) ink as photo.ink_map makes it; mask and
+    top_ink: framing.crop_mask(ink) and framing.peak(ink) when the caller has them (the caller
+    hands the same to framing, so that the check costs little more than its labelling).
+
+    Specks far from the biggest piece (each under NOISE of its area: a cluster of a sensor's
+    noise, a fleck of dust) are left out of the mask, as the stage would leave them out. Then: every
+    piece of ink near the biggest piece, none touching an edge of the picture (but a lone
+    digit cropped at one edge), at most a few that matter, none inside another's box (a box's
+    walls): the scene stage has nothing to add and is skipped.
     """
-    mask = ink_mask(ink, INK_THRESHOLD * peak(ink)).astype(np.uint8)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if top_ink is None:
+        top_ink = peak(ink)
+    if mask is None:
+        mask = crop_mask(ink, top_ink)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     if n <= 1:
-        return True
+        return mask
     stats = stats[1:]  # (n - 1, 5): x, y, w, h, area; label 0 is the paper
-    h, w = mask.shape
+    specks = _far(stats) & (stats[:, 4] < NOISE * stats[:, 4].max())
+    if specks.any():
+        stats = stats[~specks]
     x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
-    sides = (x0 == 0).astype(int) + (y0 == 0) + (x1 == w) + (y1 == h)  # edges each piece touches
     b = int(np.argmax(stats[:, 4]))  # every piece near the biggest, as the stage would join them
-    # a lone solid piece cropped at one edge is a digit cropped tight; a shadow is not solid ink
-    lone = len(stats) == 1 and float(np.median(ink[mask > 0])) >= SOLID * peak(ink)
-    if sides.sum() > (1 if lone else 0):
-        return False
     gap_x, gap_y = np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1)
+    far = np.maximum(gap_x, gap_y) > JOIN_GAP * max(stats[b, 2], stats[b, 3])
+    h, w = mask.shape
+    sides = int(((x0 == 0).astype(int) + (y0 == 0) + (x1 == w) + (y1 == h)).sum())  # edges the pieces touch
+    if sides > 1:
+        return None
+    if sides == 1:  # a lone solid piece cropped at one edge is a digit cropped tight; a shadow is not solid ink
+        lone = len(stats) == 1 and float(np.median(ink[mask])) >= SOLID * top_ink
+        if not lone:
+            return None
     tall = stats[b, 3]
     beside = (stats[:, 3] >= NEIGHBOUR * tall) & (gap_x <= tall) & (gap_y <= 0)  # digits of a number
-    if ((np.maximum(gap_x, gap_y) > JOIN_GAP * max(stats[b, 2], tall)) & ~beside).any():
-        return False
+    if (far & ~beside).any():
+        return None
     big = stats[:, 4] >= PIECE_SHARE * stats[:, 4].sum()
-    if big.sum() > PLAIN_MAX_PIECES:
-        return False
-    for i in np.flatnonzero(big):  # a piece whose box holds another: a printed box round the digit
-        inside = big & (x0 > x0[i]) & (y0 > y0[i]) & (x1 < x1[i]) & (y1 < y1[i])
-        if inside.any():
-            return False
-    return True
+    if big.sum() > PLAIN_MAX_PIECES or _nested(x0[big], y0[big], x1[big], y1[big]):
+        return None
+    if specks.any():
+        return mask & ~np.isin(labels, 1 + np.flatnonzero(specks))
+    return mask
+
+
+def _far(stats: np.ndarray) -> np.ndarray:
+    """(n,) bool: which pieces (connectedComponentsWithStats rows) lie beyond JOIN_GAP of the biggest."""
+    x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]
+    b = int(np.argmax(stats[:, 4]))
+    gap = np.maximum(np.maximum(x0 - x1[b], x0[b] - x1), np.maximum(y0 - y1[b], y0[b] - y1))
+    return np.asarray(gap > JOIN_GAP * max(stats[b, 2], stats[b, 3]))
+
+
+def _nested(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> bool:
+    """Does one box (x0, y0, x1, y1 per piece) hold another? A printed box round the digit."""
+    return any(((x0 > x0[i]) & (y0 > y0[i]) & (x1 < x1[i]) & (y1 < y1[i])).any() for i in range(len(x0)))
 
 
 def find_digit(grey: np.ndarray) -> Scene | None:
@@ -116,11 +151,15 @@ def find_digit(grey: np.ndarray) -> Scene | None:
     surface, inside = _surface(img)
     first = _ink(img, max(15, round(max(h, w) * CLOSING_SHARE)) | 1)
     darkest = (first > STRONG * _top(first)).astype(np.uint8)
-    depth = cv2.distanceTransform(darkest, cv2.DIST_L2, 3)[darkest > 0]  # half a stroke, at most
-    stroke = 2.0 * float(np.percentile(depth, 95)) if depth.size else 0.0
-    ink = _ink(img, max(11, round(stroke * STROKE_ROOM)) | 1)
+    stroke = 2.0 * _half_stroke(darkest, inside)
+    wide = _ink(img, max(11, round(stroke * STROKE_ROOM)) | 1)
+    # A finger's shadow can be as narrow as two strokes: the wide kernel fills it as if it were
+    # ink. A kernel just wider than a stroke keeps it lighting; the dark pen, where that narrow
+    # kernel cannot fill a broad junction of strokes, keeps the wide kernel's ink.
+    narrow = _ink(img, max(5, round(stroke * SHADOW_ROOM)) | 1)
+    ink = np.where(wide >= PEN * _top(wide), wide, np.minimum(wide, narrow))
     level = max(INK_FLOOR, INK_LEVEL * _top(ink))
-    mask = _without_lines(_open2(ink > level))
+    mask = _without_lines(_open2(ink > level), inside)
     chosen = _choose(mask, ink, inside) if inside is not None else None
     if chosen is None:
         surface = None
@@ -179,10 +218,22 @@ def _open2(mask: np.ndarray) -> np.ndarray:
     return cv2.dilate(eroded, square, anchor=(1, 1))
 
 
-def _without_lines(mask: np.ndarray) -> np.ndarray:
+def _half_stroke(mask: np.ndarray, inside: np.ndarray | None) -> float:
+    """Half the width of a (H, W) uint8 mask's strokes: the 95th percentile of its distance
+    transform, on the writing surface when one was found and holds enough of the mask (a dark
+    table beside the sheet is no stroke)."""
+    depth = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    on = mask > 0
+    if inside is not None and np.count_nonzero(on & (inside > 0)) >= MIN_STROKE_PIXELS:
+        on &= inside > 0
+    return float(np.percentile(depth[on], 95)) if on.any() else 0.0
+
+
+def _without_lines(mask: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
     """The stroke mask less long, thin, straight runs (printed lines, box walls), with the
     strokes that crossed them bridged across again. Thin: at most LINE_THICK px, or half the
-    width of the other ink's strokes when those are wide (a close-up of a form box)."""
+    width of the other ink's strokes (on the writing surface) when those are wide (a close-up
+    of a form box)."""
     h, w = mask.shape
     length = max(12, round(max(h, w) * LINE_SHARE))
     found = []
@@ -195,8 +246,7 @@ def _without_lines(mask: np.ndarray) -> np.ndarray:
     if not (found[0].any() or found[1].any()):
         return mask
     rest = mask & (1 - (found[0] | found[1]))
-    strokes = cv2.distanceTransform(rest, cv2.DIST_L2, 3)[rest > 0]
-    thick = max(LINE_THICK, float(np.percentile(strokes, 95)) if strokes.size else 0.0)  # half a stroke
+    thick = max(LINE_THICK, _half_stroke(rest, inside))
     out = mask.copy()
     for horizontal, runs in zip((True, False), found, strict=True):
         if not runs.any():

@@ -16,9 +16,10 @@ from service.model import Classifier, resolve
 
 pytestmark = [pytest.mark.service, pytest.mark.regression, pytest.mark.slow]
 PER_KIND = 100
-# The hard kinds together: 98.25% of these 400 before the scene stage, 97.75% behind it (it takes up
-# some noisy-pencil photos and reads one or two of them worse; docs/scenes.md). The target is 98%.
-HARD_FLOOR = 0.975
+# The hard kinds together: 98.25% of these 400 before the scene stage, 97.75% behind its first version
+# (it took up noisy-pencil photos for their specks of noise), 98.75% now that the plain check leaves
+# far specks out (docs/scenes.md). The target is 98%.
+HARD_FLOOR = 0.98
 # mnist-cnn-0114bd85 with the first preprocessing read 89.87% of the 1,797 UCI digits
 # rendered by png_8x8 (`python -m benchmarks.bench_uploads`); the served model must do better.
 UCI_BEFORE = 0.8987

@@ -118,3 +118,22 @@ def test_a_turned_sheet_is_measured_by_its_own_edges() -> None:
     assert abs(abs(scene._turn(sheet, 400, 400)) - 20) < 1
     lit = np.array([[0, 0], [399, 0], [399, 150], [0, 260]], np.int32)  # a shadow's edge, picture edges
     assert scene._turn(lit, 400, 400) == 0.0
+
+
+def test_far_specks_of_noise_leave_a_digit_plain_and_out_of_the_crop(digits) -> None:
+    """A few tiny clusters of noise far from the digit do not make it a scene, and framing crops
+    to the digit alone: the same frame as without them; the plain check hands framing the mask
+    and peak it made, and the frame is the one framing makes on its own."""
+    for d in digits[0][:10]:
+        rgb = _paper_digit(d)
+        clean = framing.frame(photo.ink_map(rgb))
+        noisy = rgb.copy()
+        noisy[5:7, 280:282] = 0.3  # two 2x2 clusters of dark noise near the picture's edge
+        noisy[270:272, 10:12] = 0.3
+        ink = photo.ink_map(noisy)
+        top = framing.peak(ink)
+        mask = framing.crop_mask(ink, top)
+        plain = scene.plain_mask(ink, mask, top)
+        assert plain is not None and plain.sum() < mask.sum()
+        np.testing.assert_allclose(framing.frame(ink, plain, top), clean, atol=0.02)
+        np.testing.assert_array_equal(framing.frame(ink, mask, top), framing.frame(ink))
