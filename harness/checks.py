@@ -52,6 +52,43 @@ def check_prediction(answer: Any, model_version: str | None = None) -> int:
     return digit
 
 
+class WrongNumber(AssertionError):
+    """A well-formed /read_number answer naming the wrong number: its own failure type in the report."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"wrong number: {expected} read as {got}")
+
+
+def check_number(answer: Any, model_version: str | None = None) -> str:
+    """Return the number of one /read_number answer, or raise MalformedAnswer saying why: its
+    digits left to right, each with a confidence and a box, and the number written from them."""
+    if not isinstance(answer, dict):
+        raise MalformedAnswer(f"expected a JSON object, got {type(answer).__name__}")
+    missing = {"number", "confidence", "digits", "model_version"} - answer.keys()
+    if missing:
+        raise MalformedAnswer(f"missing keys {sorted(missing)}")
+    number, digits = answer["number"], answer["digits"]
+    if not isinstance(digits, list) or not digits or not isinstance(number, str) or len(number) != len(digits):
+        raise MalformedAnswer(f"number {number!r} does not have one character per part of {digits!r}")
+    for k, part in enumerate(digits):
+        if not isinstance(part, dict) or {"digit", "confidence", "is_digit", "box"} - part.keys():
+            raise MalformedAnswer(f"digits[{k}] is not a digit with a confidence, is_digit and box")
+        box = part["box"]
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and v >= 0 for v in box)):
+            raise MalformedAnswer(f"digits[{k}].box {box!r} is not [x, y, w, h]")
+        if number[k] != ("?" if part["is_digit"] is False else str(part["digit"])):
+            raise MalformedAnswer(f"number {number!r} does not spell digits[{k}]")
+    xs = [part["box"][0] for part in digits]
+    if xs != sorted(xs):
+        raise MalformedAnswer("digits are not left to right")
+    confidence = answer["confidence"]
+    if not isinstance(confidence, int | float) or not 0.0 <= confidence <= 1.0:
+        raise MalformedAnswer(f"confidence {confidence!r} is not a number in [0, 1]")
+    if model_version is not None and answer["model_version"] != model_version:
+        raise MalformedAnswer(f"answered by model {answer['model_version']!r}, GET /model says {model_version!r}")
+    return number
+
+
 class NotFlagged(AssertionError):
     """A non-digit upload answered as a digit without is_digit false: its own failure type in the report."""
 
@@ -149,6 +186,9 @@ class Budgets:
     # head flags ~77% of harness.non_digits' nine kinds together at its threshold (docs/detector.md)
     min_non_digits_flagged: float = 0.7
     min_digits_kept: float = 0.99
+    # /read_number on spaced numbers of 2-5 test digits (harness.numbers): read exactly. Chosen
+    # under the spaced row of `python -m benchmarks.bench_numbers --split validation --no-write`.
+    min_number_accuracy: float = 0.8
 
 
 def verdict(
@@ -162,12 +202,13 @@ def verdict(
     photo: Tally,
     non_digits: Tally | None = None,
     kept: Tally | None = None,
+    numbers: Tally | None = None,
 ) -> list[str]:
     """Reasons the run fails; an empty list means it passed.
 
     non_digits: per non-digit upload, was it flagged; kept: per MNIST digit, was it kept (is_digit
     true). Both are judged by one-sided 99% bounds, like accuracy; leave them None (or empty) when
-    the model has no detector.
+    the model has no detector. numbers: per number upload (/read_number), was it read exactly.
     """
     reasons = []
     if http_requests == 0:
@@ -201,6 +242,11 @@ def verdict(
         reasons.append(
             f"only {100 * (kept.accuracy or 0):.2f}% of {kept.n} MNIST digits were kept (is_digit true), "
             f"under {100 * budgets.min_digits_kept:.0f}%"
+        )
+    if numbers is not None and numbers.n and numbers.upper_bound < budgets.min_number_accuracy:
+        reasons.append(
+            f"only {100 * (numbers.accuracy or 0):.1f}% of {numbers.n} numbers were read exactly "
+            f"(/read_number), under {100 * budgets.min_number_accuracy:.0f}%"
         )
     return reasons
 

@@ -14,6 +14,9 @@ A share of the single-image uploads (--non-digit-share) are not digits (harness.
 letters, symbols, numbers, scribbles, shapes, photos, textures): each must come back flagged,
 `is_digit` false (or refused with a 422), while MNIST digits must stay `is_digit` true. A model
 without a digit detector answers `is_digit` null: those checks are skipped, and the summary says so.
+
+Some uploads are handwritten numbers (harness.numbers: spaced strings of 2-5 test digits, as
+photos) sent to /read_number; each must be read exactly, at --min-number-accuracy or better.
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ from harness.checks import (
     NotFlagged,
     Tally,
     WrongDigit,
+    WrongNumber,
     check_batch,
     check_is_digit,
+    check_number,
     check_prediction,
     verdict,
 )
 from harness.mnist import data_dir, load_mnist
 from harness.non_digits import KINDS, NonDigit, iter_non_digits
+from harness.numbers import NumberUpload, sample_numbers
 from harness.uploads import PHOTO_LIKE, SCENES, Upload, render, sample_uploads
 
 logger = logging.getLogger("loadtests")
@@ -68,6 +74,9 @@ class _State:
     refused = Tally()  # non-digits refused with a 422 (no digit answered), keyed by (kind, index)
     kept = Tally(population=10_000)  # MNIST digits answered with is_digit set: kept?
     photo_kept = Tally()  # photo-like digits answered with is_digit set: kept?
+    numbers: list[NumberUpload]
+    number_cursor = 0
+    numbers_read = Tally()  # number uploads (/read_number), keyed by pool index: read exactly?
     answers_with_flag = 0  # answers whose is_digit is true or false
     answers_without_flag = 0  # answers whose is_digit is null or absent: no detector
     model: dict[str, Any] | None = None
@@ -86,6 +95,14 @@ class _State:
         upload = cls.photos[cls.photo_cursor % len(cls.photos)]
         cls.photo_cursor += 1
         return upload
+
+    @classmethod
+    def next_number(cls) -> tuple[int, NumberUpload] | None:
+        if not cls.numbers:
+            return None
+        i = cls.number_cursor % len(cls.numbers)
+        cls.number_cursor += 1
+        return i, cls.numbers[i]
 
     @classmethod
     def next_non_digit(cls) -> NonDigit | None:
@@ -184,6 +201,19 @@ def _add_options(parser: Any) -> None:
         default=defaults.min_digits_kept,
         help="fail when fewer MNIST digits come back is_digit true (models with a detector; default %(default)s)",
     )
+    group.add_argument(
+        "--number-pool",
+        type=int,
+        default=60,
+        help="handwritten numbers (spaced, 2-5 digits) rendered for /read_number before the run, 0 for none "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--min-number-accuracy",
+        type=float,
+        default=defaults.min_number_accuracy,
+        help="fail when fewer numbers are read exactly by /read_number (default %(default)s)",
+    )
     group.add_argument("--guard-json", default="", help="write the run's summary and verdict here")
     group.add_argument("--seed", type=int, default=0, help="order of digits and renderings")
 
@@ -208,10 +238,15 @@ def _load_digits(environment: Environment, **_: Any) -> None:
     per_kind = opts.non_digit_pool_per_kind if opts.non_digit_share > 0 else 0
     _State.non_digits = list(iter_non_digits(KINDS, per_kind, opts.seed, opts.mnist_data_dir))
     np.random.default_rng(opts.seed).shuffle(_State.non_digits)
+    numbers = sample_numbers(
+        _State.images, _State.labels, ("spaced",), opts.number_pool, lengths=(2, 5), seed=opts.seed
+    )
+    _State.numbers = list(numbers)  # none with --number-pool 0
     logger.info(
-        "loaded 10000 test digits and rendered %d photo-like and %d non-digit uploads in %.1f s",
+        "loaded 10000 test digits and rendered %d photo-like, %d non-digit and %d number uploads in %.1f s",
         len(_State.photos),
         len(_State.non_digits),
+        len(_State.numbers),
         time.perf_counter() - t0,
     )
     # We blocked the event loop; refresh its clock or --run-time would end the test early.
@@ -354,6 +389,40 @@ class MnistClient(HttpUser):
         with self.client.post("/predict_batch", files=files, name="/predict_batch", catch_response=True) as resp:
             self._check(resp, "/predict_batch", "png28", _State.labels[idx].tolist(), idx.tolist(), _State.clean)
 
+    @task(1)
+    def read_number(self) -> None:
+        """A photo of a handwritten number, read digit by digit (half multipart, half raw body)."""
+        picked = _State.next_number()
+        if picked is None:
+            return
+        i, up = picked
+        if i % 2:
+            kwargs: dict[str, Any] = {"files": {"image": ("number.jpg", up.data, up.content_type)}}
+        else:
+            kwargs = {"data": up.data, "headers": {"Content-Type": up.content_type}}
+        with self.client.post("/read_number", name="/read_number", catch_response=True, **kwargs) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                return
+            try:
+                got = check_number(resp.json(), self._version)
+            except MalformedAnswer as exc:
+                resp.failure(exc)
+                return
+            except ValueError as exc:  # the body is not JSON
+                resp.failure(MalformedAnswer(f"not JSON: {exc}"))
+                return
+            resp.success()
+            _State.numbers_read.record(i, got == up.label)
+            self.environment.events.request.fire(
+                request_type=ANSWER,
+                name=f"{up.kind} /read_number",
+                response_time=None,
+                response_length=0,
+                context={},
+                exception=None if got == up.label else WrongNumber(up.label, got),
+            )
+
     @task(2)
     def predict_pixels(self) -> None:
         """1-8 digits as JSON arrays, the way a canvas front end or a notebook sends them."""
@@ -397,6 +466,8 @@ def summary(environment: Environment) -> dict[str, Any]:
         "photo_uploads_checked": _State.photo.n,
         "photo_accuracy": _State.photo.accuracy,
         "photo_accuracy_by_kind": _photo_by_kind(),
+        "numbers_checked": _State.numbers_read.n,
+        "number_accuracy": _State.numbers_read.accuracy,
         **_non_digit_summary(),
     }
 
@@ -480,6 +551,7 @@ def _judge(environment: Environment, **_: Any) -> None:
         min_photo_accuracy=opts.min_photo_accuracy,
         min_non_digits_flagged=opts.min_non_digits_flagged,
         min_digits_kept=opts.min_digits_kept,
+        min_number_accuracy=opts.min_number_accuracy,
     )
     s = summary(environment)
     detector = s["detector"]
@@ -493,6 +565,7 @@ def _judge(environment: Environment, **_: Any) -> None:
         photo=_State.photo,
         non_digits=_State.non_digit_tally() if detector else None,
         kept=_State.kept if detector else None,
+        numbers=_State.numbers_read,
     )
     if not detector:
         logger.warning("non-digit checks %s", s["non_digit_checks"])

@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="floor for MNIST digits answered is_digit true, when the model has a detector (default %(default)s)",
     )
     p.add_argument(
+        "--min-number-accuracy",
+        type=float,
+        default=b.min_number_accuracy,
+        help="floor for handwritten numbers read exactly by /read_number (default %(default)s)",
+    )
+    p.add_argument(
         "--max-memory-growth",
         type=float,
         default=0.10,
@@ -170,6 +176,8 @@ def _locust_cmd(args: argparse.Namespace, url: str) -> list[str]:
         str(args.min_non_digits_flagged),
         "--min-digits-kept",
         str(args.min_digits_kept),
+        "--min-number-accuracy",
+        str(args.min_number_accuracy),
         "--mnist-data-dir",
         str(args.data_dir),
         "--guard-json",

@@ -9,6 +9,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 from pydantic_core import to_json
 
+from contract.number import Number
+
 
 class Prediction(BaseModel):
     """One answer: the digit, how sure the model is, all 10 probabilities, which model, and
@@ -83,3 +85,48 @@ def prediction_rows(
         }
         for k, row, (is_digit, score) in zip(best, rows, verdicts, strict=True)
     ]
+
+
+class DigitRead(BaseModel):
+    """One part of a number read: its digit, how sure, whether it is a digit at all, where."""
+
+    digit: int = Field(ge=0, le=9, description="the digit read")
+    confidence: float = Field(ge=0.0, le=1.0, description="probability of that digit")
+    is_digit: bool | None = Field(
+        description="does this part look like a handwritten digit (false: a letter, a symbol, read as "
+        "'?' in number)? null when the served model has no digit detector"
+    )
+    box: list[int] = Field(
+        min_length=4, max_length=4, description="[x, y, width, height] of the part, in the upload's pixels"
+    )
+
+
+class NumberRead(BaseModel):
+    """/read_number's answer: the number's digits left to right, how sure, and each part."""
+
+    number: str = Field(description="the digits left to right, '?' for a part that is not a digit, e.g. 407")
+    confidence: float = Field(
+        ge=0.0, le=1.0, description="the product of the digits' confidences: falls with the weakest digit"
+    )
+    digits: list[DigitRead] = Field(description="each part, left to right")
+    model_version: str = Field(description="the served model, e.g. mnist-cnn-3f2a9c1d")
+
+
+def number_json(number: Number, version: str, detector: bool) -> bytes:
+    """A read number -> NumberRead's JSON (is_digit null without a digit detector)."""
+    return to_json(
+        {
+            "number": number.number,
+            "confidence": round(number.confidence, 6),
+            "digits": [
+                {
+                    "digit": d.digit,
+                    "confidence": round(d.confidence, 6),
+                    "is_digit": d.is_digit if detector else None,
+                    "box": list(d.box),
+                }
+                for d in number.digits
+            ],
+            "model_version": version,
+        }
+    )

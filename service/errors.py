@@ -54,6 +54,11 @@ ACCEPTED_DIGIT = (
     "is on; /predict_batch and /predict_pixels flag them with is_digit=false instead)"
 )
 
+ACCEPTED_NUMBER = (
+    "one image (PNG, JPEG, BMP, GIF, WebP or TIFF) of a handwritten number of at most {max_digits} digits "
+    "in one row, as multipart field 'image', or as the raw request body with an image/* Content-Type"
+)
+
 RETRY_AFTER_S = 1  # a busy worker's advice: bursts of heavy uploads clear within seconds
 
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.answers import Prediction
+from service.answers import NumberRead, Prediction
 from service.errors import IMAGE_FORMATS
 from service.server.security import open_paths
 from service.settings import Settings, get_settings
@@ -48,6 +48,7 @@ WHY = {
     504: "not answered within MNIST_TIMEOUT_S",
 }
 # /predict's 422 also refuses non-digits when asked to; batch endpoints only flag them (is_digit).
+WHY_NUMBER_422 = "an image with no ink to read, or more digits than one number may have (the message says the limit)"
 WHY_PREDICT_422 = (
     WHY[422] + "; with MNIST_REJECT_NON_DIGITS on and a model with a digit detector, an image that "
     "does not look like one handwritten digit (digit score under the threshold in force)"
@@ -58,6 +59,7 @@ ROUTES = {
     "/preprocess": (400, 413, 415, 422, 503, 504),
     "/predict_batch": (400, 413, 415, 422, 503, 504),
     "/predict_pixels": (400, 413, 422, 503, 504),
+    "/read_number": (400, 413, 415, 422, 503, 504),
 }
 # The GET routes of service/pages.py, which BentoML does not see (a mounted Starlette app).
 PAGES = {
@@ -130,6 +132,7 @@ def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str]) 
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
     schemas["Prediction"] = nullable_3_0(Prediction.model_json_schema())
+    schemas.update(_number_schemas())
     paths = spec.setdefault("paths", {})
     paths.update(copy.deepcopy(PAGES))
     bodies, answers = _image_bodies(settings.max_images_per_request), _image_answers()
@@ -142,6 +145,13 @@ def complete(spec: dict[str, Any], settings: Settings, versions: Sequence[str]) 
     if keys and keys.get_secret_value():
         _guard(spec, open_paths(settings))
     return spec
+
+
+def _number_schemas() -> dict[str, Any]:
+    """NumberRead and DigitRead, as OpenAPI 3.0 components (pydantic's $defs moved up)."""
+    schema = NumberRead.model_json_schema(ref_template=REF.replace("{}", "{model}"))
+    digit = schema.pop("$defs")["DigitRead"]
+    return {"NumberRead": nullable_3_0(schema), "DigitRead": nullable_3_0(digit)}
 
 
 def _one_image() -> dict[str, Any]:
@@ -164,6 +174,7 @@ def _image_bodies(limit: int) -> dict[str, dict[str, Any]]:
     return {
         "/predict": _one_image(),
         "/preprocess": _one_image(),
+        "/read_number": _one_image(),
         "/predict_batch": {
             "multipart/form-data": {
                 "schema": {
@@ -196,6 +207,7 @@ def _image_answers() -> dict[str, dict[str, Any]]:
         "/preprocess": {"image/png": {"schema": BINARY}},
         "/predict_batch": {"application/json": {"schema": predictions}},
         "/predict_pixels": {"application/json": {"schema": predictions}},
+        "/read_number": {"application/json": {"schema": {"$ref": REF.format("NumberRead")}}},
     }
 
 
@@ -256,7 +268,9 @@ def _formats() -> str:
 def _error(status: int, path: str = "") -> dict[str, Any]:
     """One refusal status, in our JSON (a 503 also says when to retry)."""
     response: dict[str, Any] = {
-        "description": WHY_PREDICT_422 if (path, status) == ("/predict", 422) else WHY[status],
+        "description": {("/predict", 422): WHY_PREDICT_422, ("/read_number", 422): WHY_NUMBER_422}.get(
+            (path, status), WHY[status]
+        ),
         "content": {"application/json": {"schema": {"$ref": REF.format("Error")}}},
     }
     if status == 503:

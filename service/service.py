@@ -12,29 +12,37 @@ import io
 import logging
 from typing import Any
 
+import anyio.from_thread
 import anyio.to_thread
 import bentoml
 import numpy as np
 from PIL import Image
 
 from contract import read_served
+from contract.number import MAX_DIGITS
 from service import openapi, pages
-from service.answers import prediction_answers, predictions_json
-from service.errors import BadInput, not_a_digit
+from service.answers import number_json, prediction_answers, predictions_json
+from service.errors import ACCEPTED_NUMBER, BadInput, not_a_digit
+from service.images import preprocess
+from service.images.decode import Decoded
 from service.model import Classifier, ModelError, NotServable, Outputs, declared_models, resolve, validate
 from service.server import connections, internals, metrics, security, supervisor, traffic
 from service.server.memory import tune_gc, tune_malloc
 from service.settings import get_settings
+from service.transport.limits import decode_threads
 from service.transport.specs import (
     Answer,
     Frames,
     ImageInput,
     ImagesInput,
+    NumberInput,
+    NumberOutput,
     PixelsInput,
     PngOutput,
     PredictionOutput,
     PredictionsOutput,
     PreprocessInput,
+    Upload,
 )
 from service.v2 import protocol as v2_protocol
 from service.v2 import routes as v2_routes
@@ -146,10 +154,16 @@ class MnistService:
         """(N, 28, 28) float32 -> (N, 10) probabilities and, with a detector, (N,) digit scores
         and flags, in max_batch_size chunks, counted into the drift metrics: every endpoint's
         one way to the model."""
-        chunk = settings.max_batch_size
-        out = Outputs.concat([self.classifier.run(pixels[i : i + chunk]) for i in range(0, max(len(pixels), 1), chunk)])
+        out = self._outputs(pixels)
         metrics.record(out.probabilities, settings.low_confidence, out.is_digit)
         return out
+
+    def _outputs(self, pixels: np.ndarray) -> Outputs:
+        """_run without the drift metrics (a number's candidate frames are not answers)."""
+        chunk = settings.max_batch_size
+        return Outputs.concat(
+            [self.classifier.run(pixels[i : i + chunk]) for i in range(0, max(len(pixels), 1), chunk)]
+        )
 
     def _predict(self, pixels: np.ndarray) -> list[Answer]:
         """(N, 28, 28) float32 -> N JSON Predictions; with MNIST_REJECT_NON_DIGITS, a 422 for
@@ -241,6 +255,46 @@ class MnistService:
         return predictions_json(
             out.probabilities, self.classifier.labels, self.classifier.version, out.digit_score, out.is_digit
         )
+
+    @bentoml.api(input_spec=NumberInput, output_spec=NumberOutput)
+    async def read_number(self, image: Upload) -> Answer:
+        """Read a handwritten number: its digits left to right, each with its box."""
+        answer: Answer
+        if isinstance(image, BadInput):
+            answer = image
+        else:
+            accepted = ACCEPTED_NUMBER.format(max_digits=MAX_DIGITS)
+            try:  # segmenting and framing cost milliseconds: a decode thread, as a photo's decode
+                answer = await decode_threads().run(self._read_number, image, accepted=accepted)
+            except BadInput as exc:
+                answer = exc
+        if isinstance(answer, BadInput):
+            metrics.rejected("read_number", answer.status)
+        return answer
+
+    def _read_number(self, image: Decoded) -> bytes:
+        """In a decode thread: contract.number's reader, its classifier this worker's session
+        (reached as /predict reaches it), only the digits read counted into the drift metrics."""
+        threshold = self.classifier.digit_threshold
+        number = preprocess.read_number(
+            image, self._classify_parts, 0.0 if threshold is None else threshold, MAX_DIGITS
+        )
+        digits = number.digits
+        metrics.record_digits(
+            np.array([d.digit for d in digits], np.int64),
+            np.array([d.confidence for d in digits], np.float64),
+            settings.low_confidence,
+            np.array([d.is_digit for d in digits]) if threshold is not None else None,
+        )
+        return number_json(number, self.classifier.version, threshold is not None)
+
+    def _classify_parts(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 28, 28) candidate frames -> (N, 10) probabilities, (N,) digit scores (ones without
+        a detector). Called from a decode thread: with one CPU thread the model runs on the event
+        loop as /predict's batches do, so that a worker never runs two inferences at once."""
+        out = anyio.from_thread.run_sync(self._outputs, frames) if self.inline else self._outputs(frames)
+        scores = out.digit_score if out.digit_score is not None else np.ones(len(frames), np.float32)
+        return out.probabilities, scores
 
     @bentoml.api(input_spec=PreprocessInput, output_spec=PngOutput)
     async def preprocess(self, image: list[np.ndarray | BadInput]) -> Answer:

@@ -130,6 +130,24 @@ async def frames_of(blobs: Sequence[bytes], budget: Budget, accepted: str, threa
     return await threads.run(read_frames, blobs, budget, accepted, accepted=accepted)
 
 
+def read_upright(blobs: Sequence[bytes], budget: Budget, accepted: str) -> Decoded:
+    """One upload -> its pixels, upright, as decode gives them (for a reader that frames the
+    upload itself, such as /read_number's)."""
+    (header,) = probe_all(blobs, budget, accepted)
+    budget.check_time(accepted)
+    return load(header, accepted)
+
+
+async def upright_of(blobs: Sequence[bytes], budget: Budget, accepted: str, threads: DecodeThreads) -> Decoded:
+    """read_upright, on the event loop when the upload is cheap to decode, else in a decode thread."""
+    if sum(len(b) for b in blobs) <= INLINE_BYTES:
+        (header,) = probe_all(blobs, budget, accepted)
+        if header.pixels <= INLINE_PIXELS:
+            return load(header, accepted)
+        return await threads.run(load, header, accepted, accepted=accepted)
+    return await threads.run(read_upright, blobs, budget, accepted, accepted=accepted)
+
+
 def read_region(blobs: Sequence[bytes], budget: Budget, accepted: str) -> np.ndarray:
     """One upload -> (h, w, 3) uint8: the upload with the region its frame came from drawn."""
     (header,) = probe_all(blobs, budget, accepted)

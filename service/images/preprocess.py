@@ -11,12 +11,14 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from contract import number as number_reader
 from contract import photo
 from contract.framing import CENTRE, SIDE, NoInk
 from contract.framing import centre_of_mass as centre_of_mass
 from contract.framing import place as place  # tests and callers reach it here too
+from contract.number import Classify, Number
 from contract.photo import BORDER, FRAME_CENTRED, FRAME_DARK, FRAME_LIGHT, FRAME_SPAN
-from service.errors import BadInput
+from service.errors import ACCEPTED_NUMBER, BadInput
 from service.images.decode import Decoded
 
 NO_INK = "no ink found: the image is blank or has too little contrast to show a digit"
@@ -33,6 +35,18 @@ def to_mnist(img: Decoded) -> np.ndarray:
         return photo.to_frame(img)
     except NoInk:
         raise BadInput(NO_INK, ACCEPTED_INK, 422) from None
+
+
+def read_number(img: Decoded, classify: Classify, threshold: float, max_digits: int) -> Number:
+    """contract.number.read_number with the service's refusals: 422 for an upload with no ink,
+    and 422 naming the limit for one with more than max_digits digits."""
+    accepted = ACCEPTED_NUMBER.format(max_digits=max_digits)
+    try:
+        return number_reader.read_number(img, classify, threshold, max_digits)
+    except NoInk:
+        raise BadInput(NO_INK, accepted, 422) from None
+    except number_reader.TooManyDigits as exc:
+        raise BadInput(str(exc), accepted, 422) from None
 
 
 def region(img: Decoded) -> np.ndarray:

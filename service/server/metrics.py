@@ -44,12 +44,21 @@ def record(probs: np.ndarray, low_confidence: float, is_digit: np.ndarray | None
     """Count one batch of (N, 10) probabilities (and (N,) is-digit flags) into the drift metrics."""
     if probs.shape[0] == 0:
         return
+    best = probs.argmax(axis=1)
+    record_digits(best, probs[np.arange(len(best)), best], low_confidence, is_digit)
+
+
+def record_digits(
+    best: np.ndarray, confidence: np.ndarray, low_confidence: float, is_digit: np.ndarray | None = None
+) -> None:
+    """Count (N,) digits read with their (N,) confidences (and is-digit flags) into the drift
+    metrics: a number's digits, of which the reader's other candidates are no part."""
+    if best.shape[0] == 0:
+        return
     if is_digit is not None:
         flagged = int(is_digit.size - np.count_nonzero(is_digit))
         if flagged:
             NON_DIGITS.inc(flagged)
-    best = probs.argmax(axis=1)
-    confidence = probs[np.arange(len(best)), best]
     for digit, count in enumerate(np.bincount(best, minlength=10).tolist()):
         if count:
             child = _PREDICTED.get(digit)

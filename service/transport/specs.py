@@ -25,9 +25,10 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.answers import Prediction
+from service.answers import NumberRead, Prediction
 from service.errors import ACCEPTED_PIXELS, BadInput, error_response
-from service.images.frames import frames_of, region_of
+from service.images.decode import Decoded
+from service.images.frames import frames_of, region_of, upright_of
 from service.server.internals import IORootModel, ReadsRequest, WritesResponse
 from service.settings import get_settings
 from service.transport.body import HeldBody, parse_off_loop
@@ -36,6 +37,7 @@ from service.transport.multipart import accepted_uploads, upload_bytes
 from service.transport.pixels import PixelsRequest, parse_pixels
 
 Frames = np.ndarray | BadInput  # (N, 28, 28) float32 in [0, 1], or the request's refusal
+Upload = Decoded | BadInput  # one upload's pixels, upright (decode's), or the request's refusal
 Answer = bytes | BadInput  # JSON (or PNG) bytes of the answer, or the request's refusal
 
 
@@ -51,6 +53,20 @@ async def read_request(request: Request, *, many: bool, show_region: bool = Fals
             if show_region:
                 return await region_of(blobs, deadline, accepted, decode_threads())
             return await frames_of(blobs, deadline, accepted, decode_threads())
+    except BadInput as exc:
+        return exc
+
+
+async def read_upload(request: Request) -> Upload:
+    """One image request from transport to its upright pixels (decoded, not framed: for a reader
+    that frames the upload itself), under the same limits as /predict; or its BadInput."""
+    settings = get_settings()
+    deadline = budget(settings)
+    accepted = accepted_uploads(settings, many=False)
+    try:
+        async with HeldBody(request, settings, accepted) as body:
+            blobs = await upload_bytes(request, body, settings, many=False)
+            return await upright_of(blobs, deadline, accepted, decode_threads())
     except BadInput as exc:
         return exc
 
@@ -88,6 +104,18 @@ class PreprocessInput(ImageInput):
             frames = await read_request(request, many=False, show_region=show == "region")
             item = frames if isinstance(frames, BadInput) or show == "region" else frames[0]
         spec: ImageInput = cls.model_construct(image=[item])
+        return spec
+
+
+class NumberInput(ReadsRequest, bentoml.IODescriptor):
+    """/read_number's image: as /predict's, multipart field `image` or the raw body."""
+
+    image: ImageFile = Field(description="the image of a number: PNG, JPEG, BMP, GIF, WebP or TIFF")
+
+    @classmethod
+    async def read(cls, request: Request) -> NumberInput:
+        """-> image=the upload's upright pixels, or image=BadInput."""
+        spec: NumberInput = cls.model_construct(image=await read_upload(request))
         return spec
 
 
@@ -133,6 +161,14 @@ class PredictionOutput(WritesResponse, Prediction, bentoml.IODescriptor):
 
 class PredictionsOutput(WritesResponse, IORootModel[list[Prediction]]):
     """A list of Predictions (JSON bytes from predictions_json), or the request's refusal."""
+
+    @classmethod
+    def respond(cls, obj: Any) -> Response:
+        return answer_response(obj, "application/json")
+
+
+class NumberOutput(WritesResponse, NumberRead, bentoml.IODescriptor):
+    """/read_number's answer: a NumberRead (JSON bytes from answers.number_json), or the refusal."""
 
     @classmethod
     def respond(cls, obj: Any) -> Response:

@@ -1,6 +1,8 @@
 // The draw-a-digit page: pointer drawing on a canvas, uploads and drops, and the service's
 // answer (/predict), the 28x28 image it saw (/preprocess) and its model (/model). With a model
 // that has a digit detector, the answer also says whether the image looks like a digit at all.
+// With "Several digits" ticked, the pad is three digits wide and the page asks /read_number:
+// the number read, and the drawing or photo with each digit's box drawn on it.
 // Plain browser JavaScript, no dependencies, so the page works offline from `bentoml serve`.
 "use strict";
 
@@ -10,6 +12,8 @@ const LIVE_DELAY_MS = 150; // debounce while drawing: wait for a short pause in 
 const LIVE_MAX_WAIT_MS = 500; // ...but refresh at least this often during a long stroke
 const PAD_BACKGROUND = "#000"; // white ink on black, MNIST's polarity
 const PAD_INK = "#fff";
+const PAD_SIDE = 280; // one digit's pad; "Several digits" makes it three times as wide
+const BOX_INK = "#f59e0b"; // each digit's box on the number read
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
@@ -27,6 +31,7 @@ let seenUrl = null;
 let photoUrl = null;
 let regionUrl = null; // the upload with the region the service read drawn on it
 let digitThreshold = null; // the digit threshold in force (GET /model), null: no detector
+let numberMode = false; // "Several digits": /read_number instead of /predict
 
 // --- API keys: with MNIST_API_KEYS set, every call needs one (service/server/security.py) ---------
 
@@ -70,8 +75,8 @@ $("key-form").addEventListener("submit", (event) => {
 function resetPad() {
   ctx.fillStyle = PAD_BACKGROUND;
   ctx.fillRect(0, 0, pad.width, pad.height);
-  // A 280 px pad gives a 20 px pen: about 2 px at 28x28, MNIST's stroke width.
-  ctx.lineWidth = pad.width / 14;
+  // A 280 px high pad gives a 20 px pen: about 2 px at 28x28, MNIST's stroke width.
+  ctx.lineWidth = pad.height / 14;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.strokeStyle = PAD_INK;
@@ -265,6 +270,14 @@ async function classify() {
   try {
     const [blob, name] = upload ? [upload, upload.name || "upload"] : [await padPng(), "drawing.png"];
     const started = performance.now();
+    if (numberMode) {
+      const response = await post("read_number", blob, name, controller.signal);
+      const answer = await response.json();
+      const rttMs = performance.now() - started;
+      const picture = await createImageBitmap(blob).catch(() => null);
+      if (mine === seq) showNumber(answer, picture, rttMs);
+      return;
+    }
     const predicting = post("predict", blob, name, controller.signal).then(async (r) => {
       const prediction = await r.json();
       return { prediction, rttMs: performance.now() - started };
@@ -393,7 +406,75 @@ function showPrediction(prediction, seen, rttMs) {
   result.dataset.state = "done";
 }
 
+function showNumber(answer, picture, rttMs) {
+  $("error").hidden = true;
+  $("key-form").hidden = true;
+  $("placeholder").hidden = true;
+  $("not-digit").hidden = true;
+  $("number-answer").hidden = false;
+  $("number").textContent = answer.number;
+  $("number-confidence").textContent = `${(answer.confidence * 100).toFixed(1)}% sure of every digit`;
+  drawBoxes(answer.digits, picture);
+  const list = $("number-digits");
+  list.replaceChildren();
+  for (const d of answer.digits) {
+    const item = document.createElement("li");
+    item.dataset.digit = String(d.digit);
+    item.dataset.isDigit = String(d.is_digit !== false);
+    item.dataset.box = d.box.join(",");
+    const what = d.is_digit === false ? " (not a digit)" : "";
+    item.textContent = `${d.digit}: ${(d.confidence * 100).toFixed(1)}%${what}`;
+    list.append(item);
+  }
+  $("model-version").textContent = answer.model_version;
+  $("digit-score").textContent = "–";
+  $("rtt").textContent = `${rttMs.toFixed(0)} ms (POST /read_number)`;
+  result.dataset.source = upload ? "upload" : "drawing";
+  result.dataset.state = "done";
+}
+
+// The drawing or photo as sent, each digit's box (upload pixels) drawn on it with its digit.
+function drawBoxes(digits, picture) {
+  const view = $("number-view");
+  const vctx = view.getContext("2d");
+  view.width = picture ? picture.width : pad.width;
+  view.height = picture ? picture.height : pad.height;
+  if (picture) vctx.drawImage(picture, 0, 0);
+  const line = Math.max(2, Math.round(view.height / 100));
+  vctx.lineWidth = line;
+  vctx.strokeStyle = BOX_INK;
+  vctx.fillStyle = BOX_INK;
+  vctx.font = `bold ${Math.max(12, Math.round(view.height / 12))}px system-ui, sans-serif`;
+  vctx.textBaseline = "bottom";
+  for (const d of digits) {
+    const [x, y, w, h] = d.box;
+    vctx.strokeRect(x - line, y - line, w + 2 * line, h + 2 * line);
+    vctx.fillText(d.is_digit === false ? "?" : String(d.digit), x, Math.max(y - line, 14));
+  }
+}
+
+function clearNumber() {
+  $("number-answer").hidden = true;
+  $("number").textContent = "–";
+  $("number-confidence").textContent = "";
+  $("number-digits").replaceChildren();
+  const view = $("number-view");
+  view.width = 1;
+  view.height = 1;
+}
+
+function setNumberMode(on) {
+  numberMode = on;
+  document.querySelector("main").classList.toggle("numbers", on);
+  if (on) result.dataset.mode = "number";
+  else delete result.dataset.mode;
+  pad.width = on ? 3 * PAD_SIDE : PAD_SIDE;
+  pad.height = PAD_SIDE;
+  clearAll();
+}
+
 function showEmpty() {
+  clearNumber();
   $("not-digit").hidden = true;
   $("digit-score").textContent = "–";
   delete result.dataset.digit;
@@ -443,7 +524,9 @@ function clearAll() {
 
 $("clear").addEventListener("click", clearAll);
 $("predict").addEventListener("click", classifyNow);
+$("number-mode").addEventListener("change", (event) => setNumberMode(event.target.checked));
 
+$("number-mode").checked = false; // a reload starts with one digit, whatever the browser kept
 resetPad();
 buildBars();
 loadModel();

@@ -64,9 +64,15 @@ class TestSmoke:
         assert code == 0, output[-3000:]
         assert guard["passed"] and guard["http_failures"] == 0
         routes = set(guard["per_route"])
-        assert {"/predict [png28]", "/predict [photo-like]", "/predict_pixels", "/predict [non-digit]"} <= routes, (
-            routes
-        )
+        wanted = {
+            "/predict [png28]",
+            "/predict [photo-like]",
+            "/predict_pixels",
+            "/predict [non-digit]",
+            "/read_number",
+        }
+        assert wanted <= routes, routes
+        assert guard["numbers_checked"] > 0 and guard["number_accuracy"] is not None, guard
         assert guard["non_digits_sent"] > 0
         if guard["detector"]:  # the served model has a digit detector: its answers were judged
             assert guard["non_digit_checks"] == "checked" and guard["non_digits_checked"] > 0, guard

@@ -73,6 +73,20 @@ CASES = {
         "",
     ),
     "preprocess of non-image": ("/preprocess", _raw(b"\x00" * 100), 400, "not an image"),
+    # /read_number reads its upload as /predict does
+    "number: empty raw body": ("/read_number", _raw(b""), 400, "empty"),
+    "number: truncated image": ("/read_number", _raw(NOISE_PNG[: len(NOISE_PNG) // 2]), 400, "truncated"),
+    "number: wrong field name": ("/read_number", _file(GOOD_PNG, field="images"), 400, "'image'"),
+    "number: two images": (
+        "/read_number",
+        {"files": [("image", ("a.png", GOOD_PNG, "image/png"))] * 2},
+        413,
+        "limit is 1",
+    ),
+    "number: pixel bomb": ("/read_number", _raw(_bomb()), 413, "pixel limit"),
+    "number: no ink": ("/read_number", _raw(png_bytes(np.full((50, 50), 255, np.uint8))), 422, "no ink"),
+    "number: JSON": ("/read_number", {"json": {"image": "abc"}}, 415, "content type"),
+    "number: unsupported format (ICO)": ("/read_number", _raw(png_bytes(DIGIT, "ICO")), 415, "ICO"),
     # /predict_batch
     "batch: wrong field name": ("/predict_batch", _file(GOOD_PNG, field="image"), 400, "'images'"),
     "batch: one bad image": (
@@ -127,7 +141,7 @@ THIN = {
 }
 
 
-@pytest.mark.parametrize("path", ["/predict", "/preprocess", "/predict_batch"])
+@pytest.mark.parametrize("path", ["/predict", "/preprocess", "/predict_batch", "/read_number"])
 @pytest.mark.parametrize("size", THIN.keys())
 def test_very_thin_images_are_read_or_refused_never_a_500(client, path, size) -> None:
     field = "images" if path == "/predict_batch" else "image"

@@ -48,7 +48,7 @@ class TestHealth:
 
     def test_api_docs_list_every_endpoint(self, client) -> None:
         paths = client.get("/docs.json").json()["paths"]
-        for path in ("/predict", "/predict_batch", "/predict_pixels", "/preprocess"):
+        for path in ("/predict", "/predict_batch", "/predict_pixels", "/preprocess", "/read_number"):
             assert path in paths
         predict = paths["/predict"]["post"]["requestBody"]["content"]
         assert "multipart/form-data" in predict

@@ -14,6 +14,7 @@ from harness.checks import (
     accuracy_upper_bound,
     check_batch,
     check_is_digit,
+    check_number,
     check_prediction,
     memory_growth,
     verdict,
@@ -182,6 +183,51 @@ class TestVerdict:
     def test_nothing_answered_fails(self) -> None:
         reasons = self._judge(http_requests=0, clean=Tally(population=10_000), recorded_accuracy=None)
         assert len(reasons) == 2
+
+
+def _number(version: str = "mnist-cnn-1234abcd") -> dict:
+    digits = [
+        {"digit": 4, "confidence": 0.99, "is_digit": True, "box": [3, 4, 10, 20]},
+        {"digit": 0, "confidence": 0.98, "is_digit": True, "box": [20, 4, 12, 20]},
+        {"digit": 7, "confidence": 0.97, "is_digit": False, "box": [40, 5, 11, 19]},
+    ]
+    return {"number": "40?", "confidence": 0.94, "digits": digits, "model_version": version}
+
+
+class TestNumbers:
+    def test_good_answer_gives_its_number(self) -> None:
+        assert check_number(_number(), "mnist-cnn-1234abcd") == "40?"
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"number": "407"}, "does not spell"),
+            ({"number": "40"}, "one character per part"),
+            ({"digits": []}, "one character per part"),
+            ({"confidence": 1.5}, "confidence"),
+            ({"model_version": "other"}, "GET /model says"),
+        ],
+    )
+    def test_malformed_answers_are_refused(self, change: dict, message: str) -> None:
+        with pytest.raises(MalformedAnswer, match=message):
+            check_number({**_number(), **change}, "mnist-cnn-1234abcd")
+
+    def test_parts_must_run_left_to_right_with_boxes(self) -> None:
+        answer = _number()
+        answer["digits"][0]["box"] = [30, 4, 10, 20]
+        with pytest.raises(MalformedAnswer, match="left to right"):
+            check_number(answer)
+        answer["digits"][0]["box"] = [3, 4, 10]
+        with pytest.raises(MalformedAnswer, match="box"):
+            check_number(answer)
+
+    def test_numbers_floor(self) -> None:
+        numbers = Tally()
+        for i in range(200):
+            numbers.record(i, i >= 100)  # 50% read exactly
+        reasons = TestVerdict()._judge(numbers=numbers)
+        assert any("50.0% of 200 numbers were read exactly" in r for r in reasons), reasons
+        assert TestVerdict()._judge(numbers=Tally()) == []
 
 
 class TestMemoryGrowth:
