@@ -56,6 +56,7 @@ WIDTH_COST = 4.0  # -log p added per line height a segment is wider than ONE_WID
 SPLIT_COST = 1.0  # added per digit: a split must be clearly surer than reading one
 SCORE_FULL = 0.5  # digit_score at or above this costs nothing; below, it counts as a probability
 SCORE_WEIGHT = 1.0
+ONE_SURE = 0.95  # a lone group read whole this surely is one digit, however wide
 WALL_THIN = 0.12  # of its height: a box wall's width (a written 1 is wider or leans)
 WALL_TALL = 1.12  # of the writing's median height: a box wall is taller
 
@@ -110,6 +111,8 @@ def read_number(img: photo.Image_, classify: Classify, threshold: float, max_dig
         raise NoInk("no ink to frame")
     probs, scores = classify(np.stack(frames))  # (M, 10), (M,): one batch for every candidate
     picked = _best_paths(choices, probs, scores)
+    if len(groups) == 1 and len(picked) > 1 and _sure_whole(choices[0], picked, probs, scores, threshold):
+        picked = picked[:1]  # one group the classifier reads whole with assurance: one digit, read as /predict reads it
     if len(picked) > max_digits:
         raise TooManyDigits(f"the image holds {len(picked)} digits, more than the {max_digits} one number may have")
     if len(picked) == 1:  # one digit after all: framed as /predict frames the upload
@@ -466,6 +469,17 @@ def _path(g: _Group, cut: float) -> np.ndarray:
         path[y] = xs[y, j]
         j = int(back[y, j])
     return path
+
+
+def _sure_whole(c: _Choice, picked: list[int], probs: np.ndarray, scores: np.ndarray, threshold: float) -> bool:
+    """Whether the group's whole candidate (from the first cut to the last) reads as one digit
+    with at least ONE_SURE probability, its detector saying it is a digit, and at least as
+    surely as the split reads all its parts (the product of their probabilities)."""
+    whole = [i for a, b, i, _ in c.spans if a == 0 and b == c.cuts - 1]
+    if not whole or float(scores[whole[0]]) < threshold:
+        return False
+    p = float(probs[whole[0]].max())
+    return p >= ONE_SURE and p >= float(np.prod(probs[picked].max(1)))
 
 
 def _best_paths(choices: list[_Choice], probs: np.ndarray, scores: np.ndarray) -> list[int]:
