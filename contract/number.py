@@ -39,6 +39,8 @@ Classify = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # (N, 28, 28) 
 MAX_DIGITS = 12  # parts per upload: past it, TooManyDigits (a 4xx), before any inference
 MASK_LEVEL = INK_THRESHOLD  # of the ink's peak: what counts as a piece's ink (framing crops at INK_THRESHOLD)
 SPECK = 0.03  # of the biggest piece's area: smaller pieces are noise
+FAINT_ONE = 0.3  # of the line: a group this tall across the mid-line is a digit
+LOW_MARK = 0.7  # of the line: a group below the mid-line shorter than this is a mark
 SMALL = 0.45  # of the line's height: a group shorter than this is punctuation or small print
 OVERLAP = 0.4  # of the narrower piece's width: pieces overlapping this much in x are one digit
 NEAR = 0.25  # of the line's height: a small piece this close to a digit is part of it
@@ -235,14 +237,29 @@ def _segment(ink: np.ndarray, max_digits: int) -> list[_Group]:
     line = _line(stats, x0, x1, walls)
     boxes = _boxes(stats, walls)
     sets = _by_box(stats, walls, boxes) if boxes is not None else _join(stats, x0, x1, line, walls)
+    tops = np.array([stats[m, 1].min() for m in sets])
+    heights = np.array([(stats[m, 1] + stats[m, 3]).max() for m in sets]) - tops
+    tall = heights >= SMALL * line
+    middle = float(np.median(tops[tall] + heights[tall] / 2)) if tall.any() else 0.0  # the row's mid-line
     groups = []
-    for members in sets:
-        g = stats[members]
-        if (g[:, 1] + g[:, 3]).max() - g[:, 1].min() < SMALL * line:
+    for members, top, height in zip(sets, tops, heights, strict=True):
+        if _punctuation(top, height, line, middle if tall.any() else None):
             continue  # a dot, a comma, small print: not a digit of the number
         groups.append((float(x0[members].min()), members))
     groups.sort(key=lambda g: g[0])
     return [_group(ink, lab, list(m + 1), t, line, boxes is None) for _, m in groups]
+
+
+def _punctuation(top: float, height: float, line: float, middle: float | None) -> bool:
+    """A group that is no digit of the row: shorter than SMALL of the line, unless it reaches
+    above the row's mid-line and is at least FAINT_ONE of the line tall (a faint 1 whose ends
+    fell under the ink's threshold); or wholly below the mid-line and shorter than LOW_MARK of
+    the line (a comma with its tail, which reads as a 1)."""
+    if middle is None:
+        return height < SMALL * line
+    if top >= middle:
+        return height < LOW_MARK * line
+    return height < (FAINT_ONE if top + height > middle else SMALL) * line
 
 
 def _line(stats: np.ndarray, x0: np.ndarray, x1: np.ndarray, walls: np.ndarray) -> float:
