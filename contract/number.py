@@ -39,6 +39,8 @@ Classify = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # (N, 28, 28) 
 MAX_DIGITS = 12  # parts per upload: past it, TooManyDigits (a 4xx), before any inference
 MASK_LEVEL = INK_THRESHOLD  # of the ink's peak: what counts as a piece's ink (framing crops at INK_THRESHOLD)
 SPECK = 0.03  # of the biggest piece's area: smaller pieces are noise
+FAINT_ONE = 0.3  # of the line: a group this tall across the mid-line is a digit
+LOW_MARK = 0.7  # of the line: a group below the mid-line shorter than this is a mark
 SMALL = 0.45  # of the line's height: a group shorter than this is punctuation or small print
 OVERLAP = 0.4  # of the narrower piece's width: pieces overlapping this much in x are one digit
 NEAR = 0.25  # of the line's height: a small piece this close to a digit is part of it
@@ -48,14 +50,15 @@ SLANT_GAIN = 1.5  # a shear must make the profile this much peakier than upright
 WIDE = 0.9  # of the line's height: a group wider than this may be several digits
 MIN_PART, MAX_PART = 0.2, 1.1  # of the line's height: a cut segment's width must lie within
 CUTS = 7  # at most this many cut positions per group (the lowest points of its profile)
-SHARE = 0.2  # of the line's height: a cut segment is also tried widened this much each side
-PATH_REACH = 0.15  # of the line's height: how far a cut's path may wander from the straight cut
+SHARE = 0.1  # of the line's height: a cut segment is also tried widened this much each side
+PATH_REACH = 0.2  # of the line's height: how far a cut's path may wander from the straight cut
 PATH_STRAY = 0.1  # ink's worth of cost for wandering the whole reach
 ONE_WIDTH = 1.3  # of the line's height: a segment wider than this is hardly one digit
 WIDTH_COST = 4.0  # -log p added per line height a segment is wider than ONE_WIDTH
-SPLIT_COST = 1.0  # added per digit: a split must be clearly surer than reading one
+SPLIT_COST = 0.7  # added per digit: a split must be clearly surer than reading one
 SCORE_FULL = 0.5  # digit_score at or above this costs nothing; below, it counts as a probability
 SCORE_WEIGHT = 1.0
+ONE_SURE = 0.95  # a lone group read whole this surely is one digit, however wide
 WALL_THIN = 0.12  # of its height: a box wall's width (a written 1 is wider or leans)
 WALL_TALL = 1.12  # of the writing's median height: a box wall is taller
 
@@ -110,6 +113,8 @@ def read_number(img: photo.Image_, classify: Classify, threshold: float, max_dig
         raise NoInk("no ink to frame")
     probs, scores = classify(np.stack(frames))  # (M, 10), (M,): one batch for every candidate
     picked = _best_paths(choices, probs, scores)
+    if len(groups) == 1 and len(picked) > 1 and _sure_whole(choices[0], picked, probs, scores, threshold):
+        picked = picked[:1]  # one group the classifier reads whole with assurance: one digit, read as /predict reads it
     if len(picked) > max_digits:
         raise TooManyDigits(f"the image holds {len(picked)} digits, more than the {max_digits} one number may have")
     if len(picked) == 1:  # one digit after all: framed as /predict frames the upload
@@ -232,14 +237,29 @@ def _segment(ink: np.ndarray, max_digits: int) -> list[_Group]:
     line = _line(stats, x0, x1, walls)
     boxes = _boxes(stats, walls)
     sets = _by_box(stats, walls, boxes) if boxes is not None else _join(stats, x0, x1, line, walls)
+    tops = np.array([stats[m, 1].min() for m in sets])
+    heights = np.array([(stats[m, 1] + stats[m, 3]).max() for m in sets]) - tops
+    tall = heights >= SMALL * line
+    middle = float(np.median(tops[tall] + heights[tall] / 2)) if tall.any() else 0.0  # the row's mid-line
     groups = []
-    for members in sets:
-        g = stats[members]
-        if (g[:, 1] + g[:, 3]).max() - g[:, 1].min() < SMALL * line:
+    for members, top, height in zip(sets, tops, heights, strict=True):
+        if _punctuation(top, height, line, middle if tall.any() else None):
             continue  # a dot, a comma, small print: not a digit of the number
         groups.append((float(x0[members].min()), members))
     groups.sort(key=lambda g: g[0])
     return [_group(ink, lab, list(m + 1), t, line, boxes is None) for _, m in groups]
+
+
+def _punctuation(top: float, height: float, line: float, middle: float | None) -> bool:
+    """A group that is no digit of the row: shorter than SMALL of the line, unless it reaches
+    above the row's mid-line and is at least FAINT_ONE of the line tall (a faint 1 whose ends
+    fell under the ink's threshold); or wholly below the mid-line and shorter than LOW_MARK of
+    the line (a comma with its tail, which reads as a 1)."""
+    if middle is None:
+        return height < SMALL * line
+    if top >= middle:
+        return height < LOW_MARK * line
+    return height < (FAINT_ONE if top + height > middle else SMALL) * line
 
 
 def _line(stats: np.ndarray, x0: np.ndarray, x1: np.ndarray, walls: np.ndarray) -> float:
@@ -466,6 +486,17 @@ def _path(g: _Group, cut: float) -> np.ndarray:
         path[y] = xs[y, j]
         j = int(back[y, j])
     return path
+
+
+def _sure_whole(c: _Choice, picked: list[int], probs: np.ndarray, scores: np.ndarray, threshold: float) -> bool:
+    """Whether the group's whole candidate (from the first cut to the last) reads as one digit
+    with at least ONE_SURE probability, its detector saying it is a digit, and at least as
+    surely as the split reads all its parts (the product of their probabilities)."""
+    whole = [i for a, b, i, _ in c.spans if a == 0 and b == c.cuts - 1]
+    if not whole or float(scores[whole[0]]) < threshold:
+        return False
+    p = float(probs[whole[0]].max())
+    return p >= ONE_SURE and p >= float(np.prod(probs[picked].max(1)))
 
 
 def _best_paths(choices: list[_Choice], probs: np.ndarray, scores: np.ndarray) -> list[int]:

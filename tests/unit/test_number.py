@@ -145,3 +145,14 @@ def test_blank_upload_has_no_ink(reader: tuple) -> None:  # type: ignore[type-ar
 
     with pytest.raises(NoInk):
         read(np.full((60, 200), 255, np.uint8), reader)
+
+
+def test_punctuation_is_told_by_its_place_in_the_row() -> None:
+    from contract.number import _punctuation
+
+    line, middle = 40.0, 30.0  # a row 40 px tall from y 10 to 50
+    assert _punctuation(34.0, 14.0, line, middle)  # a comma with its tail, below the mid-line
+    assert not _punctuation(22.0, 14.0, line, middle)  # a faint 1 across the mid-line, its ends lost
+    assert _punctuation(20.0, 8.0, line, middle)  # a small blot across the mid-line
+    assert not _punctuation(32.0, 30.0, line, middle)  # a digit sitting low is still a digit
+    assert _punctuation(0.0, 10.0, line, None) and not _punctuation(0.0, 20.0, line, None)
