@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import numpy as np
@@ -50,6 +51,8 @@ from harness.mnist import data_dir, load_mnist
 from harness.non_digits import KINDS, NonDigit, iter_non_digits
 from harness.numbers import NumberUpload, sample_numbers
 from harness.uploads import PHOTO_LIKE, SCENES, Upload, render, sample_uploads
+
+T = TypeVar("T")
 
 logger = logging.getLogger("loadtests")
 ANSWER = "ANSWER"  # request_type of the per-digit events (not HTTP requests)
@@ -253,13 +256,8 @@ def _load_digits(environment: Environment, **_: Any) -> None:
     gevent.get_hub().loop.update_now()
 
 
-def _answer_event(environment: Environment, name: str, expected: int, got: int, is_digit: bool | None = None) -> None:
-    """Log one checked digit; a wrong or flagged one becomes a failure of its own type."""
-    exception: AssertionError | None = None
-    if got != expected:
-        exception = WrongDigit(expected, got)
-    elif is_digit is False:
-        exception = FlaggedDigit(expected)
+def _answer(environment: Environment, name: str, exception: AssertionError | None) -> None:
+    """Log one checked answer as a request of its own type: a failure when `exception` is set."""
     environment.events.request.fire(
         request_type=ANSWER,
         name=name,
@@ -268,6 +266,38 @@ def _answer_event(environment: Environment, name: str, expected: int, got: int, 
         context={},
         exception=exception,
     )
+
+
+def _answer_event(environment: Environment, name: str, expected: int, got: int, is_digit: bool | None = None) -> None:
+    """Log one checked digit; a wrong or flagged one becomes a failure of its own type."""
+    exception: AssertionError | None = None
+    if got != expected:
+        exception = WrongDigit(expected, got)
+    elif is_digit is False:
+        exception = FlaggedDigit(expected)
+    _answer(environment, name, exception)
+
+
+def _upload(i: int, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
+    """The post's arguments for one upload: odd ones as a multipart field, even ones as the raw body."""
+    if i % 2:
+        return {"files": {"image": (filename, data, content_type)}}
+    return {"data": data, "headers": {"Content-Type": content_type}}
+
+
+def _checked(resp: Any, check: Callable[[Any], T]) -> T | None:
+    """Judge an answer inside catch_response: a 200, JSON, then `check`; None once it has failed."""
+    if resp.status_code != 200:
+        resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        return None
+    try:
+        return check(resp.json())
+    except MalformedAnswer as exc:
+        resp.failure(exc)
+        return None
+    except ValueError as exc:  # the body is not JSON
+        resp.failure(MalformedAnswer(f"not JSON: {exc}"))
+        return None
 
 
 class MnistClient(HttpUser):
@@ -292,23 +322,16 @@ class MnistClient(HttpUser):
 
     def _check(self, resp: Any, route: str, kind: str, labels: list[int], keys: list[Any], tally: Tally) -> None:
         """Judge an HTTP answer (inside catch_response) and log each digit in it."""
-        if resp.status_code != 200:
-            resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
-            return
-        try:
-            body = resp.json()
+
+        def digits_and_flags(body: Any) -> tuple[list[int], list[bool | None]]:
             if route == "/predict":
-                digits = [check_prediction(body, self._version)]
-                flags = [check_is_digit(body)]
-            else:
-                digits = check_batch(body, len(labels), self._version)
-                flags = [check_is_digit(a) for a in body]
-        except MalformedAnswer as exc:
-            resp.failure(exc)
+                return [check_prediction(body, self._version)], [check_is_digit(body)]
+            return check_batch(body, len(labels), self._version), [check_is_digit(a) for a in body]
+
+        answer = _checked(resp, digits_and_flags)
+        if answer is None:
             return
-        except ValueError as exc:  # the body is not JSON
-            resp.failure(MalformedAnswer(f"not JSON: {exc}"))
-            return
+        digits, flags = answer
         resp.success()
         kept = _State.kept if tally is _State.clean else _State.photo_kept
         for key, expected, got, is_digit in zip(keys, labels, digits, flags, strict=True):
@@ -318,10 +341,7 @@ class MnistClient(HttpUser):
 
     def _predict_non_digit(self, up: NonDigit) -> None:
         """A non-digit upload: it must come back flagged (is_digit false) or refused (422)."""
-        if up.index % 2:
-            kwargs: dict[str, Any] = {"files": {"image": (f"upload.{up.content_type[6:]}", up.data, up.content_type)}}
-        else:
-            kwargs = {"data": up.data, "headers": {"Content-Type": up.content_type}}
+        kwargs = _upload(up.index, f"upload.{up.content_type[6:]}", up.data, up.content_type)
         with self.client.post("/predict", name="/predict [non-digit]", catch_response=True, **kwargs) as resp:
             key = (up.kind, up.index)
             try:
@@ -345,14 +365,7 @@ class MnistClient(HttpUser):
             resp.success()
             _State.record_flag(None if is_digit is None else not is_digit, _State.flagged, key)
             if is_digit is not None:
-                self.environment.events.request.fire(
-                    request_type=ANSWER,
-                    name=f"{up.kind} non-digit",
-                    response_time=None,
-                    response_length=0,
-                    context={},
-                    exception=NotFlagged(up.kind, got) if is_digit else None,
-                )
+                _answer(self.environment, f"{up.kind} non-digit", NotFlagged(up.kind, got) if is_digit else None)
 
     @task(4)
     def predict_png(self) -> None:
@@ -374,10 +387,7 @@ class MnistClient(HttpUser):
             self._predict_non_digit(non_digit)
             return
         up = _State.next_photo()
-        if up.index % 2:
-            kwargs: dict[str, Any] = {"files": {"image": (f"upload.{up.content_type[6:]}", up.data, up.content_type)}}
-        else:
-            kwargs = {"data": up.data, "headers": {"Content-Type": up.content_type}}
+        kwargs = _upload(up.index, f"upload.{up.content_type[6:]}", up.data, up.content_type)
         with self.client.post("/predict", name="/predict [photo-like]", catch_response=True, **kwargs) as resp:
             self._check(resp, "/predict", up.kind, [up.label], [(up.kind, up.index)], _State.photo)
 
@@ -396,31 +406,15 @@ class MnistClient(HttpUser):
         if picked is None:
             return
         i, up = picked
-        if i % 2:
-            kwargs: dict[str, Any] = {"files": {"image": ("number.jpg", up.data, up.content_type)}}
-        else:
-            kwargs = {"data": up.data, "headers": {"Content-Type": up.content_type}}
+        kwargs = _upload(i, "number.jpg", up.data, up.content_type)
         with self.client.post("/read_number", name="/read_number", catch_response=True, **kwargs) as resp:
-            if resp.status_code != 200:
-                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
-                return
-            try:
-                got = check_number(resp.json(), self._version)
-            except MalformedAnswer as exc:
-                resp.failure(exc)
-                return
-            except ValueError as exc:  # the body is not JSON
-                resp.failure(MalformedAnswer(f"not JSON: {exc}"))
+            got = _checked(resp, lambda body: check_number(body, self._version))
+            if got is None:
                 return
             resp.success()
             _State.numbers_read.record(i, got == up.label)
-            self.environment.events.request.fire(
-                request_type=ANSWER,
-                name=f"{up.kind} /read_number",
-                response_time=None,
-                response_length=0,
-                context={},
-                exception=None if got == up.label else WrongNumber(up.label, got),
+            _answer(
+                self.environment, f"{up.kind} /read_number", None if got == up.label else WrongNumber(up.label, got)
             )
 
     @task(2)
